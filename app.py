@@ -1,20 +1,47 @@
-"""SD-SGSM Explorer — placeholder landing page (the full app is built on sdsgsm.ui)."""
+"""SD-SGSM Explorer — landing page. Pages live in pages/ (Streamlit multipage)."""
 
 import streamlit as st
 
-from sdsgsm.attacks import AttackConfig
-from sdsgsm.ui import attack_gallery_image, gallery_keys
+from sdsgsm import ui
 
 st.set_page_config(page_title="SD-SGSM Explorer", layout="wide")
 st.title("SD-SGSM Explorer")
-st.caption("Spatially distributed, tanh-smoothed adversarial attack (Xu et al., Entropy 2026, 28(2), 193)")
-key = st.selectbox("Gallery image", gallery_keys("imagenet"))
-with st.spinner("Scanning and attacking …"):
-    res = attack_gallery_image(key, AttackConfig())
-s = res["summary"]
-cols = st.columns(3)
-cols[0].image(res["original"], caption=f"original: {s['clean']['name']} ({s['clean']['prob']:.0%})")
-cols[1].image(res["adversarial"], caption=f"SD-SGSM: {s['adversarial']['name']} ({s['adversarial']['prob']:.0%})")
-cols[2].image(res["perturbation"], caption="perturbation × 5")
-m = s["metrics"]
-st.write(f"L2 {m['l2']:.3f} · L∞ {m['linf'] * 255:.1f}/255 · SSIM {m['ssim']:.4f} · {m['time_s']:.2f} s")
+st.markdown(
+    "SD-SGSM finds **where** an image classifier looks by zeroing out one square window at a time and "
+    "measuring how far the logits move. It then spends a large perturbation budget ε_strong on that "
+    "sensitive region and a small ε_weak everywhere else, and steps along a **tanh-smoothed** gradient "
+    "instead of its sign. This app lets you watch every stage on real images, compare it with FGSM, PGD, "
+    "MI-FGSM and the rest, and export paper-style figures and tables."
+)
+st.caption("Method: Xu, Li, Chang & Dong, *A Spatially Distributed Perturbation Strategy with Smoothed Gradient "
+           "Sign Method for Adversarial Analysis of Image Classification Systems*, Entropy 2026, 28(2), 193, "
+           "doi:10.3390/e28020193.")
+
+st.graphviz_chart("""
+digraph {
+  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#f3f5f9", fontname="Helvetica", fontsize=11];
+  x [label="image x\\n[0,1]"];
+  scan [label="1. zero-out scan\\nΔ_Ω = ‖f(x) − f(Z_Ω x)‖₂\\n(eq. 1–2)"];
+  region [label="2. sensitive region R\\nargmax / top-k / τ / neighbours"];
+  budget [label="3. budget map E\\nε_strong on R, ε_weak elsewhere\\n(eq. 5, 11)"];
+  steps [label="4. T tanh steps\\nx ← clip(x + clip(α·tanh(ω·ĝ), ±E), 0, 1)\\n(eq. 6–7, 12–15)"];
+  adv [label="adversarial x'\\nnew label?", fillcolor="#fde8e8"];
+  x -> scan -> region -> budget -> steps -> adv;
+}
+""")
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.page_link("pages/1_Explorer.py", label="**Explorer** — one image, every stage live", icon="🔍")
+with c2:
+    st.page_link("pages/2_Compare.py", label="**Compare** — many methods side by side", icon="⚖️")
+with c3:
+    st.page_link("pages/3_Benchmark.py", label="**Benchmark** — paper Tables 1 and 2 on a dataset", icon="📊")
+
+models = ui.model_options()
+default = next(m for m in models if m["available"])
+st.divider()
+st.markdown(f"**Device:** {ui.device_label()}  ·  **Default model:** {default['name']} — {default['description']}")
+missing = [f"{m['name']} ({m['reason']})" for m in models if not m["available"]]
+if missing:
+    st.caption("Not available offline on this machine: " + "; ".join(missing) + ". Nothing is ever downloaded.")

@@ -105,3 +105,18 @@ def top_tiles(x: torch.Tensor, x_adv: torch.Tensor, boxes: torch.Tensor, k: int 
     energy = torch.stack([mag[:, t:t + h, c:c + w].mean((1, 2)) for t, c, h, w in boxes.tolist()], 1)
     idx = energy.topk(min(k, len(boxes)), dim=1).indices  # (N, k)
     return boxes.to(idx.device)[idx]
+
+
+def aggregate(method: str, runs: list[dict]) -> dict:
+    """mean ± std over single-image metric dicts (result.json 'metrics') of one method.
+
+    ASR and the means use the evaluated (clean-correct) runs; all runs when none is evaluated.
+    """
+    used = [r for r in runs if r["evaluated"]] or runs
+    out = {"method": method, "n": sum(bool(r["evaluated"]) for r in runs),
+           "asr": float(np.mean([r["success"] for r in used]))}
+    for key in ("l2", "linf", "ssim"):
+        vals = np.array([r[key] for r in used], dtype=np.float64)
+        out[f"{key}_mean"], out[f"{key}_std"] = float(vals.mean()), float(vals.std())
+    out["time_per_sample_s"] = float(np.mean([r["time_s"] for r in used]))
+    return out

@@ -74,13 +74,13 @@ def summarise(model, report_x, result: AttackResult, scan: ScanResult, metrics: 
     }
 
 
-def attack_image(model, image, cfg: AttackConfig, method: str = "sd-sgsm", label: int | None = None,
-                 scan: ScanResult | None = None) -> ImageReport:
-    """Load ``image`` at the model's size, scan it (unless ``scan`` is given), attack, measure."""
-    x, gallery_label, name = resolve_image(image, model.input_size)
+def attack_tensor(model, x: torch.Tensor, cfg: AttackConfig, method: str = "sd-sgsm",
+                  label: int | None = None, name: str = "image", scan: ScanResult | None = None) -> ImageReport:
+    """Scan (unless ``scan`` is given), attack and measure one image x (1, 3, H, W) in [0, 1].
+
+    ``label`` is the true label if known (else the clean prediction is attacked).
+    """
     x = x.to(model.device)
-    if label is None:
-        label = gallery_label
     if label is not None and not 0 <= label < model.num_classes:
         raise ValueError(f"Label {label} is outside 0..{model.num_classes - 1} for {model.name}.")
     y = None if label is None else torch.tensor([label], device=x.device)
@@ -89,6 +89,13 @@ def attack_image(model, image, cfg: AttackConfig, method: str = "sd-sgsm", label
     result = run_attack(model, x, y, cfg, method, scan=scan)
     metrics = evaluate(x, result)
     return ImageReport(x, result, scan, metrics, summarise(model, x, result, scan, metrics, name))
+
+
+def attack_image(model, image, cfg: AttackConfig, method: str = "sd-sgsm", label: int | None = None,
+                 scan: ScanResult | None = None) -> ImageReport:
+    """Load ``image`` (path, bytes or gallery key) at the model's size, then ``attack_tensor``."""
+    x, gallery_label, name = resolve_image(image, model.input_size)
+    return attack_tensor(model, x, cfg, method, gallery_label if label is None else label, name, scan)
 
 
 def metrics_csv(summaries: list[dict]) -> str:

@@ -58,3 +58,107 @@ def saliency_image(saliency_hw: np.ndarray, region_boxes=(), image: torch.Tensor
 def region_boxes(region: torch.Tensor, boxes: torch.Tensor) -> np.ndarray:
     """Boxes (k, 4) of the windows in R for one sample; region (nh, nw) bool."""
     return boxes[region.reshape(-1).cpu()].cpu().numpy()
+
+
+# ----------------------------------------------------------------------------- Plotly builders
+def _image_axes(fig, height: int, width: int) -> None:
+    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    fig.update_layout(margin=dict(l=0, r=0, t=30, b=0), height=330)
+
+
+def _box_shapes(boxes, colour: str) -> list[dict]:
+    return [dict(type="rect", x0=c - 0.5, y0=t - 0.5, x1=c + w - 0.5, y1=t + h - 0.5,
+                 line=dict(color=colour, width=3)) for t, c, h, w in np.asarray(boxes).reshape(-1, 4).tolist()]
+
+
+def saliency_figure(sal_map: np.ndarray, boxes_red, title: str = "Occlusion saliency Δ"):
+    """Heat map of the per-pixel saliency (H, W); hover shows the window's Δ; red boxes = R."""
+    import plotly.graph_objects as go
+
+    z = np.where(np.isfinite(sal_map), sal_map, np.nan)
+    fig = go.Figure(go.Heatmap(z=z, colorscale="Inferno", colorbar=dict(title="Δ", thickness=12),
+                               hovertemplate="x %{x}, y %{y}<br>Δ = %{z:.4g}<extra></extra>"))
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), shapes=_box_shapes(boxes_red, "red"))
+    _image_axes(fig, *z.shape)
+    return fig
+
+
+def budget_figure(budget_hw: np.ndarray, title: str = "Budget map E (×1/255)"):
+    """Heat map of the per-pixel L∞ budget E (H, W), shown in 1/255 units."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Heatmap(z=budget_hw * 255, colorscale="Blues", zmin=0, colorbar=dict(title="/255", thickness=12),
+                               hovertemplate="x %{x}, y %{y}<br>E = %{z:.2f}/255<extra></extra>"))
+    fig.update_layout(title=dict(text=title, font=dict(size=14)))
+    _image_axes(fig, *budget_hw.shape)
+    return fig
+
+
+def top5_figure(before: list[dict], after: list[dict]):
+    """Side-by-side horizontal bars of the top-5 class probabilities before and after."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Clean top-5", "Adversarial top-5"), horizontal_spacing=0.3)
+    for col, rows, colour in ((1, before, "#4c78a8"), (2, after, "#e45756")):
+        fig.add_trace(go.Bar(x=[r["prob"] for r in rows][::-1], y=[r["name"] for r in rows][::-1], orientation="h",
+                             marker_color=colour, hovertemplate="%{y}: %{x:.1%}<extra></extra>"), 1, col)
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    fig.update_layout(showlegend=False, height=260, margin=dict(l=0, r=10, t=30, b=0))
+    return fig
+
+
+# metric -> (label, higher is better)
+METRIC_DIRECTION = {"asr": ("ASR ↑", True), "ssim_mean": ("SSIM ↑", True), "l2_mean": ("L2 ↓", False),
+                    "linf_mean": ("L∞ ↓", False), "time_per_sample_s": ("Time ↓", False)}
+
+
+def radar_scores(rows: list[dict]) -> dict[str, list[float]]:
+    """Paper Fig. 3 normalisation: per metric, best method = 1; higher-better v/max, lower-better min/v."""
+    out = {}
+    for key, (_, higher) in METRIC_DIRECTION.items():
+        vals = np.array([float(r[key]) for r in rows])
+        if higher:
+            top = np.nanmax(vals)
+            out[key] = list(vals / top) if top > 0 else [1.0] * len(vals)
+        else:
+            low = np.nanmin(vals)
+            out[key] = [low / v if v > 0 else 1.0 for v in vals]
+    return out
+
+
+def radar_figure(rows: list[dict]):
+    """Radar chart of normalised metrics: larger area = better (paper Fig. 3)."""
+    import plotly.graph_objects as go
+
+    scores = radar_scores(rows)
+    labels = [lab for lab, _ in METRIC_DIRECTION.values()]
+    fig = go.Figure()
+    for i, row in enumerate(rows):
+        r = [scores[k][i] for k in METRIC_DIRECTION]
+        fig.add_trace(go.Scatterpolar(r=r + r[:1], theta=labels + labels[:1], name=row["method"], fill="toself",
+                                      opacity=0.55))
+    fig.update_layout(polar=dict(radialaxis=dict(range=[0, 1.05], showticklabels=False)), height=420,
+                      margin=dict(l=40, r=40, t=30, b=30), legend=dict(orientation="h"))
+    return fig
+
+
+def bars_figure(rows: list[dict]):
+    """Grouped bars per metric (paper Fig. 4): L2, L∞ (/255), SSIM, ASR and time per sample."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = [("l2_mean", "l2_std", "L2"), ("linf_mean", None, "L∞ (/255)"), ("ssim_mean", "ssim_std", "SSIM"),
+              ("asr", None, "ASR"), ("time_per_sample_s", None, "Time / sample (s)")]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[2] for p in panels], horizontal_spacing=0.06)
+    names = [r["method"] for r in rows]
+    colours = [f"hsl({int(360 * i / max(1, len(rows)))},55%,55%)" for i in range(len(rows))]
+    for col, (key, err, _) in enumerate(panels, start=1):
+        scale = 255 if key == "linf_mean" else 1
+        fig.add_trace(go.Bar(x=names, y=[float(r[key]) * scale for r in rows], showlegend=False,
+                             error_y=dict(type="data", array=[float(r[err]) for r in rows]) if err else None,
+                             marker_color=colours),
+                      1, col)
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
