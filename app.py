@@ -1,47 +1,11 @@
-"""SD-SGSM Explorer — landing page. Pages live in pages/ (Streamlit multipage)."""
+"""SD-SGSM Explorer — entry point: `streamlit run app.py`. Routes to the page files in pages/."""
 
 import streamlit as st
 
-from sdsgsm import ui
-
 st.set_page_config(page_title="SD-SGSM Explorer", layout="wide")
-st.title("SD-SGSM Explorer")
-st.markdown(
-    "SD-SGSM finds **where** an image classifier looks by zeroing out one square window at a time and "
-    "measuring how far the logits move. It then spends a large perturbation budget ε_strong on that "
-    "sensitive region and a small ε_weak everywhere else, and steps along a **tanh-smoothed** gradient "
-    "instead of its sign. This app lets you watch every stage on real images, compare it with FGSM, PGD, "
-    "MI-FGSM and the rest, and export paper-style figures and tables."
-)
-st.caption("Method: Xu, Li, Chang & Dong, *A Spatially Distributed Perturbation Strategy with Smoothed Gradient "
-           "Sign Method for Adversarial Analysis of Image Classification Systems*, Entropy 2026, 28(2), 193, "
-           "doi:10.3390/e28020193.")
-
-st.graphviz_chart("""
-digraph {
-  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#f3f5f9", fontname="Helvetica", fontsize=11];
-  x [label="image x\\n[0,1]"];
-  scan [label="1. zero-out scan\\nΔ_Ω = ‖f(x) − f(Z_Ω x)‖₂\\n(eq. 1–2)"];
-  region [label="2. sensitive region R\\nargmax / top-k / τ / neighbours"];
-  budget [label="3. budget map E\\nε_strong on R, ε_weak elsewhere\\n(eq. 5, 11)"];
-  steps [label="4. T tanh steps\\nx ← clip(x + clip(α·tanh(ω·ĝ), ±E), 0, 1)\\n(eq. 6–7, 12–15)"];
-  adv [label="adversarial x'\\nnew label?", fillcolor="#fde8e8"];
-  x -> scan -> region -> budget -> steps -> adv;
-}
-""")
-
-c1, c2, c3 = st.columns(3)
-with c1:
-    st.page_link("pages/1_Explorer.py", label="**Explorer** — one image, every stage live", icon="🔍")
-with c2:
-    st.page_link("pages/2_Compare.py", label="**Compare** — many methods side by side", icon="⚖️")
-with c3:
-    st.page_link("pages/3_Benchmark.py", label="**Benchmark** — paper Tables 1 and 2 on a dataset", icon="📊")
-
-models = ui.model_options()
-default = next(m for m in models if m["available"])
-st.divider()
-st.markdown(f"**Device:** {ui.device_label()}  ·  **Default model:** {default['name']} — {default['description']}")
-missing = [f"{m['name']} ({m['reason']})" for m in models if not m["available"]]
-if missing:
-    st.caption("Not available offline on this machine: " + "; ".join(missing) + ". Nothing is ever downloaded.")
+st.navigation([
+    st.Page("pages/0_Home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/1_Explorer.py", title="Explorer", icon=":material/search:", url_path="Explorer"),
+    st.Page("pages/2_Compare.py", title="Compare", icon=":material/compare:", url_path="Compare"),
+    st.Page("pages/3_Benchmark.py", title="Benchmark", icon=":material/table_chart:", url_path="Benchmark"),
+]).run()

@@ -96,16 +96,19 @@ def budget_figure(budget_hw: np.ndarray, title: str = "Budget map E (×1/255)"):
 
 
 def top5_figure(before: list[dict], after: list[dict]):
-    """Side-by-side horizontal bars of the top-5 class probabilities before and after."""
+    """Top-5 class probabilities before (blue) and after (red) the attack, stacked."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Clean top-5", "Adversarial top-5"), horizontal_spacing=0.3)
-    for col, rows, colour in ((1, before, "#4c78a8"), (2, after, "#e45756")):
-        fig.add_trace(go.Bar(x=[r["prob"] for r in rows][::-1], y=[r["name"] for r in rows][::-1], orientation="h",
-                             marker_color=colour, hovertemplate="%{y}: %{x:.1%}<extra></extra>"), 1, col)
-    fig.update_xaxes(range=[0, 1], tickformat=".0%")
-    fig.update_layout(showlegend=False, height=260, margin=dict(l=0, r=10, t=30, b=0))
+    fig = make_subplots(rows=2, cols=1, subplot_titles=("Clean top-5", "Adversarial top-5"), vertical_spacing=0.18)
+    for row, rows, colour in ((1, before, "#4c78a8"), (2, after, "#e45756")):
+        names = [r["name"][:28] for r in rows][::-1]
+        probs = [r["prob"] for r in rows][::-1]
+        fig.add_trace(go.Bar(x=probs, y=names, orientation="h", marker_color=colour,
+                             text=[f"{p:.1%}" for p in probs], textposition="outside", cliponaxis=False,
+                             hovertemplate="%{y}: %{x:.2%}<extra></extra>"), row, 1)
+    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", showticklabels=False)
+    fig.update_layout(showlegend=False, height=360, margin=dict(l=0, r=10, t=30, b=0))
     return fig
 
 
