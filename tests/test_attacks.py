@@ -134,7 +134,15 @@ def test_step_size_rules():
     assert step_size(AttackConfig(steps=10), sd, 8 / 255) == (8 / 255, 1)  # single-step: α = ε_strong
     assert step_size(AttackConfig(steps=10, alpha=4 / 255), multi, 8 / 255) == (4 / 255, 10)
     assert step_size(AttackConfig(steps=10), multi, 8 / 255) == pytest.approx((2 / 255, 10))
-    assert step_size(AttackConfig(), FamilySpec(rand_prestep=True), 8 / 255) == (4 / 255, 1)
+    assert step_size(AttackConfig(), FamilySpec(multi_step=True, rand_prestep=True), 8 / 255) == (4 / 255, 1)
+    assert step_size(AttackConfig(steps=1, alpha=2 / 255), multi, 8 / 255) == (2 / 255, 1)  # α honoured at T = 1
+    assert step_size(AttackConfig(steps=1, alpha=2 / 255), sd, 8 / 255) == (8 / 255, 1)  # FGSM-style: α = ε
+
+
+def test_attacks_run_inside_inference_mode(tiny_cnn, rand_images):
+    with torch.inference_mode():
+        r = run_attack(tiny_cnn, rand_images, None, AttackConfig(steps=2), "sd-sgsm")
+    assert (r.x_adv != rand_images).any()
 
 
 @pytest.mark.parametrize("kwargs, match", [

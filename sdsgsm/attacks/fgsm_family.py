@@ -70,9 +70,9 @@ def gaussian_kernel(size: int, sigma: float, channels: int, device) -> torch.Ten
 
 def input_gradient(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """∇_x Σ_n CE(f(x_n), y_n) in float32 — summed loss (DESIGN.md §2.5)."""
-    x = x.detach().float().requires_grad_(True)
-    with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
-        loss = F.cross_entropy(model(x).float(), y, reduction="sum")
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
+        x = x.detach().float().clone().requires_grad_(True)  # normal tensors even under inference_mode
+        loss = F.cross_entropy(model(x).float(), y.clone(), reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
     return grad
 
@@ -84,13 +84,16 @@ def project(x: torch.Tensor, x_new: torch.Tensor, budget: torch.Tensor) -> torch
 
 
 def step_size(cfg: AttackConfig, spec: FamilySpec, eps_top: float) -> tuple[float, int]:
-    """(α, T): single-step methods use α = ε_top (minus R+FGSM's pre-step); else cfg or 2.5·ε/T."""
-    steps = cfg.steps if spec.multi_step else 1
-    if spec.rand_prestep and steps == 1:
-        return cfg.alpha or eps_top / 2, 1
-    if cfg.alpha is not None and steps > 1:
-        return cfg.alpha, steps
-    return (eps_top if steps == 1 else 2.5 * eps_top / steps), steps
+    """(α, T). Single-step methods (fgsm, sgsm, sd-fgsm) always use α = ε_top; iterative ones use
+    cfg.alpha when given (also at T = 1), else ε_top for one step (ε/2 after R+FGSM's pre-step)
+    and 2.5·ε_top/T for T > 1."""
+    if not spec.multi_step:
+        return eps_top, 1
+    if cfg.alpha is not None:
+        return cfg.alpha, cfg.steps
+    if cfg.steps == 1:
+        return (eps_top / 2 if spec.rand_prestep else eps_top), 1
+    return 2.5 * eps_top / cfg.steps, cfg.steps
 
 
 def _start(x: torch.Tensor, budget: torch.Tensor, spec: FamilySpec, eps_top: float,
