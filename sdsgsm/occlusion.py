@@ -7,8 +7,23 @@ channel of Ω to 0 (eq. 1); each window is scored by
 * ``logit_l2``        Δ_Ω = ‖f(x) − f(Z_Ω x)‖₂ on logits (eq. 2, default);
 * ``confidence_drop`` p_y(x) − p_y(Z_Ω x) for the label y (Algorithm 1's γ).
 
-All occluded copies are evaluated without gradients in chunks of ``chunk`` images, so
-peak memory is bounded by the chunk size, not by the number of windows.
+All occluded copies are evaluated without gradients in chunks of ``chunk`` copies (or
+incremental crops), so peak memory is bounded by the chunk size, not by the number of
+windows. Engines (``ScanConfig.engine``):
+
+* ``incremental`` exact incremental inference (Krypton) for EfficientNet-Lite: each
+  window recomputes only the part of each feature map it can influence (see
+  :mod:`sdsgsm.incremental`); exact up to float rounding;
+* ``batched``     full forward passes of the occluded copies, channels-last;
+* ``naive``       the reference: one cloned copy per window, NCHW (for benchmarks);
+* ``auto``        incremental where the model supports it, else batched.
+
+``precision`` ``float32`` is exact; ``bfloat16``/``float16`` run the scan's forward passes
+in reduced precision (never the attack's gradients), after which the ``refine``
+highest-scoring windows of each image are rescored in float32, so the windows that pick
+the region R (argmax, top-k) carry float32 scores; ``auto`` picks bfloat16 for the
+incremental engine on hardware with native bfloat16 (CUDA, or CPUs with AVX512-BF16/AMX)
+and float32 otherwise.
 """
 
 from __future__ import annotations
@@ -17,17 +32,33 @@ from dataclasses import dataclass
 
 import torch
 
+from . import incremental
+
 SCORES = ("logit_l2", "confidence_drop")
+ENGINES = ("auto", "incremental", "batched", "naive")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
 class ScanConfig:
-    """Zero-out scan parameters. ``stride`` None means stride = patch (non-overlapping)."""
+    """Zero-out scan parameters. ``stride`` None means stride = patch (non-overlapping).
+
+    chunk: occluded copies (or incremental crops) evaluated at once; bounds peak memory.
+    engine: ``auto`` | ``incremental`` | ``batched`` | ``naive`` (module docstring).
+    precision: ``auto`` | ``float32`` | ``bfloat16`` | ``float16`` of the scan's forward
+    passes only (module docstring); all engines are exact in float32.
+    refine: after a reduced-precision scan, rescore this many top windows per image in
+    float32 (0: keep the reduced-precision scores).
+    """
 
     patch: int = 16
     stride: int | None = None
     score: str = "logit_l2"
     chunk: int = 64
+    engine: str = "auto"
+    precision: str = "auto"
+    refine: int = 12
 
     def __post_init__(self):
         if not isinstance(self.patch, int) or self.patch < 1:
@@ -36,8 +67,14 @@ class ScanConfig:
             raise ValueError(f"Stride must be a positive integer (got {self.stride!r}).")
         if self.score not in SCORES:
             raise ValueError(f"Unknown score {self.score!r}; choose one of {', '.join(SCORES)}.")
-        if self.chunk < 1:
-            raise ValueError("Chunk size must be at least 1.")
+        if not isinstance(self.chunk, int) or self.chunk < 1:
+            raise ValueError(f"Chunk size must be an integer of at least 1 (got {self.chunk!r}).")
+        if self.engine not in ENGINES:
+            raise ValueError(f"Unknown scan engine {self.engine!r}; choose one of {', '.join(ENGINES)}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Unknown scan precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        if not isinstance(self.refine, int) or isinstance(self.refine, bool) or self.refine < 0:
+            raise ValueError(f"refine must be a non-negative integer (got {self.refine!r}).")
 
     @property
     def step(self) -> int:
@@ -47,12 +84,14 @@ class ScanConfig:
 @dataclass
 class ScanResult:
     """grid (N, nh, nw) float32 scores; boxes (nh·nw, 4) int64 rows (top, left, h, w) in
-    row-major window order; clean_logits (N, K) of the unoccluded images."""
+    row-major window order; clean_logits (N, K) of the unoccluded images (float32 forward);
+    engine the engine and precision that ran, e.g. ``"incremental/bfloat16"``."""
 
     grid: torch.Tensor
     boxes: torch.Tensor
     clean_logits: torch.Tensor
     cfg: ScanConfig
+    engine: str = ""
 
 
 def window_starts(size: int, patch: int, step: int) -> list[int]:
@@ -78,13 +117,97 @@ def grid_shape(height: int, width: int, cfg: ScanConfig) -> tuple[int, int]:
             len(window_starts(width, cfg.patch, cfg.step)))
 
 
-def _score(clean: torch.Tensor, occluded: torch.Tensor, y: torch.Tensor, score: str) -> torch.Tensor:
-    """clean (B, K), occluded (B, K), y (B,) -> (B,) window scores (eq. 2 or γ)."""
+def _score(clean: torch.Tensor, diff: torch.Tensor, y: torch.Tensor, score: str) -> torch.Tensor:
+    """clean (B, K) logits, diff (B, K) = f(Z_Ω x) − f(x), y (B,) -> (B,) scores (eq. 2 or γ)."""
     if score == "logit_l2":
-        return torch.linalg.vector_norm(clean.float() - occluded.float(), dim=1)
+        return torch.linalg.vector_norm(diff.float(), dim=1)
     p_clean = clean.float().softmax(1).gather(1, y[:, None])[:, 0]
-    p_occ = occluded.float().softmax(1).gather(1, y[:, None])[:, 0]
+    p_occ = (clean.float() + diff.float()).softmax(1).gather(1, y[:, None])[:, 0]
     return p_clean - p_occ
+
+
+def resolve(model, x: torch.Tensor, cfg: ScanConfig) -> tuple[str, str]:
+    """The (engine, precision) ``occlusion_scan`` runs for ``model`` on ``x``'s device.
+
+    Raises ValueError when engine ``incremental`` is asked for a model it does not support.
+    """
+    supported = incremental.supports(model)
+    if cfg.engine == "incremental" and not supported:
+        raise ValueError("The incremental scan engine supports EfficientNet-Lite models only; "
+                         "use engine='auto' or 'batched'.")
+    engine = ("incremental" if supported else "batched") if cfg.engine == "auto" else cfg.engine
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bfloat16" if engine == "incremental" and _native_bf16(x.device) else "float32"
+    return engine, precision
+
+
+def _native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def _window_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, 4) windows -> (B, 1, H, W) bool, True inside the window (Z_Ω zeroes it)."""
+    rows = torch.arange(height, device=boxes.device)
+    cols = torch.arange(width, device=boxes.device)
+    top, left, h, w = boxes.unbind(1)
+    in_r = (rows >= top[:, None]) & (rows < (top + h)[:, None])  # (B, H)
+    in_c = (cols >= left[:, None]) & (cols < (left + w)[:, None])  # (B, W)
+    return (in_r[:, :, None] & in_c[:, None, :])[:, None]
+
+
+def _full_diffs(model, x, boxes, cfg: ScanConfig, ref, engine: str, amp, windows=None):
+    """f(Z_Ω x) − f(x) by full forward passes over chunks of (image, window) pairs.
+
+    Yields (image indices (B,), window indices (B,), ref logits (B, K), diffs (B, K))."""
+    if windows is None:
+        pairs = torch.cartesian_prod(torch.arange(len(x)), torch.arange(len(boxes)))  # (N·P, 2)
+    else:  # (N, k) window indices per image
+        pairs = torch.stack([torch.arange(len(x)).repeat_interleave(windows.shape[1]), windows.cpu().flatten()], 1)
+    pairs = pairs.to(x.device)
+    for start in range(0, len(pairs), cfg.chunk):
+        img, win = pairs[start:start + cfg.chunk].unbind(1)
+        if engine == "naive":
+            batch = x[img].clone()  # (B, 3, H, W)
+            for b, (top, left, ph, pw) in enumerate(boxes[win.cpu()].tolist()):
+                batch[b, :, top:top + ph, left:left + pw] = 0.0  # Z_Ω, eq. 1
+        else:
+            masks = _window_masks(boxes.to(x.device)[win], x.shape[2], x.shape[3])
+            batch = x[img].masked_fill_(masks, 0.0).contiguous(memory_format=torch.channels_last)  # eq. 1
+        with amp:
+            logits = model(batch)
+        yield img, win, ref[img], logits.float() - ref[img]
+
+
+def _chunks(model, x, boxes, cfg: ScanConfig, clean, engine: str, precision: str, windows=None):
+    """Dispatch to the engine; yields (image idx (B,), window idx (B,), ref (B, K), diffs (B, K))."""
+    dtype = _DTYPES[precision]
+    if engine == "incremental":
+        net = incremental.compile_lite(model, dtype)
+        for i, win, ref, diffs in incremental.incremental_diffs(net, x, boxes, cfg.chunk, windows):
+            yield torch.full_like(win, i), win, ref.expand(len(win), -1), diffs
+        return
+    amp = torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32)
+    with amp:  # reference clean logits in the scan's own precision
+        ref = clean if dtype == torch.float32 else model(x).float()
+    yield from _full_diffs(model, x, boxes, cfg, ref, engine, amp, windows)
+
+
+def _scores(model, x, boxes, cfg: ScanConfig, clean, labels, engine: str, precision: str,
+            windows=None) -> torch.Tensor:
+    """(N, P) window scores of ``engine`` at ``precision`` (only ``windows`` (N, k) if given,
+    the rest NaN); clean (N, K) logits, labels (N,)."""
+    scores = torch.full((len(x), len(boxes)), float("nan"), device=x.device)
+    for img, win, ref, diffs in _chunks(model, x, boxes, cfg, clean, engine, precision, windows):
+        scores[img, win] = _score(ref, diffs, labels[img], cfg.score)
+    return scores
 
 
 def occlusion_scan(model, x: torch.Tensor, cfg: ScanConfig = ScanConfig(),
@@ -94,24 +217,24 @@ def occlusion_scan(model, x: torch.Tensor, cfg: ScanConfig = ScanConfig(),
     Args: model maps (B, 3, H, W) in [0, 1] to (B, K) logits; x (N, 3, H, W) in [0, 1];
     y (N,) labels for ``confidence_drop`` (default: clean prediction); clean_logits (N, K)
     to reuse an already computed clean forward pass.
-    Returns a ScanResult with grid (N, nh, nw).
+    Returns a ScanResult with grid (N, nh, nw) and the engine that ran.
+    Raises ValueError for a patch larger than the image or an unsupported engine.
     """
     n, _, h, w = x.shape
     boxes = window_boxes(h, w, cfg)  # (P, 4)
     nh, nw = grid_shape(h, w, cfg)
+    engine, precision = resolve(model, x, cfg)
+    refine = min(cfg.refine, len(boxes)) if precision != "float32" else 0
     with torch.inference_mode():
-        clean = model(x) if clean_logits is None else clean_logits
+        clean = model(x).float() if clean_logits is None else clean_logits.float()
         labels = clean.argmax(1) if y is None else y.to(x.device)
-        pairs = torch.cartesian_prod(torch.arange(n), torch.arange(len(boxes)))  # (N·P, 2)
-        scores = torch.empty(len(pairs), device=x.device)
-        for start in range(0, len(pairs), cfg.chunk):
-            idx = pairs[start:start + cfg.chunk]
-            batch = x[idx[:, 0]].clone()  # (B, 3, H, W)
-            for b, (top, left, ph, pw) in enumerate(boxes[idx[:, 1]].tolist()):
-                batch[b, :, top:top + ph, left:left + pw] = 0.0  # Z_Ω, eq. 1
-            sample = idx[:, 0].to(x.device)
-            scores[start:start + len(idx)] = _score(clean[sample], model(batch), labels[sample], cfg.score)
-    return ScanResult(scores.view(n, nh, nw).float(), boxes, clean.float(), cfg)
+        scores = _scores(model, x, boxes, cfg, clean, labels, engine, precision)
+        if refine:  # the top windows of each image again, in float32
+            top = scores.topk(refine, dim=1).indices  # (N, k)
+            exact = _scores(model, x, boxes, cfg, clean, labels, engine, "float32", windows=top)
+            scores.scatter_(1, top, exact.gather(1, top))
+    tag = f"{engine}/{precision}" + (f"+refine{refine}" if refine else "")
+    return ScanResult(scores.view(n, nh, nw), boxes, clean, cfg, tag)
 
 
 def upsample_grid(grid: torch.Tensor, boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
