@@ -286,3 +286,63 @@ def model_picker(prefix: str, box=st.sidebar) -> tuple[str, bytes | None, str] |
         return None
     data = up.getvalue()
     return checkpoint_key(data, arch), data, arch
+
+
+# ----------------------------------------------------------------------------- benchmark page
+@st.cache_data(max_entries=8, ttl=CACHE_TTL, show_spinner=False)
+def bench_data(spec: str, model_key: str, limit: int | None) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """Benchmark images at the model's size: x (N, 3, S, S), y (N,), keys, info. Raises ValueError."""
+    from .benchmark import load_benchmark_data
+
+    x, y, keys, info = load_benchmark_data(spec, get_model(model_key), limit)
+    return x.numpy(), y.numpy(), keys, info
+
+
+@st.cache_data(max_entries=64, ttl=CACHE_TTL, show_spinner=False)
+def bench_method(spec: str, limit: int | None, model_key: str, method: str, cfg: AttackConfig,
+                 batch_size: int, _progress=None):
+    """One method of a benchmark run (cached, so re-running or adding a method is instant)."""
+    from .benchmark import run_benchmark
+
+    x, y, keys, info = bench_data(spec, model_key, limit)
+    return run_benchmark(get_model(model_key), torch.from_numpy(x), torch.from_numpy(y), [method], cfg,
+                         batch_size, progress=_progress, keys=keys, data=info["name"],
+                         meta={"label_source_data": info["label_source"]})
+
+
+def merge_bench(parts: list):
+    """Concatenate single-method BenchmarkResults into one (config of the last, methods of all)."""
+    import pandas as pd
+
+    from .benchmark import BenchmarkResult
+
+    summary = pd.concat([p.summary for p in parts], ignore_index=True)
+    per_sample = pd.concat([p.per_sample for p in parts], ignore_index=True)
+    config = dict(parts[-1].config)
+    config["methods"] = list(summary["method"])
+    config["per_method"] = {m: p.config.get("per_method", {}).get(m) for p in parts for m in p.summary["method"]}
+    return BenchmarkResult(summary, per_sample, config, any(p.stopped for p in parts))
+
+
+def bench_files(result) -> dict[str, bytes]:
+    """The benchmark's output files as {name: bytes} for download buttons."""
+    import tempfile
+    from pathlib import Path
+
+    from .benchmark import write_benchmark
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return {p.name: p.read_bytes() for p in map(Path, write_benchmark(result, tmp))}
+
+
+def bench_presets() -> dict[str, tuple[list[str], str]]:
+    """Preset name -> (methods, description)."""
+    from .benchmark import PRESETS
+
+    return {name: (list(p.methods), p.description) for name, p in PRESETS.items()}
+
+
+def preset_cfg(name: str, base: AttackConfig) -> AttackConfig:
+    from .benchmark import preset_config
+
+    return preset_config(name, base)[1]

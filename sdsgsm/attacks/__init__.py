@@ -1,6 +1,8 @@
 """The one registry of attack methods: name -> Method (function + description).
 
-Every method is a function ``(model, x, y, cfg, *, scan=None) -> AttackResult``.
+Every method is a function ``(model, x, y, cfg, *, scan=None) -> AttackResult``. The FGSM
+family is ours (fgsm_family.py); the Table 2 baselines are IBM ART attacks (art_baselines.py,
+ART imported lazily) plus our own Jitter and FAB, which ART 1.20.1 does not have.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from .art_baselines import art_attack, baseline_params
 from .base import GRAD_NORMS, MAX_STEPS, AttackConfig, AttackResult, resolve_labels
+from .fab import fab, fab_params
 from .fgsm_family import FamilySpec, fgsm_family
+from .jitter import jitter, jitter_params
 
 __all__ = ["AttackConfig", "AttackResult", "METHODS", "Method", "get_method", "run_attack",
            "GRAD_NORMS", "MAX_STEPS", "resolve_labels"]
@@ -18,13 +23,22 @@ __all__ = ["AttackConfig", "AttackResult", "METHODS", "Method", "get_method", "r
 
 @dataclass(frozen=True)
 class Method:
-    """A registry entry. ``spatial`` methods use the zero-out scan and the budget map."""
+    """A registry entry. ``spatial`` methods use the zero-out scan and the budget map.
+
+    ``bounded``: |x_adv − x| ≤ ε (or the budget map) by construction; False for the
+    minimum-norm attacks whose budget is their realised L∞. ``params(cfg)``: the dict of
+    method-specific parameters a run uses (None: the AttackConfig says it all).
+    ``backend``: 'sdsgsm' (our code) or 'art' (IBM ART).
+    """
 
     name: str
     fn: Callable[..., AttackResult]
     description: str
     spatial: bool = False
     multi_step: bool = False
+    bounded: bool = True
+    params: Callable[[AttackConfig], dict] | None = None
+    backend: str = "sdsgsm"
 
 
 def _family(name: str, description: str, **spec) -> Method:
@@ -50,6 +64,29 @@ _ENTRIES = [
             multi_step=True, nesterov=True),
     _family("tifgsm", "TI-FGSM: Gaussian-smoothed gradient, sign steps (Dong et al. 2019)",
             multi_step=True, smooth=True),
+]
+
+
+def _art(name: str, description: str, bounded: bool = True) -> Method:
+    return Method(name, partial(art_attack, name=name), description, multi_step=True, bounded=bounded,
+                  params=partial(baseline_params, name), backend="art")
+
+
+_ENTRIES += [
+    Method("jitter", jitter, "Jitter: PGD-style steps on a noisy scaled-softmax loss (Schwinn et al. 2021); "
+           "our implementation, ART has none", multi_step=True, params=jitter_params),
+    _art("cw", "CW-L2: Carlini & Wagner 2017 via ART CarliniL2Method (c = 1, T steps); unbounded, "
+         "budget = realised L∞", bounded=False),
+    _art("deepfool", "DeepFool: Moosavi-Dezfooli et al. 2016 via ART DeepFool (T steps, overshoot 0.02); "
+         "unbounded, budget = realised L∞", bounded=False),
+    Method("fab", fab, "FAB-L∞: fast adaptive boundary (Croce & Hein 2020), T steps, counted only if L∞ ≤ ε; "
+           "our implementation, ART 1.20.1 has no FAB", multi_step=True, params=fab_params),
+    _art("apgd", "APGD-CE: auto-PGD with cross-entropy (Croce & Hein 2020) via ART AutoProjectedGradientDescent"),
+    _art("apgd-dlr", "APGD-DLR: auto-PGD with the difference-of-logits-ratio loss via ART"),
+    _art("autoattack", "AutoAttack via ART: APGD-CE, APGD-DLR, DeepFool, Square, each cut to T steps; "
+         "first success within L∞ ≤ ε"),
+    _art("ead", "EAD: elastic-net attack (Chen et al. 2018) via ART ElasticNet (c from 1, 5 binary-search "
+         "steps of T iterations); unbounded, budget = realised L∞", bounded=False),
 ]
 METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
 METHODS["bim"] = Method("bim", METHODS["ifgsm"].fn, "alias of ifgsm", multi_step=True)
