@@ -127,3 +127,20 @@ def test_compare_page_has_a_row_per_method():
     table = at.dataframe[0].value
     assert list(table["method"]) == ["fgsm", "sd-sgsm", "pgd"]
     assert len(at.get("plotly_chart")) == 2
+
+
+def test_benchmark_page_runs_table1_and_explains_bad_paths(tmp_path):
+    at = page("pages/3_Benchmark.py")
+    assert not at.exception and any("table1" in i.value for i in at.info)
+    at.number_input(key="bench_limit").set_value(2).run()
+    at.button(key="bench_run").click().run()
+    assert not at.exception and not at.error
+    table = next(m.value for m in at.markdown if m.value.startswith("| Method"))
+    assert all(f"| {name} |" in table for name in ("FGSM", "SGSM", "SD-FGSM", "SD-SGSM"))
+    assert "ASR criterion" in table and len(at.get("plotly_chart")) == 2
+    assert len(at.get("download_button")) == 5
+    at.selectbox(key="bench_data").select("folder on disk").run()
+    at.text_input(key="bench_path").input(str(tmp_path / "missing")).run()
+    assert not at.exception and at.error
+    at.text_input(key="bench_path").input(str(tmp_path)).run()  # exists but holds no images
+    assert not at.exception and at.error
