@@ -311,17 +311,10 @@ def bench_method(spec: str, limit: int | None, model_key: str, method: str, cfg:
 
 
 def merge_bench(parts: list):
-    """Concatenate single-method BenchmarkResults into one (config of the last, methods of all)."""
-    import pandas as pd
+    """Join single-method BenchmarkResults (one cached run per method) into one."""
+    from .benchmark import merge_results
 
-    from .benchmark import BenchmarkResult
-
-    summary = pd.concat([p.summary for p in parts], ignore_index=True)
-    per_sample = pd.concat([p.per_sample for p in parts], ignore_index=True)
-    config = dict(parts[-1].config)
-    config["methods"] = list(summary["method"])
-    config["per_method"] = {m: p.config.get("per_method", {}).get(m) for p in parts for m in p.summary["method"]}
-    return BenchmarkResult(summary, per_sample, config, any(p.stopped for p in parts))
+    return merge_results(parts)
 
 
 def bench_files(result) -> dict[str, bytes]:
