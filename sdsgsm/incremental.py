@@ -8,30 +8,41 @@ kept, and every occluded copy recomputes only the changed region of each map:
 
 * all windows of a scan get a crop of the same size per layer (the largest changed region,
   shifted inside the map at the borders) with a per-window offset, so they batch;
-* a k×k conv gathers its input crop plus halo from the clean, zero-padded map, pastes the
-  window's updated crop over it and runs with padding 0; a residual add gathers the block
-  input the same way on the output crop;
+* an MBConv block gathers its input crop plus the depthwise halo from the clean,
+  zero-padded block input (few channels), pastes the window's updated crop over it,
+  expands there (re-zeroing the padding, which bias + ReLU6 made non-zero), runs the
+  depthwise conv with padding 0 and projects; the residual is a slice of the gathered input;
 * the global average pool only needs Σ_crop(new) − Σ_crop(clean), so the logit change is
   f(Z_Ω x) − f(x) = W_fc·(Σ_crop new − Σ_crop clean)/(H·W), with no cancellation error.
 
-Batch norm is folded into the convolutions. The result is exact up to float rounding (a
-few 1e-6 relative in float32); in bfloat16 the clean maps are computed by the same code
-in the same precision, so unchanged regions agree and only the recomputed crops round.
-At 14×14 and 7×7 the changed region covers the whole map and the layers run in full.
+Batch norm is folded into the convolutions, and on CPU conv + ReLU6 and conv + residual
+run as single oneDNN calls. The result is exact up to float rounding (≈1e-6 relative in
+float32); in bfloat16 the clean maps come from the same code in the same precision, so
+unchanged regions agree and only the recomputed crops round. Where a crop reaches the
+whole map (at 224 px and m = 16: the 14×14 and 7×7 stages) the layers run in full.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+import re
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LiteNet", "supports", "compile_lite", "incremental_diffs"]
+__all__ = ["LiteNet", "supports", "compile_lite", "compiled", "plan", "clean_maps", "window_diffs",
+           "incremental_diffs"]
 
 FUSE = True            # use oneDNN conv + ReLU6 / conv + add fusion on CPU when it checks out
 FULL_FRACTION = 1.0    # a crop side reaching this fraction of its map side is computed in full
+WORKERS: int | None = None  # CPU: chunks run on this many single-threaded workers (None: torch's
+                            # thread count; 1: inline with torch's intra-op threads)
 
 
 # ----------------------------------------------------------------------------- network
@@ -185,6 +196,19 @@ def compile_lite(model, dtype: torch.dtype = torch.float32) -> LiteNet:
                    net._fc.weight.float(), net._fc.bias.float(), dtype)
 
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled(model, dtype: torch.dtype) -> LiteNet:
+    """:func:`compile_lite`, cached per model and dtype until a parameter or buffer changes."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    stamp = (dtype, tuple((t.device, t.data_ptr(), t._version) for t in tensors))
+    cache = _COMPILED.setdefault(model, {})
+    if dtype not in cache or cache[dtype][0] != stamp:
+        cache[dtype] = (stamp, compile_lite(model, dtype))
+    return cache[dtype][1]
+
+
 # ----------------------------------------------------------------------------- geometry
 @dataclass(frozen=True)
 class _Region:
@@ -223,8 +247,9 @@ def _through(reg: _Region, op: _Op) -> _Region:
     return _Region(top, left, h, w, (oh, ow))
 
 
-def _plan(net: LiteNet, boxes: torch.Tensor, height: int, width: int) -> list[_Region]:
-    """Regions: [input window, stem output, then each block's output]."""
+def plan(net: LiteNet, boxes: torch.Tensor, height: int, width: int) -> list[_Region]:
+    """Per-window crops of every map for windows boxes (P, 4) of equal size on H × W inputs:
+    [input window, stem output, then each block's output]."""
     regs = [_Region(boxes[:, 0].clone(), boxes[:, 1].clone(), int(boxes[0, 2]), int(boxes[0, 3]),
                     (height, width))]
     regs.append(_through(regs[0], net.stem))
@@ -385,22 +410,85 @@ def _chunk_diffs(net: LiteNet, maps: _CleanMaps, regs: list[_Region], x1: torch.
     return ((new_sum - old_sum) / size) @ net.fc_w.T  # (B, K)
 
 
-def incremental_diffs(net: LiteNet, x: torch.Tensor, boxes: torch.Tensor, chunk: int,
-                      windows: torch.Tensor | None = None):
-    """Logit changes of the windows of every image, exact up to rounding, chunk by chunk.
+# ----------------------------------------------------------------------------- workers
+# Crops are small, so one chunk is hundreds of short ops; with torch's intra-op threads each
+# op ends in a barrier, and on a busy CPU a descheduled thread stalls every barrier (the scan
+# ran 4–8× slower beside one busy process). Independent single-threaded workers, one chunk
+# each, have no barriers. Their OpenMP thread count is set per thread through the OpenMP
+# runtime torch loaded; torch.set_num_threads would change it process-wide.
+_POOL: dict = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _omp_set_num_threads():
+    """omp_set_num_threads of the OpenMP runtime torch uses (Linux), or None."""
+    if "omp" not in _POOL:
+        fn = None
+        if "backend: openmp" in torch.__config__.parallel_info().lower():
+            try:
+                with open("/proc/self/maps") as f:
+                    found = re.search(r"(/\S*lib[gi]?omp[\w.-]*\.so[\w.]*)", f.read())
+                fn = ctypes.CDLL(found.group(1)).omp_set_num_threads if found else None
+            except (OSError, AttributeError):
+                fn = None
+        _POOL["omp"] = fn
+    return _POOL["omp"]
+
+
+def _single_threaded(set_threads) -> None:
+    torch.get_num_threads()  # torch initialises this thread's OpenMP settings first …
+    set_threads(1)           # … then this thread alone runs its ops on one thread
+
+
+def _pool() -> ThreadPoolExecutor | None:
+    """The shared pool of single-threaded workers (None: run chunks inline)."""
+    workers = WORKERS or torch.get_num_threads()
+    set_threads = _omp_set_num_threads() if workers > 1 else None
+    if set_threads is None:
+        return None
+    with _POOL_LOCK:
+        key = (os.getpid(), workers)  # a forked child or a new thread count gets a new pool
+        if _POOL.get("key") != key:
+            _POOL["key"] = key
+            _POOL["pool"] = ThreadPoolExecutor(workers, "sdsgsm-scan", _single_threaded, (set_threads,))
+        return _POOL["pool"]
+
+
+def window_diffs(net: LiteNet, maps: _CleanMaps, regs: list[_Region], x1: torch.Tensor,
+                 windows: torch.Tensor, chunk: int):
+    """Logit changes of some windows of one image, chunk by chunk.
+
+    Args: maps = clean_maps(net, x1); regs = plan(net, all boxes, H, W); x1 (1, 3, H, W);
+    windows (k,) indices into the boxes; chunk: at most this many windows in flight (on CPU
+    split over the single-threaded workers).
+    Yields (window indices (B,), diffs (B, K) = f(Z_Ω x1) − f(x1)) in float32.
+    """
+    pool = _pool() if x1.device.type == "cpu" else None
+    per = max(1, chunk // pool._max_workers) if pool is not None else chunk
+    size = -(-len(windows) // -(-len(windows) // per))  # equal batches of at most `per` windows
+    sels = [windows[start:start + size] for start in range(0, len(windows), size)]
+
+    def run(sel: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return _chunk_diffs(net, maps, [r.take(sel) for r in regs], x1)
+
+    if pool is None:
+        yield from ((sel, run(sel)) for sel in sels)
+        return
+    _fused_ok()  # settle the one-time check before the workers read it
+    yield from zip(sels, pool.map(run, sels))
+
+
+def incremental_diffs(net: LiteNet, x: torch.Tensor, boxes: torch.Tensor, chunk: int):
+    """Logit changes of every window of every image, exact up to rounding, chunk by chunk.
 
     Args: net from :func:`compile_lite`; x (N, 3, H, W) in [0, 1]; boxes (P, 4) int64
-    windows (top, left, m, m) of equal size; chunk windows per batch (bounds memory);
-    windows (N, k) indices into boxes to evaluate per image (default: all P).
+    windows (top, left, m, m) of equal size; chunk windows per batch (bounds memory).
     Yields (image index i, window indices (B,), clean logits of image i (K,), diffs (B, K)
     = f(Z_Ω x_i) − f(x_i)), all float32, with ``net``'s precision for both terms.
     """
-    _, _, height, width = x.shape
-    regs = _plan(net, boxes.to(x.device), height, width)  # crop sizes from all P windows
+    regs = plan(net, boxes.to(x.device), x.shape[2], x.shape[3])
     for i in range(len(x)):
         maps = clean_maps(net, x[i:i + 1])
-        todo = torch.arange(len(boxes), device=x.device) if windows is None else windows[i].to(x.device)
-        size = -(-len(todo) // -(-len(todo) // chunk))  # equal batches of at most chunk windows
-        for start in range(0, len(todo), size):
-            sel = todo[start:start + size]
-            yield i, sel, maps.logits, _chunk_diffs(net, maps, [r.take(sel) for r in regs], x[i:i + 1])
+        for sel, diffs in window_diffs(net, maps, regs, x[i:i + 1], torch.arange(len(boxes), device=x.device), chunk):
+            yield i, sel, maps.logits, diffs

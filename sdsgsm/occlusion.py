@@ -186,28 +186,57 @@ def _full_diffs(model, x, boxes, cfg: ScanConfig, ref, engine: str, amp, windows
         yield img, win, ref[img], logits.float() - ref[img]
 
 
-def _chunks(model, x, boxes, cfg: ScanConfig, clean, engine: str, precision: str, windows=None):
-    """Dispatch to the engine; yields (image idx (B,), window idx (B,), ref (B, K), diffs (B, K))."""
+def _batched_scores(model, x, boxes, cfg: ScanConfig, clean, labels, engine: str, precision: str,
+                    windows=None) -> torch.Tensor:
+    """(N, P) scores by full forward passes (only ``windows`` (N, k) if given, the rest NaN)."""
     dtype = _DTYPES[precision]
-    if engine == "incremental":
-        net = incremental.compile_lite(model, dtype)
-        for i, win, ref, diffs in incremental.incremental_diffs(net, x, boxes, cfg.chunk, windows):
-            yield torch.full_like(win, i), win, ref.expand(len(win), -1), diffs
-        return
     amp = torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32)
     with amp:  # reference clean logits in the scan's own precision
         ref = clean if dtype == torch.float32 else model(x).float()
-    yield from _full_diffs(model, x, boxes, cfg, ref, engine, amp, windows)
-
-
-def _scores(model, x, boxes, cfg: ScanConfig, clean, labels, engine: str, precision: str,
-            windows=None) -> torch.Tensor:
-    """(N, P) window scores of ``engine`` at ``precision`` (only ``windows`` (N, k) if given,
-    the rest NaN); clean (N, K) logits, labels (N,)."""
     scores = torch.full((len(x), len(boxes)), float("nan"), device=x.device)
-    for img, win, ref, diffs in _chunks(model, x, boxes, cfg, clean, engine, precision, windows):
-        scores[img, win] = _score(ref, diffs, labels[img], cfg.score)
+    for img, win, ref_b, diffs in _full_diffs(model, x, boxes, cfg, ref, engine, amp, windows):
+        scores[img, win] = _score(ref_b, diffs, labels[img], cfg.score)
     return scores
+
+
+def _batched_scan(model, x, boxes, cfg: ScanConfig, clean_logits, y, engine: str, precision: str):
+    """Batched / naive engines: returns (scores (N, P), clean logits (N, K))."""
+    clean = model(x).float() if clean_logits is None else clean_logits.float()
+    labels = clean.argmax(1) if y is None else y.to(x.device)
+    scores = _batched_scores(model, x, boxes, cfg, clean, labels, engine, precision)
+    refine = min(cfg.refine, len(boxes)) if precision != "float32" else 0
+    if refine:  # the top windows of each image again, in float32
+        top = scores.topk(refine, dim=1).indices  # (N, k)
+        exact = _batched_scores(model, x, boxes, cfg, clean, labels, engine, "float32", windows=top)
+        scores.scatter_(1, top, exact.gather(1, top))
+    return scores, clean
+
+
+def _incremental_scan(model, x, boxes, cfg: ScanConfig, clean_logits, y, precision: str):
+    """Incremental engine, image by image: returns (scores (N, P), clean logits (N, K)).
+
+    Clean logits are the float32 folded network's (equal to model(x) up to rounding) unless
+    given; the scores compare like with like (clean and occluded in the scan's precision)."""
+    net = incremental.compiled(model, _DTYPES[precision])
+    net32 = incremental.compiled(model, torch.float32)
+    regs = incremental.plan(net, boxes.to(x.device), x.shape[2], x.shape[3])
+    refine = min(cfg.refine, len(boxes)) if precision != "float32" else 0
+    scores = torch.empty(len(x), len(boxes), device=x.device)
+    cleans = []
+    for i in range(len(x)):
+        xi = x[i:i + 1]
+        maps = incremental.clean_maps(net, xi)
+        maps32 = maps if net is net32 or not (refine or clean_logits is None) else incremental.clean_maps(net32, xi)
+        cleans.append(maps32.logits if clean_logits is None else clean_logits[i].float())
+        label = cleans[-1].argmax() if y is None else y[i].to(x.device)
+        todo = torch.arange(len(boxes), device=x.device)
+        for sel, diffs in incremental.window_diffs(net, maps, regs, xi, todo, cfg.chunk):
+            scores[i, sel] = _score(maps.logits.expand(len(sel), -1), diffs, label.expand(len(sel)), cfg.score)
+        if refine:  # the top windows again, in float32
+            top = scores[i].topk(refine).indices
+            for sel, diffs in incremental.window_diffs(net32, maps32, regs, xi, top, cfg.chunk):
+                scores[i, sel] = _score(maps32.logits.expand(len(sel), -1), diffs, label.expand(len(sel)), cfg.score)
+    return scores, torch.stack(cleans)
 
 
 def occlusion_scan(model, x: torch.Tensor, cfg: ScanConfig = ScanConfig(),
@@ -217,22 +246,21 @@ def occlusion_scan(model, x: torch.Tensor, cfg: ScanConfig = ScanConfig(),
     Args: model maps (B, 3, H, W) in [0, 1] to (B, K) logits; x (N, 3, H, W) in [0, 1];
     y (N,) labels for ``confidence_drop`` (default: clean prediction); clean_logits (N, K)
     to reuse an already computed clean forward pass.
-    Returns a ScanResult with grid (N, nh, nw) and the engine that ran.
+    Returns a ScanResult with grid (N, nh, nw), the clean logits (float32; from the
+    incremental engine's folded network, equal to model(x) up to float rounding) and the
+    engine that ran.
     Raises ValueError for a patch larger than the image or an unsupported engine.
     """
     n, _, h, w = x.shape
     boxes = window_boxes(h, w, cfg)  # (P, 4)
     nh, nw = grid_shape(h, w, cfg)
     engine, precision = resolve(model, x, cfg)
-    refine = min(cfg.refine, len(boxes)) if precision != "float32" else 0
     with torch.inference_mode():
-        clean = model(x).float() if clean_logits is None else clean_logits.float()
-        labels = clean.argmax(1) if y is None else y.to(x.device)
-        scores = _scores(model, x, boxes, cfg, clean, labels, engine, precision)
-        if refine:  # the top windows of each image again, in float32
-            top = scores.topk(refine, dim=1).indices  # (N, k)
-            exact = _scores(model, x, boxes, cfg, clean, labels, engine, "float32", windows=top)
-            scores.scatter_(1, top, exact.gather(1, top))
+        if engine == "incremental":
+            scores, clean = _incremental_scan(model, x, boxes, cfg, clean_logits, y, precision)
+        else:
+            scores, clean = _batched_scan(model, x, boxes, cfg, clean_logits, y, engine, precision)
+    refine = min(cfg.refine, len(boxes)) if precision != "float32" else 0
     tag = f"{engine}/{precision}" + (f"+refine{refine}" if refine else "")
     return ScanResult(scores.view(n, nh, nw), boxes, clean, cfg, tag)
 
