@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdsgsm import incremental  # noqa: E402
+from sdsgsm import incremental, occlusion  # noqa: E402
 from sdsgsm.data import load_gallery, load_image  # noqa: E402
 from sdsgsm.models import load_model  # noqa: E402
 from sdsgsm.occlusion import ScanConfig, occlusion_scan  # noqa: E402
@@ -44,42 +44,48 @@ def timed(fn) -> tuple[float, object]:
 
 
 class Settings:
-    """Temporarily change incremental's module switches or torch's thread count."""
+    """Temporarily change module switches (incremental.FUSE / FULL_FRACTION / WORKERS,
+    occlusion.CPU_BATCH_PIXELS) or torch's thread count."""
 
-    def __init__(self, fuse=None, full_fraction=None, threads=None, workers=None):
-        self.new = {"FUSE": fuse, "FULL_FRACTION": full_fraction, "WORKERS": workers}
+    def __init__(self, fuse=None, full_fraction=None, workers=None, batch_pixels=None, threads=None):
+        self.new = {(incremental, "FUSE"): fuse, (incremental, "FULL_FRACTION"): full_fraction,
+                    (incremental, "WORKERS"): workers, (occlusion, "CPU_BATCH_PIXELS"): batch_pixels}
         self.threads = threads
 
     def __enter__(self):
-        self.old = {k: getattr(incremental, k) for k in self.new}
-        for k, v in self.new.items():
-            if v is not None:
-                setattr(incremental, k, v)
+        self.old = {key: getattr(*key) for key in self.new}
+        for (module, name), value in self.new.items():
+            if value is not None:
+                setattr(module, name, value)
         self.old_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
 
     def __exit__(self, *exc):
-        for k, v in self.old.items():
-            setattr(incremental, k, v)
+        for (module, name), value in self.old.items():
+            setattr(module, name, value)
         torch.set_num_threads(self.old_threads)
 
 
 def ideas(model, x: torch.Tensor) -> None:
     """Seconds per image of each idea on the images x, each run right after the baseline."""
     model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    fp32, bf16 = "float32", "bfloat16"
+    fp32, bf16, px = "float32", "bfloat16", x.shape[2] * x.shape[3]
     rows = [  # (label, model, cfg, settings)
         ("1  naive fp32 NCHW chunk 16", model, ScanConfig(engine="naive", precision=fp32, chunk=16), {}),
         ("1  naive fp32 NCHW chunk 4", model, ScanConfig(engine="naive", precision=fp32, chunk=4), {}),
-        ("2  batched fp32 channels_last input, chunk 64", model, ScanConfig(engine="batched", precision=fp32), {}),
-        ("2  batched fp32 channels_last input, chunk 16", model,
-         ScanConfig(engine="batched", precision=fp32, chunk=16), {}),
-        ("2  batched fp32 channels_last input+weights, chunk 16", model_cl,
-         ScanConfig(engine="batched", precision=fp32, chunk=16), {}),
-        ("3  batched bf16 autocast channels_last, chunk 16 (no refine)", model,
-         ScanConfig(engine="batched", precision=bf16, chunk=16, refine=0), {}),
-        ("4  batched fp32 chunk 16, 1 thread", model, ScanConfig(engine="batched", precision=fp32, chunk=16),
+        ("2  batched fp32 channels_last input, batches of 64", model,
+         ScanConfig(engine="batched", precision=fp32), {"batch_pixels": 64 * px}),
+        ("2  batched fp32 channels_last input, batches of 16", model,
+         ScanConfig(engine="batched", precision=fp32), {"batch_pixels": 16 * px}),
+        ("2  batched fp32 channels_last input, batches of 8 (= batched)", model,
+         ScanConfig(engine="batched", precision=fp32), {}),
+        ("2  batched fp32 channels_last input+weights, batches of 8", model_cl,
+         ScanConfig(engine="batched", precision=fp32), {}),
+        ("3  batched bf16 autocast channels_last, batches of 8, no refine", model,
+         ScanConfig(engine="batched", precision=bf16, refine=0), {}),
+        ("3  batched bf16 autocast + fp32 refine of top 12", model, ScanConfig(engine="batched", precision=bf16), {}),
+        ("4  batched fp32 batches of 8, 1 thread", model, ScanConfig(engine="batched", precision=fp32),
          {"threads": 1}),
         ("5  incremental fp32, chunk 64", model, ScanConfig(engine="incremental", precision=fp32), {}),
         ("5  incremental fp32, chunk 16", model, ScanConfig(engine="incremental", precision=fp32, chunk=16), {}),
@@ -223,7 +229,8 @@ def mem_child(kind: str, size: int, chunk: int, engine: str, patch: int) -> None
         model(x)
     before = vm("VmRSS")
     exact = reset_peak()
-    res = occlusion_scan(model, x, ScanConfig(patch=patch, chunk=chunk, engine=engine))
+    precision = "float32" if engine == "naive" else "auto"
+    res = occlusion_scan(model, x, ScanConfig(patch=patch, chunk=chunk, engine=engine, precision=precision))
     peak = vm("VmHWM")
     print(f"{size:4d} px, m={patch:2d}, {res.grid.numel():4d} windows, {res.engine:<31s} chunk {chunk:3d}: "
           f"RSS before scan {before} MiB, peak {peak} MiB, scan adds {peak - before} MiB"
@@ -235,8 +242,9 @@ def memory() -> None:
     me = [sys.executable, str(Path(__file__).resolve())]
     print("peak RSS (VmHWM, reset just before the scan) in fresh processes:")
     runs = ((224, 16, "auto", 16), (224, 64, "auto", 16), (512, 16, "auto", 16), (512, 64, "auto", 16),
-            (224, 8, "batched", 32), (224, 32, "batched", 32), (512, 8, "batched", 64), (512, 32, "batched", 64))
-    for size, chunk, engine, patch in runs:  # the batched engine's peak does not depend on the patch
+            (224, 2, "batched", 32), (224, 8, "batched", 32),  # on CPU batches stop at 8 × 224² pixels
+            (224, 8, "naive", 32), (224, 32, "naive", 32), (512, 8, "naive", 64), (512, 32, "naive", 64))
+    for size, chunk, engine, patch in runs:  # full-forward peaks do not depend on the patch
         out = subprocess.run(me + ["--mem-child", "scan", str(size), str(chunk), engine, str(patch)],
                              capture_output=True, text=True, check=True)
         print("  " + out.stdout.strip())

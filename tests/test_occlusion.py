@@ -75,6 +75,15 @@ def test_scan_exact_for_exact_arithmetic(weighted_sum_model):
         assert torch.equal(grid, ref)
 
 
+@pytest.mark.parametrize("engine", ["naive", "batched", "auto"])
+def test_every_full_forward_engine_is_exact_for_exact_arithmetic(weighted_sum_model, engine):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 9, (2, 3, 32, 32), generator=g).float() / 8
+    res = occlusion_scan(weighted_sum_model, x, ScanConfig(patch=8, stride=6, engine=engine, chunk=5))
+    assert res.engine == ("naive" if engine == "naive" else "batched") + "/float32"
+    assert torch.equal(res.grid, naive_scan(weighted_sum_model, x, 8, 6))
+
+
 def test_upsample_grid_paints_windows_and_takes_max_on_overlap():
     cfg = ScanConfig(patch=4, stride=2)
     boxes = window_boxes(6, 6, cfg)  # starts 0, 2 per axis -> 2x2 windows
