@@ -50,7 +50,7 @@ def scan_counter(monkeypatch):
 
 
 def test_explorer_defaults_then_omega_change_reuses_cached_scan(scan_counter):
-    at = page("pages/1_Explorer.py")
+    at = page("views/1_Explorer.py")
     assert not at.exception and not at.error
     first = metrics(at)
     assert set(first) == {"Attack success", "L2", "L∞", "SSIM", "Attack time"}
@@ -65,7 +65,7 @@ def test_explorer_defaults_then_omega_change_reuses_cached_scan(scan_counter):
 
 
 def test_explorer_preset_reset_method_and_label():
-    at = page("pages/1_Explorer.py")
+    at = page("views/1_Explorer.py")
     at.button(key="ex_preset_Table 2").click().run()
     assert at.slider(key="ex_steps").value == 10 and at.slider(key="ex_alpha").value == 4.0
     at.button(key="ex_preset_Reset").click().run()
@@ -77,7 +77,7 @@ def test_explorer_preset_reset_method_and_label():
 
 
 def test_explorer_bad_parameters_and_query_values_are_explained():
-    at = page("pages/1_Explorer.py", omega="nan", eps_strong="inf")
+    at = page("views/1_Explorer.py", omega="nan", eps_strong="inf")
     assert not at.exception
     warnings = " ".join(w.value for w in at.warning)
     assert "omega" in warnings and "eps_strong" in warnings
@@ -97,7 +97,7 @@ def _png(arr: np.ndarray, mode=None) -> bytes:
 
 
 def test_explorer_uploads_good_and_bad_images():
-    at = page("pages/1_Explorer.py")
+    at = page("views/1_Explorer.py")
     at.radio(key="ex_source").set_value("Upload").run()
     assert not at.exception and at.info  # asks for an upload
     rgba = np.random.default_rng(0).integers(0, 255, (120, 90, 4), dtype=np.uint8)
@@ -110,7 +110,7 @@ def test_explorer_uploads_good_and_bad_images():
 
 
 def test_explorer_checkpoint_upload_with_wrong_architecture_is_explained():
-    at = page("pages/1_Explorer.py")
+    at = page("views/1_Explorer.py")
     at.selectbox(key="ex_model").select("own checkpoint").run()
     assert not at.exception and at.info
     at.file_uploader(key="ex_ckpt").set_value(("evil.pt", b"\x80\x04garbage", "application/octet-stream")).run()
@@ -118,7 +118,7 @@ def test_explorer_checkpoint_upload_with_wrong_architecture_is_explained():
 
 
 def test_compare_page_has_a_row_per_method():
-    at = page("pages/2_Compare.py")
+    at = page("views/2_Compare.py")
     assert not at.exception and at.info  # waits for the Run button
     at.multiselect(key="cmp_images").set_value(["imagenet/imagenet_00_243.jpg"]).run()
     at.multiselect(key="cmp_methods").set_value(["fgsm", "sd-sgsm", "pgd"]).run()
@@ -130,7 +130,7 @@ def test_compare_page_has_a_row_per_method():
 
 
 def test_benchmark_page_runs_table1_and_explains_bad_paths(tmp_path):
-    at = page("pages/3_Benchmark.py")
+    at = page("views/3_Benchmark.py")
     assert not at.exception and any("table1" in i.value for i in at.info)
     at.number_input(key="bench_limit").set_value(2).run()
     at.button(key="bench_run").click().run()

@@ -31,11 +31,11 @@ digraph {
 
 c1, c2, c3 = st.columns(3)
 with c1:
-    st.page_link("pages/1_Explorer.py", label="**Explorer**: one image, every stage live", icon=":material/search:")
+    st.page_link("views/1_Explorer.py", label="**Explorer**: one image, every stage live", icon=":material/search:")
 with c2:
-    st.page_link("pages/2_Compare.py", label="**Compare**: many methods side by side", icon=":material/compare:")
+    st.page_link("views/2_Compare.py", label="**Compare**: many methods side by side", icon=":material/compare:")
 with c3:
-    st.page_link("pages/3_Benchmark.py", label="**Benchmark**: paper Tables 1 and 2", icon=":material/table_chart:")
+    st.page_link("views/3_Benchmark.py", label="**Benchmark**: paper Tables 1 and 2", icon=":material/table_chart:")
 
 models = ui.model_options()
 default = next(m for m in models if m["available"])
