@@ -12,47 +12,38 @@ Region modes:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .occlusion import upsample_grid
+from .params import FAIR_EPS_MAX, REGIONS, check_fields, default  # noqa: F401  (REGIONS re-exported)
 
-REGIONS = ("argmax", "topk", "threshold", "neighbours", "soft")
-EPS_MAX = 8 / 255
+EPS_MAX = FAIR_EPS_MAX
 
 
 @dataclass(frozen=True)
 class BudgetConfig:
     """Dual budget (§3.3). Requires 0 ≤ ε_weak ≤ ε_strong ≤ ε_max (the paper's fairness cap)."""
 
-    eps_strong: float = 8 / 255
-    eps_weak: float = 2 / 255
-    eps_max: float = EPS_MAX
-    region: str = "argmax"
-    topk: int = 3
-    tau: float = 0.0
-    rho: float = 0.5
+    eps_strong: float = default("eps_strong")
+    eps_weak: float = default("eps_weak")
+    eps_max: float = default("eps_max")
+    region: str = default("region")
+    topk: int = default("topk")
+    tau: float = default("tau")
+    rho: float = default("rho")
 
     def __post_init__(self):
-        for name in ("eps_strong", "eps_weak", "eps_max", "tau", "rho"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number (got {value!r}).")
-        if not 0 <= self.eps_weak <= self.eps_strong:
+        """Ranges from the parameter spec (sdsgsm/params.py), then 0 ≤ ε_weak ≤ ε_strong ≤ ε_max."""
+        check_fields(self, "budget")
+        if self.eps_weak > self.eps_strong:
             raise ValueError(f"Need 0 ≤ ε_weak ≤ ε_strong (got ε_weak = {self.eps_weak * 255:.2f}/255, "
                              f"ε_strong = {self.eps_strong * 255:.2f}/255).")
         if self.eps_strong > self.eps_max + 1e-12:
             raise ValueError(f"ε_strong = {self.eps_strong * 255:.2f}/255 exceeds ε_max = "
                              f"{self.eps_max * 255:.2f}/255; raise ε_max explicitly to allow it.")
-        if self.region not in REGIONS:
-            raise ValueError(f"Unknown region mode {self.region!r}; choose one of {', '.join(REGIONS)}.")
-        if self.topk < 1:
-            raise ValueError(f"k must be at least 1 (got {self.topk}).")
-        if not 0 <= self.rho <= 1:
-            raise ValueError(f"ρ must lie in [0, 1] (got {self.rho}).")
 
 
 def region_mask(grid: torch.Tensor, cfg: BudgetConfig) -> torch.Tensor:
@@ -93,3 +84,23 @@ def budget_map(grid: torch.Tensor, boxes: torch.Tensor, height: int, width: int,
     inside = upsample_grid(mask.float(), boxes, height, width) > 0.5  # (N, H, W)
     weak = torch.full((n, height, width), cfg.eps_weak, device=grid.device)
     return torch.where(inside, cfg.eps_strong, weak)[:, None].float(), mask
+
+
+def region_warnings(grid: torch.Tensor, cfg: BudgetConfig) -> list[str]:
+    """Plain-language warnings when R is degenerate for scan scores ``grid`` (N, nh, nw).
+
+    ``threshold`` with τ at or below the smallest Δ selects every window (the attack becomes a
+    uniform ε_strong attack); τ at or above the largest Δ selects none (ε_weak everywhere).
+    """
+    if cfg.region != "threshold":
+        return []
+    flat = grid.reshape(grid.shape[0], -1)
+    count = (flat > cfg.tau).sum(1)  # (N,)
+    lo, hi = float(flat.min()), float(flat.max())
+    span = f"Δ ranges from {lo:.4g} to {hi:.4g}"
+    if bool((count == flat.shape[1]).any()):
+        return [f"τ = {cfg.tau:g} selects every window ({span}): the attack is uniform at ε_strong. "
+                "Raise τ into that range."]
+    if bool((count == 0).any()):
+        return [f"τ = {cfg.tau:g} selects no window ({span}): ε_weak applies everywhere. Lower τ into that range."]
+    return []

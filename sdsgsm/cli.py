@@ -8,15 +8,12 @@ one-line message on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
-from fractions import Fraction
 from pathlib import Path
 
-from .attacks import GRAD_NORMS, METHODS, AttackConfig
-from .budget import REGIONS, BudgetConfig
-from .occlusion import SCORES, ScanConfig
+from .attacks import METHODS, AttackConfig
+from .params import PRESETS, add_flags, build_config, get_preset, values_from_args
 
 
 class CliError(Exception):
@@ -28,59 +25,19 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{self.prog}: {message}")
 
 
-def number(text: str) -> float:
-    """Parse '8/255', '0.03' or '3e-2' into a finite float."""
-    try:
-        value = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-    return value
-
-
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet_lite0", help="registered model name")
     p.add_argument("--checkpoint", help="TorchScript or state_dict file (overrides --model)")
     p.add_argument("--arch", default="cifar_resnet18", help="architecture of a state_dict checkpoint")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--seed", type=int, default=0)
-
-
-def _add_budget_flags(p: argparse.ArgumentParser, d: dict) -> None:
-    """ε, ε_strong, ε_weak, α and T flags with defaults ``d`` (None: taken from a preset)."""
-    p.add_argument("--eps", type=number, default=d["eps"], help="L∞ budget of uniform methods")
-    p.add_argument("--eps-strong", type=number, default=d["eps_strong"], help="ε on the sensitive region R")
-    p.add_argument("--eps-weak", type=number, default=d["eps_weak"], help="ε on the background")
-    p.add_argument("--alpha", type=number, default=d["alpha"], help="step size α (default: see README)")
-    p.add_argument("--steps", type=int, default=d["steps"], help="iterations T")
-
-
-def _add_param_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--eps-max", type=number, default=8 / 255, help="cap: ε_weak ≤ ε_strong ≤ ε_max")
-    p.add_argument("--omega", type=number, default=10.0, help="tanh steepness ω")
-    p.add_argument("--grad-norm", default="max", choices=GRAD_NORMS)
-    p.add_argument("--patch", type=int, default=16, help="zero-out window side m (px)")
-    p.add_argument("--stride", type=int, default=None, help="window stride (default: m)")
-    p.add_argument("--score", default="logit_l2", choices=SCORES)
-    p.add_argument("--region", default="argmax", choices=REGIONS)
-    p.add_argument("--topk", type=int, default=3)
-    p.add_argument("--tau", type=number, default=0.0)
-    p.add_argument("--rho", type=number, default=0.5)
-    p.add_argument("--decay", type=number, default=1.0, help="momentum μ (MI/NI-FGSM)")
-
-
-ATTACK_DEFAULTS = {"eps": 8 / 255, "eps_strong": 8 / 255, "eps_weak": 2 / 255, "alpha": None, "steps": 1}
 
 
 def _add_attack_flags(p: argparse.ArgumentParser) -> None:
     _add_model_flags(p)
     p.add_argument("--method", default="sd-sgsm", choices=sorted(METHODS))
-    _add_budget_flags(p, ATTACK_DEFAULTS)
-    _add_param_flags(p)
+    p.add_argument("--preset", default=None, choices=tuple(PRESETS),
+                   help="paper setting whose numbers explicit flags override (see README: Presets)")
+    add_flags(p, preset_defaults=True)
     p.add_argument("--label", type=int, default=None, help="true label (default: gallery label or prediction)")
 
 
@@ -88,8 +45,8 @@ def _add_benchmark_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help="gallery | gallery:imagenet|cifar10|photo | cifar10:PATH | an image folder")
     p.add_argument("--methods", default=None, help="comma-separated registry names (default: the preset's)")
-    p.add_argument("--preset", default=None, choices=("table1", "table2"),
-                   help="paper setting: table1 = one step, ε 8/255; table2 = T 10, α 4/255, ε_max 8/255")
+    p.add_argument("--preset", default=None, choices=tuple(PRESETS),
+                   help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()))
     p.add_argument("--limit", type=int, default=None, help="use at most N images")
     p.add_argument("--batch-size", type=int, default=16, help="images per attack call")
     p.add_argument("--criterion", default="clean_correct", choices=("clean_correct", "all"),
@@ -97,8 +54,7 @@ def _add_benchmark_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads for this run")
     p.add_argument("--out", required=True, help="output directory")
     _add_model_flags(p)
-    _add_budget_flags(p, dict.fromkeys(ATTACK_DEFAULTS))
-    _add_param_flags(p)
+    add_flags(p, preset_defaults=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,12 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> AttackConfig:
-    """AttackConfig from parsed flags (validation errors become ValueError)."""
-    scan = ScanConfig(patch=args.patch, stride=args.stride, score=args.score)
-    budget = BudgetConfig(eps_strong=args.eps_strong, eps_weak=args.eps_weak, eps_max=args.eps_max,
-                          region=args.region, topk=args.topk, tau=args.tau, rho=args.rho)
-    return AttackConfig(eps=args.eps, steps=args.steps, alpha=args.alpha, omega=args.omega,
-                        grad_norm=args.grad_norm, decay=args.decay, seed=args.seed, scan=scan, budget=budget)
+    """AttackConfig from parsed flags over the preset's values (if any) over the spec defaults.
+
+    Invalid values or combinations raise ValueError with a one-line message.
+    """
+    base = get_preset(args.preset).apply() if getattr(args, "preset", None) else None
+    return build_config(values_from_args(args, base))
 
 
 def model_from_args(args):
@@ -143,24 +99,14 @@ def cmd_attack(args) -> dict:
 
 
 def benchmark_config_from_args(args) -> tuple[list[str], AttackConfig]:
-    """(methods, AttackConfig): flags given explicitly win over the preset's numbers; without a
-    preset the defaults are the paper's unified Table 2 setting (ε = ε_strong = 8/255,
-    ε_weak = 4/255, T = 10, α = 4/255)."""
-    from .benchmark import PRESETS, parse_methods
+    """(methods, AttackConfig): explicit flags win over the preset's numbers; a run without a
+    preset uses the spec defaults (see README: Parameters)."""
+    from .benchmark import parse_methods
 
     if args.methods is None and args.preset is None:
-        raise CliError("benchmark needs --methods a,b,c or --preset table1|table2")
-    p = PRESETS[args.preset or "table2"]
-    defaults = {"eps": p.eps, "eps_strong": p.eps_strong, "eps_weak": p.eps_weak, "alpha": p.alpha, "steps": p.steps}
-    methods = parse_methods(args.methods) if args.methods is not None else list(p.methods)
-    return methods, config_from_args(_filled(args, defaults))
-
-
-def _filled(args, defaults: dict) -> argparse.Namespace:
-    """A copy of args where None budget flags take ``defaults``."""
-    values = vars(args).copy()
-    values.update({k: v for k, v in defaults.items() if values.get(k) is None})
-    return argparse.Namespace(**values)
+        raise CliError(f"benchmark needs --methods a,b,c or --preset {'|'.join(PRESETS)}")
+    methods = parse_methods(args.methods) if args.methods is not None else list(PRESETS[args.preset].methods)
+    return methods, config_from_args(args)
 
 
 class _StopFlag:
@@ -236,5 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{summary['method']}: '{before['name']}' -> '{after['name']}' "
           f"(success={summary['metrics']['success']}, L2={summary['metrics']['l2']:.3f}, "
           f"Linf={summary['metrics']['linf'] * 255:.2f}/255, SSIM={summary['metrics']['ssim']:.4f}, "
-          f"attack {summary['metrics']['time_s']:.2f} s) -> {args.out}")
+          f"attack {summary['metrics']['attack_time_s']:.2f} s + scan {summary['metrics']['scan_time_s']:.2f} s)"
+          f" -> {args.out}")
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0

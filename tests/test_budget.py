@@ -70,7 +70,8 @@ def test_batch_rows_are_independent():
     ({"eps_strong": float("nan")}, "finite"),
     ({"eps_max": float("inf")}, "finite"),
     ({"region": "blob"}, "Unknown region"),
-    ({"topk": 0}, "at least 1"),
+    ({"topk": 0}, "outside 1 … 1000"),
+    ({"eps_max": 33 / 255}, "outside 0 … 32/255"),
     ({"rho": 2.0}, "ρ"),
 ])
 def test_budget_validation(kwargs, match):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sdsgsm.cli import main, number
+from sdsgsm.cli import main
+from sdsgsm.params import parse_number as number
 from sdsgsm.report import OUTPUT_FILES
 
 GALLERY = "imagenet/imagenet_00_243.jpg"
@@ -53,7 +54,7 @@ def test_external_image_file_uses_clean_prediction(tmp_path):
     (["--eps-weak", "6/255", "--eps-strong", "4/255"], "ε_weak ≤ ε_strong"),
     (["--eps-strong", "9/255"], "exceeds ε_max"),
     (["--eps", "nan"], "finite"),
-    (["--patch", "0"], "Patch size"),
+    (["--patch", "-1"], "Patch size"), (["--seed", "-1"], "Seed"), (["--steps", "1001"], "outside 1 … 1000"),
     (["--patch", "300"], "larger than the image"),
     (["--steps", "0"], "Steps"),
     (["--omega", "-1"], "ω"),

@@ -1,0 +1,362 @@
+"""The one parameter spec: every user-facing attack parameter is one ``Param`` entry here.
+
+CLI flags (``add_flags``), Streamlit widgets (``sdsgsm.ui.widgets``), query-parameter parsing
+(``parse_query``), presets (``PRESETS``), the config dataclasses' defaults and ranges
+(``default`` / ``check``) and the README's parameter table (``markdown_table``) all derive
+from ``PARAMS``. Adding a parameter is one entry below (plus the config field it feeds).
+
+Units. A value is *native* in configs and on the command line (ε = 8/255 ≈ 0.0314, fractions
+accepted) and *shown* in widgets and query parameters: ``unit="1/255"`` parameters are shown
+×255 (``?eps_strong=8`` means 8/255). ``auto`` parameters take ``None`` natively and 0 when
+shown (α: ε for one step, 2.5·ε/T after; stride: = m; patch: scaled with the input size).
+
+This module imports nothing from the rest of the package, so every module can import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+SCORES = ("logit_l2", "confidence_drop")
+REGIONS = ("argmax", "topk", "threshold", "neighbours", "soft")
+GRAD_NORMS = ("max", "pow10", "none")
+FAIR_EPS_MAX = 8 / 255  # the paper's fairness cap (§4.1); ε_max above it is allowed but labelled
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter. ``target`` is the config field it feeds ('eps', 'budget.eps_strong', 'scan.patch').
+
+    kind: int | float | str. lo/hi: inclusive range of the native value (None: unbounded);
+    choices: allowed strings; stops: suggested slider stops (shown units) for a
+    ``select_slider`` — any valid value is accepted, a session's own value is added to its
+    stops; step: widget step (shown units); auto: what None / 0 means, '' if not allowed;
+    show_if: (other parameter or 'method', values) for which the widget is shown;
+    odd: integers must be odd (kernel sizes). group: sidebar section of the widget.
+    """
+
+    name: str
+    kind: type
+    default: object
+    label: str
+    help: str
+    target: str
+    group: str
+    widget: str = "number"  # 'slider' | 'select_slider' | 'select' | 'number'
+    unit: str = ""
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    stops: tuple[float, ...] = ()
+    step: float | None = None
+    auto: str = ""
+    show_if: tuple[str, tuple[str, ...]] | None = None
+    odd: bool = False
+
+    @property
+    def scale(self) -> float:
+        return 255.0 if self.unit == "1/255" else 1.0
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def shown(self, native):
+        """Native value -> widget / query value (None -> 0 for auto parameters)."""
+        if native is None:
+            return self.kind(0)
+        if self.kind is str:
+            return native
+        value = native * self.scale
+        return int(round(value)) if self.kind is int else round(float(value), 6)
+
+    def native(self, shown):
+        """Widget / query value -> native value (0 -> None for auto parameters)."""
+        if self.kind is str:
+            return shown
+        if self.auto and shown == 0:
+            return None
+        return int(shown) if self.kind is int else float(shown) / self.scale
+
+
+def _eps(name: str, default: float, label: str, help_: str, target: str) -> Param:
+    return Param(name, float, default, label, help_, target, "budget", widget="slider", unit="1/255",
+                 lo=0.0, hi=32 / 255, step=0.5)
+
+
+PARAMS: dict[str, Param] = {p.name: p for p in [
+    # --- zero-out scan (§3.2, eq. 1–2)
+    Param("patch", int, None, "Patch size m (px)", "side of the square zero-out window Ω (eq. 1)", "scan.patch",
+          "scan", widget="select_slider", lo=1, hi=1024, stops=(0, 2, 4, 7, 8, 14, 16, 28, 32, 56, 112),
+          auto="scaled with the input size (16 at 224 px, 4 at 32 px)"),
+    Param("stride", int, None, "Stride s (px)", "step between windows; the last window is clamped inside the "
+          "image (§3.2)", "scan.stride", "scan", lo=1, hi=1024, step=1, auto="s = m"),
+    Param("score", str, "logit_l2", "Window score", "logit_l2: Δ_Ω = ‖f(x) − f(Z_Ω x)‖₂ (eq. 2); confidence_drop: "
+          "p_y(x) − p_y(Z_Ω x) (Algorithm 1's γ)", "scan.score", "scan", widget="select", choices=SCORES),
+    # --- region R and budget map E (§3.3, eq. 4–5, 11)
+    Param("region", str, "argmax", "Region mode", "R: argmax Ω* (eq. 11), top-k windows, Δ > τ, Ω* plus "
+          "neighbours with Δ ≥ ρ·Δmax, or soft (E scaled by saliency)", "budget.region", "budget",
+          widget="select", choices=REGIONS),
+    Param("topk", int, 3, "k windows", "number of windows in R for region topk", "budget.topk", "budget",
+          lo=1, hi=1000, step=1, show_if=("region", ("topk",))),
+    Param("tau", float, 0.0, "τ (Δ threshold)", "windows with Δ_Ω > τ form R (§3.2 stability threshold); "
+          "in the units of the score", "budget.tau", "budget", step=0.1, show_if=("region", ("threshold",))),
+    Param("rho", float, 0.5, "ρ (neighbour share)", "8-neighbours of Ω* with Δ ≥ ρ·Δmax join R (§3.3)",
+          "budget.rho", "budget", widget="slider", lo=0.0, hi=1.0, step=0.05,
+          show_if=("region", ("neighbours",))),
+    _eps("eps_strong", 8 / 255, "ε_strong (region R)", "L∞ budget on R (eq. 5)", "budget.eps_strong"),
+    _eps("eps_weak", 2 / 255, "ε_weak (background)", "L∞ budget outside R (eq. 5); 0 ≤ ε_weak ≤ ε_strong",
+         "budget.eps_weak"),
+    _eps("eps_max", 8 / 255, "ε_max (cap)", "cap on every ε; the paper's fair cap is 8/255, above it lifts "
+         "the cap", "budget.eps_max"),
+    # --- steps (§3.4–3.7, eq. 6–7, 12–15)
+    _eps("eps", 8 / 255, "ε (uniform methods)", "L∞ budget of the non-spatial methods (FGSM, PGD, …)", "eps"),
+    Param("steps", int, 5, "Steps T", "iterations of eq. 12–15 (single-step methods always take 1)", "steps",
+          "steps", widget="select_slider", lo=1, hi=1000, stops=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)),
+    Param("alpha", float, None, "Step size α", "x' = x_t + α·d (eq. 7)", "alpha", "steps", widget="slider",
+          unit="1/255", lo=1e-12, hi=32 / 255, step=0.25, auto="ε for one step, 2.5·ε/T for T > 1"),
+    Param("omega", float, 10.0, "ω (tanh steepness)", "d = tanh(ω·ĝ) (eq. 6); ω → ∞ gives sign(g)", "omega",
+          "steps", widget="select_slider", lo=1e-3, hi=1e9,
+          stops=(0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0, 1e6)),
+    Param("grad_norm", str, "max", "Gradient normalisation ĝ", "max: g / max|g|; pow10: the authors' power-of-ten "
+          "rescaling; none: raw g (DESIGN §2.4)", "grad_norm", "steps", widget="select", choices=GRAD_NORMS),
+    Param("decay", float, 1.0, "Momentum μ", "MI-/NI-FGSM momentum on the L1-normalised gradient", "decay",
+          "steps", lo=0.0, hi=10.0, step=0.1, show_if=("method", ("mifgsm", "nifgsm"))),
+    Param("seed", int, 0, "Seed", "random start / pre-step / ART initialisation", "seed", "steps",
+          lo=0, hi=2**31 - 1, step=1),
+]}
+
+
+def default(name: str):
+    """Native default of parameter ``name`` (used by the config dataclasses)."""
+    return PARAMS[name].default
+
+
+def _range_text(p: Param) -> str:
+    def fmt(v):
+        if 0 < v < 1e-9:
+            return "> 0"
+        if p.unit:
+            return "0" if v == 0 else f"{v * p.scale:g}/255"
+        return str(int(v)) if p.kind is int else f"{v:g}"
+
+    if p.choices:
+        return ", ".join(p.choices)
+    if p.lo is None and p.hi is None:
+        return "any finite number"
+    return f"{fmt(p.lo)} … {fmt(p.hi)}"
+
+
+def check(name: str, value) -> None:
+    """Raise ValueError with a one-line message unless native ``value`` is valid for ``name``."""
+    p = PARAMS[name]
+    if value is None and p.auto:
+        return
+    if p.choices:
+        if value not in p.choices:
+            raise ValueError(f"Unknown {name} {value!r}; choose one of {', '.join(p.choices)}.")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{p.label} must be a finite number (got {value!r}).")
+    if p.kind is int and value != int(value):
+        raise ValueError(f"{p.label} must be an integer (got {value!r}).")
+    if (p.lo is not None and value < p.lo - 1e-12) or (p.hi is not None and value > p.hi + 1e-12):
+        raise ValueError(f"{p.label} = {p.shown(value):g}{'/255' if p.unit else ''} is outside {_range_text(p)}.")
+    if p.odd and int(value) % 2 == 0:
+        raise ValueError(f"{p.label} must be odd (got {value}).")
+
+
+def check_fields(obj, prefix: str = "") -> None:
+    """Check every spec'd field of config ``obj`` whose target is ``prefix + field``."""
+    for p in PARAMS.values():
+        owner, _, fname = p.target.rpartition(".")
+        if owner == prefix.rstrip(".") and hasattr(obj, fname):
+            check(p.name, getattr(obj, fname))
+
+
+# ----------------------------------------------------------------------------- parsing
+def parse_number(text: str) -> float:
+    """'8/255', '0.03' or '3e-2' -> finite float (argparse type); raises ArgumentTypeError."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def parse_shown(name: str, raw: str):
+    """A query-parameter string in shown units -> the native value; ValueError(short reason)."""
+    p = PARAMS[name]
+    if p.kind is str:
+        value = raw.strip()
+    else:
+        try:
+            shown = float(raw)
+        except ValueError:
+            raise ValueError("not a number") from None
+        if not math.isfinite(shown):
+            raise ValueError("not a finite number")
+        if p.kind is int and shown != int(shown):
+            raise ValueError("not an integer")
+        value = p.native(int(shown) if p.kind is int else shown)
+    try:
+        check(name, value)
+    except ValueError as exc:
+        if p.odd and "odd" in str(exc):
+            raise ValueError("must be odd") from None
+        if p.unit:
+            raise ValueError(f"expected {p.lo * p.scale:g} … {p.hi * p.scale:g} (in units of 1/255)") from None
+        raise ValueError(f"expected {_range_text(p)}") from None
+    return value
+
+
+def parse_query(query: Mapping[str, str]) -> tuple[dict, list[str]]:
+    """Spec'd query parameters -> ({name: native value}, one warning per ignored value).
+
+    Unknown keys are left to the caller; an invalid value is ignored, never raised.
+    """
+    values, warnings = {}, []
+    for name, raw in query.items():
+        if name not in PARAMS:
+            continue
+        try:
+            values[name] = parse_shown(name, str(raw))
+        except ValueError as exc:
+            warnings.append(f"Ignored {name}={str(raw)[:40]!r} from the link: {exc}.")
+    return values, warnings
+
+
+# ----------------------------------------------------------------------------- configs
+def build_config(values: Mapping[str, object] | None = None):
+    """AttackConfig from native values (missing names take their spec default).
+
+    Raises ValueError (one line) for an invalid value or combination.
+    """
+    from .attacks.base import AttackConfig
+    from .budget import BudgetConfig
+    from .occlusion import ScanConfig
+
+    merged = {name: p.default for name, p in PARAMS.items()} | dict(values or {})
+    unknown = set(merged) - set(PARAMS)
+    if unknown:
+        raise ValueError(f"Unknown parameter {sorted(unknown)[0]!r}.")
+    parts: dict[str, dict] = {"": {}, "scan": {}, "budget": {}}
+    for name, value in merged.items():
+        owner, _, fname = PARAMS[name].target.rpartition(".")
+        parts[owner][fname] = value
+    return AttackConfig(**parts[""], scan=ScanConfig(**parts["scan"]), budget=BudgetConfig(**parts["budget"]))
+
+
+def config_values(cfg) -> dict:
+    """The native value of every spec'd parameter in AttackConfig ``cfg`` (inverse of build_config)."""
+    out = {}
+    for name, p in PARAMS.items():
+        obj = cfg
+        for part in p.target.split("."):
+            obj = getattr(obj, part)
+        out[name] = obj
+    return out
+
+
+# ----------------------------------------------------------------------------- presets
+@dataclass(frozen=True)
+class Preset:
+    """A named method list plus native parameter values; other parameters keep the caller's."""
+
+    name: str
+    label: str
+    methods: tuple[str, ...]
+    description: str
+    values: tuple[tuple[str, object], ...] = field(default=())
+
+    def apply(self, base: Mapping[str, object] | None = None) -> dict:
+        """``base`` native values (default: the spec defaults) overridden by this preset's."""
+        return {**{n: p.default for n, p in PARAMS.items()}, **dict(base or {}), **dict(self.values)}
+
+
+_FAIR = (("eps", 8 / 255), ("eps_strong", 8 / 255), ("eps_weak", 4 / 255), ("eps_max", 8 / 255))
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset("table1", "Table 1", ("fgsm", "sgsm", "sd-fgsm", "sd-sgsm"),
+           "Paper Table 1 (ablation) under the fair cap: one step, ε = 8/255; SD methods ε_strong = 8/255 on R, "
+           "ε_weak = 4/255 elsewhere", _FAIR + (("steps", 1), ("alpha", None))),
+    Preset("table1-paper", "Table 1 (paper)", ("fgsm", "sgsm", "sd-fgsm", "sd-sgsm"),
+           "Paper Table 1 as its numbers imply: one step, ε = 8/255; SD methods ε_strong = 14/255 on R and "
+           "ε_weak = 8/255 elsewhere (ε_max lifted to 14/255), patch scaled with the input (4 px at 32 px)",
+           (("eps", 8 / 255), ("eps_strong", 14 / 255), ("eps_weak", 8 / 255), ("eps_max", 14 / 255),
+            ("steps", 1), ("alpha", None), ("patch", None))),
+    Preset("table2", "Table 2", ("pgd", "jitter", "cw", "deepfool", "fab", "apgd", "apgd-dlr", "autoattack",
+                                 "sd-sgsm"),
+           "Paper Table 2: T = 10, α = 4/255, ε = ε_max = 8/255; SD-SGSM ε_strong = 8/255, ε_weak = 4/255 (the "
+           "paper's literal ε_g = ε_l = 4/255 is --eps-strong 4/255 --eps-weak 4/255)",
+           _FAIR + (("steps", 10), ("alpha", 4 / 255))),
+]}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.") from None
+
+
+# ----------------------------------------------------------------------------- input-scaled default patch
+def default_patch(side: int) -> int:
+    """Default window side m for an image side (item 9): about side/14, a divisor of the side
+    in [4, side/2] nearest to it on a log scale (224 -> 16, 32 -> 4, 299 -> 23); without such a
+    divisor, round(side/14) (the last window is clamped inside the image)."""
+    target = side / 14
+    divisors = [d for d in range(4, side // 2 + 1) if side % d == 0]
+    if not divisors:
+        return max(1, min(side, round(target)))
+    return min(divisors, key=lambda d: (abs(math.log(d / target)), -d))
+
+
+# ----------------------------------------------------------------------------- CLI and README
+def add_flags(parser: argparse.ArgumentParser, *, preset_defaults: bool = False) -> None:
+    """One flag per parameter. ``preset_defaults``: defaults are None so a preset can fill them."""
+    for p in PARAMS.values():
+        kwargs = {"dest": p.name, "help": f"{p.help} [{_range_text(p)}; default {_default_text(p)}]"}
+        if p.choices:
+            kwargs["choices"] = p.choices
+        else:
+            kwargs["type"] = int if p.kind is int else parse_number
+        parser.add_argument(p.flag, default=None if preset_defaults else p.default, **kwargs)
+
+
+def values_from_args(args: argparse.Namespace, base: Mapping[str, object] | None = None) -> dict:
+    """Native values from parsed flags: flags given (not None) override ``base``; checked here."""
+    values = dict(base or {})
+    for name, p in PARAMS.items():
+        given = getattr(args, name, None)
+        if given is not None:
+            values[name] = None if (p.auto and given == 0) else given
+    for name, value in values.items():
+        check(name, value)
+    return values
+
+
+def _default_text(p: Param) -> str:
+    if p.default is None:
+        return f"auto: {p.auto}"
+    if p.unit == "1/255":
+        return f"{p.default * 255:g}/255"
+    return str(p.default)
+
+
+def markdown_table() -> str:
+    """The README's parameter table (a test keeps README.md equal to it)."""
+    lines = ["| Parameter | CLI flag | Query / widget | Default | Range | Meaning |", "|---|---|---|---|---|---|"]
+    for p in PARAMS.values():
+        unit = " (×1/255)" if p.unit else ""
+        cells = [p.label, f"`{p.flag}`", f"`{p.name}`{unit}", _default_text(p), _range_text(p), p.help]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
