@@ -29,13 +29,14 @@ and float32 otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from . import incremental
+from .params import SCORES, check_fields, default, default_patch  # noqa: F401  (SCORES re-exported)
+from .timing import clock
 
-SCORES = ("logit_l2", "confidence_drop")
 ENGINES = ("auto", "incremental", "batched", "naive")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -45,7 +46,8 @@ CPU_BATCH_PIXELS = 8 * 224 * 224  # batched engine on CPU: batches of at most th
 
 @dataclass(frozen=True)
 class ScanConfig:
-    """Zero-out scan parameters. ``stride`` None means stride = patch (non-overlapping).
+    """Zero-out scan parameters. ``patch`` None: scaled with the input size (:meth:`for_size`);
+    ``stride`` None means stride = patch (non-overlapping).
 
     chunk: occluded copies (or incremental crops) evaluated at once; bounds peak memory.
     engine: ``auto`` | ``incremental`` | ``batched`` | ``naive`` (module docstring).
@@ -55,21 +57,16 @@ class ScanConfig:
     float32 (0: keep the reduced-precision scores).
     """
 
-    patch: int = 16
-    stride: int | None = None
-    score: str = "logit_l2"
+    patch: int | None = default("patch")
+    stride: int | None = default("stride")
+    score: str = default("score")
     chunk: int = 64
     engine: str = "auto"
     precision: str = "auto"
     refine: int = 12
 
     def __post_init__(self):
-        if not isinstance(self.patch, int) or self.patch < 1:
-            raise ValueError(f"Patch size must be a positive integer (got {self.patch!r}).")
-        if self.stride is not None and (not isinstance(self.stride, int) or self.stride < 1):
-            raise ValueError(f"Stride must be a positive integer (got {self.stride!r}).")
-        if self.score not in SCORES:
-            raise ValueError(f"Unknown score {self.score!r}; choose one of {', '.join(SCORES)}.")
+        check_fields(self, "scan")  # patch, stride, score: ranges from the parameter spec
         if not isinstance(self.chunk, int) or self.chunk < 1:
             raise ValueError(f"Chunk size must be an integer of at least 1 (got {self.chunk!r}).")
         if self.engine not in ENGINES:
@@ -83,18 +80,25 @@ class ScanConfig:
     def step(self) -> int:
         return self.stride or self.patch
 
+    def for_size(self, side: int) -> ScanConfig:
+        """This config with an automatic patch (None) resolved for images of ``side`` px
+        (:func:`sdsgsm.params.default_patch`: 16 at 224 px, 4 at 32 px)."""
+        return self if self.patch is not None else replace(self, patch=default_patch(side))
+
 
 @dataclass
 class ScanResult:
     """grid (N, nh, nw) float32 scores; boxes (nh·nw, 4) int64 rows (top, left, h, w) in
     row-major window order; clean_logits (N, K) of the unoccluded images (float32 forward);
-    engine the engine and precision that ran, e.g. ``"incremental/bfloat16+refine12"``."""
+    engine the engine and precision that ran, e.g. ``"incremental/bfloat16+refine12"``;
+    seconds the synchronised wall time of the whole batch's scan (0.0 when not measured)."""
 
     grid: torch.Tensor
     boxes: torch.Tensor
     clean_logits: torch.Tensor
     cfg: ScanConfig
     engine: str = ""
+    seconds: float = 0.0
 
 
 def window_starts(size: int, patch: int, step: int) -> list[int]:
@@ -109,6 +113,7 @@ def window_starts(size: int, patch: int, step: int) -> list[int]:
 
 def window_boxes(height: int, width: int, cfg: ScanConfig) -> torch.Tensor:
     """All windows as an (nh·nw, 4) int64 tensor of (top, left, h, w), row-major."""
+    cfg = cfg.for_size(min(height, width))
     rows = window_starts(height, cfg.patch, cfg.step)
     cols = window_starts(width, cfg.patch, cfg.step)
     return torch.tensor([(r, c, cfg.patch, cfg.patch) for r in rows for c in cols], dtype=torch.int64)
@@ -116,6 +121,7 @@ def window_boxes(height: int, width: int, cfg: ScanConfig) -> torch.Tensor:
 
 def grid_shape(height: int, width: int, cfg: ScanConfig) -> tuple[int, int]:
     """(nh, nw): number of window rows and columns."""
+    cfg = cfg.for_size(min(height, width))
     return (len(window_starts(height, cfg.patch, cfg.step)),
             len(window_starts(width, cfg.patch, cfg.step)))
 
@@ -254,10 +260,12 @@ def occlusion_scan(model, x: torch.Tensor, cfg: ScanConfig = ScanConfig(),
     to reuse an already computed clean forward pass.
     Returns a ScanResult with grid (N, nh, nw), the clean logits (float32; from the
     incremental engine's folded network, equal to model(x) up to float rounding) and the
-    engine that ran.
+    engine that ran and ``seconds``, the synchronised wall time of this call.
     Raises ValueError for a patch larger than the image or an unsupported engine.
     """
+    t0 = clock(x.device)
     n, _, h, w = x.shape
+    cfg = cfg.for_size(min(h, w))
     boxes = window_boxes(h, w, cfg)  # (P, 4)
     nh, nw = grid_shape(h, w, cfg)
     engine, precision = resolve(model, x, cfg)
@@ -268,7 +276,7 @@ def occlusion_scan(model, x: torch.Tensor, cfg: ScanConfig = ScanConfig(),
             scores, clean = _batched_scan(model, x, boxes, cfg, clean_logits, y, engine, precision)
     refine = min(cfg.refine, len(boxes)) if precision != "float32" else 0
     tag = f"{engine}/{precision}" + (f"+refine{refine}" if refine else "")
-    return ScanResult(scores.view(n, nh, nw), boxes, clean, cfg, tag)
+    return ScanResult(scores.view(n, nh, nw), boxes, clean, cfg, tag, seconds=clock(x.device) - t0)
 
 
 def upsample_grid(grid: torch.Tensor, boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -66,10 +66,10 @@ def test_bounds_on_gallery_image_with_real_model(lite0, imagenet_batch):
 
 @pytest.mark.parametrize("pair", [("sd-sgsm", "sd-fgsm"), ("sgsm", "fgsm")])
 def test_omega_to_infinity_equals_sign(tiny_cnn, rand_images, pair):
-    cfg = AttackConfig(omega=1e6, **SMALL)
+    cfg = AttackConfig(omega=1e6, steps=1, **SMALL)
     a, b = (run_attack(tiny_cnn, rand_images, None, cfg, m) for m in pair)
     assert torch.equal(a.x_adv, b.x_adv)
-    small = AttackConfig(omega=1.0, **SMALL)  # and a finite ω really is different
+    small = AttackConfig(omega=1.0, steps=1, **SMALL)  # and a finite ω really is different
     assert not torch.equal(run_attack(tiny_cnn, rand_images, None, small, pair[0]).x_adv, b.x_adv)
 
 
@@ -113,7 +113,7 @@ def test_cached_scan_is_reused_and_gives_the_same_result(tiny_cnn, rand_images):
     a = run_attack(tiny_cnn, rand_images, None, cfg, "sd-sgsm")
     b = run_attack(tiny_cnn, rand_images, None, cfg, "sd-sgsm", scan=scan)
     assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.saliency, b.saliency)
-    assert b.scan_time_s < 0.05
+    assert b.scan_time_s == scan.seconds > 0 and a.scan_time_s > 0  # cached: the scan's own seconds
 
 
 def test_labels_true_predicted_and_mixed(tiny_cnn, rand_images):
@@ -134,7 +134,7 @@ def test_step_size_rules():
     assert step_size(AttackConfig(steps=10), sd, 8 / 255) == (8 / 255, 1)  # single-step: α = ε_strong
     assert step_size(AttackConfig(steps=10, alpha=4 / 255), multi, 8 / 255) == (4 / 255, 10)
     assert step_size(AttackConfig(steps=10), multi, 8 / 255) == pytest.approx((2 / 255, 10))
-    assert step_size(AttackConfig(), FamilySpec(multi_step=True, rand_prestep=True), 8 / 255) == (4 / 255, 1)
+    assert step_size(AttackConfig(steps=1), FamilySpec(multi_step=True, rand_prestep=True), 8 / 255) == (4 / 255, 1)
     assert step_size(AttackConfig(steps=1, alpha=2 / 255), multi, 8 / 255) == (2 / 255, 1)  # α honoured at T = 1
     assert step_size(AttackConfig(steps=1, alpha=2 / 255), sd, 8 / 255) == (8 / 255, 1)  # FGSM-style: α = ε
 

@@ -1,23 +1,25 @@
 """The one registry of attack methods: name -> Method (function + description).
 
-Every method is a function ``(model, x, y, cfg, *, scan=None) -> AttackResult``. The FGSM
-family is ours (fgsm_family.py); the Table 2 baselines are IBM ART attacks (art_baselines.py,
-ART imported lazily) plus our own Jitter and FAB, which ART 1.20.1 does not have.
+Every method is a function ``(model, x, y, cfg, *, scan=None) -> AttackResult``: the one
+wrapper :func:`~sdsgsm.attacks.base.run_method` (timing, labels, clean/adversarial logits,
+result) around the method's core. The FGSM family is ours (fgsm_family.py); the Table 2
+baselines are IBM ART attacks (art_baselines.py, ART imported lazily) plus our own Jitter
+and FAB, which ART 1.20.1 does not have.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
-from .art_baselines import art_attack, baseline_params
-from .base import GRAD_NORMS, MAX_STEPS, AttackConfig, AttackResult, resolve_labels
-from .fab import fab, fab_params
-from .fgsm_family import FamilySpec, fgsm_family
-from .jitter import jitter, jitter_params
+from .art_baselines import art_core, baseline_params
+from .base import GRAD_NORMS, MAX_STEPS, AttackConfig, AttackResult, Core, resolve_labels, run_method
+from .fab import fab_core, fab_params
+from .fgsm_family import FamilySpec, family_core
+from .jitter import jitter_core, jitter_params
 
-__all__ = ["AttackConfig", "AttackResult", "METHODS", "Method", "get_method", "run_attack",
+__all__ = ["AttackConfig", "AttackResult", "METHODS", "Method", "get_method", "run_attack", "run_method",
            "GRAD_NORMS", "MAX_STEPS", "resolve_labels"]
 
 
@@ -28,7 +30,9 @@ class Method:
     ``bounded``: |x_adv − x| ≤ ε (or the budget map) by construction; False for the
     minimum-norm attacks whose budget is their realised L∞. ``params(cfg)``: the dict of
     method-specific parameters a run uses (None: the AttackConfig says it all).
-    ``backend``: 'sdsgsm' (our code) or 'art' (IBM ART).
+    ``backend``: 'sdsgsm' (our code) or 'art' (IBM ART). ``deterministic``: no random draw
+    (random start, random pre-step, jitter noise, ART random init), so x_adv does not depend
+    on the seed and a sample's result does not depend on the rest of its batch.
     """
 
     name: str
@@ -39,12 +43,18 @@ class Method:
     bounded: bool = True
     params: Callable[[AttackConfig], dict] | None = None
     backend: str = "sdsgsm"
+    deterministic: bool = True
+
+
+def _wrapped(name: str, core: Core):
+    """The registry function ``(model, x, y, cfg, *, scan=None)``: run_method around ``core``."""
+    return partial(run_method, name, core)
 
 
 def _family(name: str, description: str, **spec) -> Method:
     fs = FamilySpec(**spec)
-    return Method(name, partial(fgsm_family, spec=fs, name=name), description,
-                  spatial=fs.spatial, multi_step=fs.multi_step)
+    return Method(name, _wrapped(name, partial(family_core, spec=fs)), description,
+                  spatial=fs.spatial, multi_step=fs.multi_step, deterministic=fs.deterministic)
 
 
 _ENTRIES = [
@@ -67,29 +77,31 @@ _ENTRIES = [
 ]
 
 
-def _art(name: str, description: str, bounded: bool = True) -> Method:
-    return Method(name, partial(art_attack, name=name), description, multi_step=True, bounded=bounded,
-                  params=partial(baseline_params, name), backend="art")
+def _art(name: str, description: str, bounded: bool = True, deterministic: bool = True) -> Method:
+    return Method(name, _wrapped(name, partial(art_core, name=name)), description, multi_step=True,
+                  bounded=bounded, params=partial(baseline_params, name), backend="art", deterministic=deterministic)
 
 
 _ENTRIES += [
-    Method("jitter", jitter, "Jitter: PGD-style steps on a noisy scaled-softmax loss (Schwinn et al. 2021); "
-           "our implementation, ART has none", multi_step=True, params=jitter_params),
+    Method("jitter", _wrapped("jitter", jitter_core), "Jitter: PGD-style steps on a noisy scaled-softmax loss "
+           "(Schwinn et al. 2021); our implementation, ART has none", multi_step=True, params=jitter_params,
+           deterministic=False),
     _art("cw", "CW-L2: Carlini & Wagner 2017 via ART CarliniL2Method (c = 1, T steps); unbounded, "
          "budget = realised L∞", bounded=False),
     _art("deepfool", "DeepFool: Moosavi-Dezfooli et al. 2016 via ART DeepFool (T steps, overshoot 0.02); "
          "unbounded, budget = realised L∞", bounded=False),
-    Method("fab", fab, "FAB-L∞: fast adaptive boundary (Croce & Hein 2020), T steps, counted only if L∞ ≤ ε; "
-           "our implementation, ART 1.20.1 has no FAB", multi_step=True, params=fab_params),
-    _art("apgd", "APGD-CE: auto-PGD with cross-entropy (Croce & Hein 2020) via ART AutoProjectedGradientDescent"),
-    _art("apgd-dlr", "APGD-DLR: auto-PGD with the difference-of-logits-ratio loss via ART"),
+    Method("fab", _wrapped("fab", fab_core), "FAB-L∞: fast adaptive boundary (Croce & Hein 2020), T steps, counted "
+           "only if L∞ ≤ ε; our implementation, ART 1.20.1 has no FAB", multi_step=True, params=fab_params),
+    _art("apgd", "APGD-CE: auto-PGD with cross-entropy (Croce & Hein 2020) via ART AutoProjectedGradientDescent",
+         deterministic=False),
+    _art("apgd-dlr", "APGD-DLR: auto-PGD with the difference-of-logits-ratio loss via ART", deterministic=False),
     _art("autoattack", "AutoAttack via ART: APGD-CE, APGD-DLR, DeepFool, Square, each cut to T steps; "
-         "first success within L∞ ≤ ε"),
+         "first success within L∞ ≤ ε", deterministic=False),
     _art("ead", "EAD: elastic-net attack (Chen et al. 2018) via ART ElasticNet (c from 1, 5 binary-search "
          "steps of T iterations); unbounded, budget = realised L∞", bounded=False),
 ]
 METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
-METHODS["bim"] = Method("bim", METHODS["ifgsm"].fn, "alias of ifgsm", multi_step=True)
+METHODS["bim"] = replace(METHODS["ifgsm"], name="bim", description="alias of ifgsm")
 
 
 def get_method(name: str) -> Method:

@@ -29,7 +29,7 @@ import contextlib
 import numpy as np
 import torch
 
-from .base import AttackConfig, AttackResult, Timer, resolve_labels
+from .base import AttackConfig, CoreOutput, scalar_budget
 from .fgsm_family import FamilySpec, step_size
 
 MAX_BATCHED_CLASSES = 10
@@ -169,33 +169,26 @@ def _generate(name: str, params: dict, classifier, x: np.ndarray, y: np.ndarray,
     return np.concatenate(out).astype(np.float32)
 
 
-def art_attack(model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, *, name: str,
-               scan=None) -> AttackResult:
-    """Run ART baseline ``name`` (see :func:`baseline_params`) on x (N, 3, H, W) in [0, 1].
+def art_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, cfg: AttackConfig, scan=None, *,
+             name: str) -> CoreOutput:
+    """Core of ART baseline ``name`` (see :func:`baseline_params`) for
+    :func:`~sdsgsm.attacks.base.run_method`.
 
-    y (N,) true labels (−1 / None: the clean prediction) are passed to ART as the labels to
-    move away from. Numpy and torch are seeded with ``cfg.seed`` before the attack.
-    Returns an AttackResult; x_adv ∈ [0, 1]; bounded attacks satisfy |x_adv − x| ≤ ε.
+    Args: x (N, 3, H, W) float32 in [0, 1]; y (N,) the labels attacked, passed to ART as the
+    labels to move away from; clean (N, K) clean logits (K sizes the ART classifier); ``scan``
+    is ignored. Numpy and torch are seeded with ``cfg.seed`` before the attack.
+    Returns x_adv ∈ [0, 1] and the budget map (N, 1, H, W): the scalar ε map for the bounded
+    attacks (|x_adv − x| ≤ ε), the realised per-sample L∞ for the unbounded ones.
     """
-    params = baseline_params(name, cfg)
-    x = x.detach().float()
-    with Timer(x.device) as timer:
-        with torch.inference_mode():
-            clean = model(x).float()
-        y_used, source = resolve_labels(y, clean)
-        k = clean.shape[1]
-        classifier = art_classifier(model, tuple(x.shape[1:]), k)
-        with seeded(cfg.seed, x.device):
-            adv_np = _generate(name, params, classifier, x.cpu().numpy().astype(np.float32),
-                               y_used.cpu().numpy(), k)
-        x_adv = torch.from_numpy(adv_np).to(x.device)
-        if name not in UNBOUNDED:  # remove float32 rounding beyond the ε-box
-            x_adv = x + (x_adv - x).clamp(-cfg.eps, cfg.eps)
-        x_adv = x_adv.clamp(0.0, 1.0)
-        with torch.inference_mode():
-            adv = model(x_adv).float()
+    k = clean.shape[1]
+    classifier = art_classifier(model, tuple(x.shape[1:]), k)
+    with seeded(cfg.seed, x.device):
+        adv_np = _generate(name, baseline_params(name, cfg), classifier, x.cpu().numpy().astype(np.float32),
+                           y.cpu().numpy(), k)
+    x_adv = torch.from_numpy(adv_np).to(x.device)
     if name in UNBOUNDED:
+        x_adv = x_adv.clamp(0.0, 1.0)
         budget = (x_adv - x).flatten(1).abs().amax(1).view(-1, 1, 1, 1).expand_as(x[:, :1]).clone()
-    else:
-        budget = torch.full_like(x[:, :1], cfg.eps)
-    return AttackResult(name, cfg, x_adv, y_used, source, clean, adv, budget, time_s=timer.s)
+        return CoreOutput(x_adv, budget)  # budget (N, 1, H, W): realised L∞ per sample
+    x_adv = (x + (x_adv - x).clamp(-cfg.eps, cfg.eps)).clamp(0.0, 1.0)  # drop float32 rounding beyond ε
+    return CoreOutput(x_adv, scalar_budget(x, cfg.eps))

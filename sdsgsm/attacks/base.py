@@ -1,18 +1,24 @@
-"""Shared attack types: the frozen AttackConfig and the AttackResult every method returns."""
+"""Shared attack types and the one attack wrapper (DESIGN.md §5).
+
+The frozen AttackConfig, the AttackResult every method returns, and :func:`run_method`,
+which opens and closes every registered method around that method's core (timing, labels,
+clean and adversarial logits, the result).
+"""
 
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from ..budget import BudgetConfig
-from ..occlusion import ScanConfig
+from ..occlusion import ScanConfig, ScanResult
+from ..params import GRAD_NORMS, PARAMS, check_fields, default  # noqa: F401  (GRAD_NORMS re-exported)
+from ..timing import Timer, sync  # noqa: F401  (re-exported for bench/)
 
-GRAD_NORMS = ("max", "pow10", "none")
-MAX_STEPS = 1000
+MAX_STEPS = PARAMS["steps"].hi
 
 
 @dataclass(frozen=True)
@@ -26,47 +32,41 @@ class AttackConfig:
     MI-/NI-FGSM; ti_kernel/ti_sigma the Gaussian of TI-FGSM.
     """
 
-    eps: float = 8 / 255
-    steps: int = 1
-    alpha: float | None = None
-    omega: float = 10.0
-    grad_norm: str = "max"
-    decay: float = 1.0
+    eps: float = default("eps")
+    steps: int = default("steps")
+    alpha: float | None = default("alpha")
+    omega: float = default("omega")
+    grad_norm: str = default("grad_norm")
+    decay: float = default("decay")
     ti_kernel: int = 7
     ti_sigma: float = 3.0
-    seed: int = 0
+    seed: int = default("seed")
     scan: ScanConfig = field(default_factory=ScanConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
 
     def __post_init__(self):
-        for name in ("eps", "omega", "decay", "ti_sigma") + (("alpha",) if self.alpha is not None else ()):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number (got {value!r}).")
-        if not 0 <= self.eps <= self.budget.eps_max + 1e-12:
+        """Ranges from the parameter spec (sdsgsm/params.py), then ε ≤ ε_max."""
+        check_fields(self)
+        if not isinstance(self.ti_kernel, int) or self.ti_kernel < 1 or self.ti_kernel % 2 == 0:
+            raise ValueError(f"ti_kernel must be an odd integer ≥ 1 (got {self.ti_kernel!r}).")
+        if not isinstance(self.ti_sigma, (int, float)) or not math.isfinite(self.ti_sigma) or self.ti_sigma <= 0:
+            raise ValueError(f"ti_sigma must be a positive finite number (got {self.ti_sigma!r}).")
+        if self.eps > self.budget.eps_max + 1e-12:
             raise ValueError(f"ε = {self.eps * 255:.2f}/255 must lie in [0, ε_max = "
                              f"{self.budget.eps_max * 255:.2f}/255].")
-        if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
-            raise ValueError(f"Steps must be an integer from 1 to {MAX_STEPS} (got {self.steps!r}).")
-        if self.alpha is not None and self.alpha <= 0:
-            raise ValueError(f"Step size α must be positive (got {self.alpha}).")
-        if self.omega <= 0:
-            raise ValueError(f"ω must be positive (got {self.omega}).")
-        if self.grad_norm not in GRAD_NORMS:
-            raise ValueError(f"Unknown grad_norm {self.grad_norm!r}; choose one of {', '.join(GRAD_NORMS)}.")
-        if self.decay < 0 or self.ti_sigma <= 0 or self.ti_kernel < 1 or self.ti_kernel % 2 == 0:
-            raise ValueError("Need decay ≥ 0, ti_sigma > 0 and an odd ti_kernel ≥ 1.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AttackResult:
     """What every attack returns (all tensors on the input's device).
 
     x_adv (N, 3, H, W) in [0, 1]; y (N,) labels attacked; label_source says where y came
-    from; clean_logits/adv_logits (N, K); budget (N, 1, H, W) the per-pixel L∞ bound E;
-    saliency (N, nh, nw), boxes (nh·nw, 4) and region (N, nh, nw) bool for the spatial
-    methods (None otherwise); time_s wall time of the whole call, scan_time_s the part
-    spent in the zero-out scan (0 when a cached scan was passed in).
+    from; clean_logits/adv_logits (N, K); budget (N, 1, H, W) the per-pixel L∞ bound E
+    (eq. 5/11); saliency (N, nh, nw), boxes (nh·nw, 4) and region (N, nh, nw) bool for the
+    spatial methods (None otherwise). attack_time_s: synchronised wall time of the attack
+    for the whole batch, excluding the zero-out scan; scan_time_s: the zero-out scan's
+    seconds for this batch (measured in the call, or the cached ``ScanResult.seconds``;
+    0.0 for non-spatial methods); ``time_s`` is their sum.
     """
 
     method: str
@@ -80,8 +80,13 @@ class AttackResult:
     saliency: torch.Tensor | None = None
     boxes: torch.Tensor | None = None
     region: torch.Tensor | None = None
-    time_s: float = 0.0
+    attack_time_s: float = 0.0
     scan_time_s: float = 0.0
+
+    @property
+    def time_s(self) -> float:
+        """Attack plus zero-out scan seconds for the batch (what the method costs end to end)."""
+        return self.attack_time_s + self.scan_time_s
 
     @property
     def clean_pred(self) -> torch.Tensor:
@@ -90,6 +95,26 @@ class AttackResult:
     @property
     def adv_pred(self) -> torch.Tensor:
         return self.adv_logits.argmax(1)
+
+
+@dataclass(frozen=True)
+class CoreOutput:
+    """What a method's core hands back to :func:`run_method`.
+
+    x_adv (N, 3, H, W) in [0, 1]; budget (N, 1, H, W) the L∞ bound E (eq. 5/11; the scalar
+    ε map for uniform methods, the realised L∞ for unbounded ones); scan the zero-out scan
+    the budget came from (spatial methods only: the cached one passed in, or one computed by
+    the core) and region (N, nh, nw) bool, the region R (§3.3).
+    """
+
+    x_adv: torch.Tensor
+    budget: torch.Tensor
+    scan: ScanResult | None = None
+    region: torch.Tensor | None = None
+
+
+# core(model, x (N, 3, H, W) float32 in [0, 1], y (N,) labels used, clean (N, K) logits, cfg, scan or None)
+Core = Callable[..., CoreOutput]
 
 
 def resolve_labels(y: torch.Tensor | None, clean_logits: torch.Tensor) -> tuple[torch.Tensor, str]:
@@ -104,23 +129,45 @@ def resolve_labels(y: torch.Tensor | None, clean_logits: torch.Tensor) -> tuple[
     return torch.where(known, y, pred), "true label where known, else clean prediction"
 
 
-def sync(device: torch.device) -> None:
-    """Wait for queued device work so wall-clock timings are honest."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def scalar_budget(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """The uniform budget map E = ε everywhere (eq. 5 with R empty), shape (N, 1, H, W)."""
+    return torch.full_like(x[:, :1], eps)  # (N, 1, H, W)
 
 
-class Timer:
-    """Context manager measuring synchronised wall time in seconds (``.s``)."""
+def _check_scan(scan: ScanResult | None, x: torch.Tensor) -> None:
+    if scan is not None and scan.clean_logits.shape[0] != x.shape[0]:
+        raise ValueError(f"The cached scan holds {scan.clean_logits.shape[0]} images but the attack got "
+                         f"{x.shape[0]}; pass the scan of the same images (or none).")
 
-    def __init__(self, device: torch.device):
-        self.device, self.s = device, 0.0
 
-    def __enter__(self):
-        sync(self.device)
-        self.t0 = time.perf_counter()
-        return self
+def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, *,
+               scan: ScanResult | None = None) -> AttackResult:
+    """The one wrapper around every registered method's core (DESIGN.md §2.5, §2.7, §5).
 
-    def __exit__(self, *exc):
-        sync(self.device)
-        self.s = time.perf_counter() - self.t0
+    Detaches x to float32, takes the clean logits f(x) without gradients (or the cached
+    scan's), resolves the labels (true label where known, else the clean prediction, §2.5),
+    runs ``core(model, x, y_used, clean, cfg, scan)``, takes the adversarial logits and
+    times it all with device synchronisation. A scan the core computed is timed by the scan
+    itself (``ScanResult.seconds``) and taken out of ``attack_time_s``.
+
+    Args: name the method name recorded in the result; core see :data:`Core`; model maps
+    (B, 3, H, W) in [0, 1] to (B, K) logits; x (N, 3, H, W) in [0, 1]; y (N,) true labels
+    (−1 = unknown) or None; scan a cached ScanResult of the same images and ``cfg.scan``.
+    Returns the AttackResult. Raises ValueError for a scan of a different batch.
+    """
+    x = x.detach().float()  # (N, 3, H, W)
+    _check_scan(scan, x)
+    with Timer(x.device) as timer:
+        with torch.inference_mode():
+            clean = scan.clean_logits if scan is not None else model(x).float()  # (N, K)
+        y_used, source = resolve_labels(y, clean)
+        out = core(model, x, y_used, clean, cfg, scan)
+        x_adv = out.x_adv.detach()  # (N, 3, H, W)
+        with torch.inference_mode():
+            adv = model(x_adv).float()  # (N, K)
+    used = out.scan
+    scan_s = used.seconds if used is not None else 0.0
+    attack_s = timer.s - (scan_s if used is not None and used is not scan else 0.0)
+    return AttackResult(name, cfg, x_adv, y_used, source, clean.clone(), adv, out.budget,
+                        saliency=None if used is None else used.grid, boxes=None if used is None else used.boxes,
+                        region=out.region, attack_time_s=attack_s, scan_time_s=scan_s)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import AttackConfig, AttackResult, Timer, resolve_labels
+from .base import AttackConfig, CoreOutput, scalar_budget
 
 FAB_CONSTANTS = {"alpha_max": 0.1, "eta": 1.05, "beta": 0.9, "n_classes": 10, "n_restarts": 1,
                  "random_start": False}
@@ -85,36 +85,30 @@ def _fab_step(model, x1, x0, y, cand, p: dict) -> torch.Tensor:
     return mixed.clamp(0.0, 1.0).float().view_as(x1)
 
 
-def fab(model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, *, scan=None) -> AttackResult:
-    """Untargeted FAB-L∞ (Croce & Hein 2020), T = cfg.steps iterations, success only if L∞ ≤ cfg.eps.
+def fab_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, cfg: AttackConfig,
+             scan=None) -> CoreOutput:
+    """Core of untargeted FAB-L∞ (Croce & Hein 2020) for :func:`~sdsgsm.attacks.base.run_method`:
+    T = cfg.steps iterations, a sample counts only if its smallest L∞ found is ≤ cfg.eps.
 
-    Args: model (B, 3, H, W) in [0, 1] -> (B, K); x (N, 3, H, W) in [0, 1]; y (N,) labels
-    (−1 / None: clean prediction). ``scan`` is ignored (not a spatial method).
-    Returns an AttackResult whose budget is the scalar ε map; |x_adv − x| ≤ ε.
+    Args: model (B, 3, H, W) in [0, 1] -> (B, K); x (N, 3, H, W) float32 in [0, 1]; y (N,)
+    the labels attacked; clean (N, K) clean logits (pick the candidate classes). ``scan`` is
+    ignored (not a spatial method). Returns x_adv and the scalar ε map; |x_adv − x| ≤ ε.
     """
     p = fab_params(cfg)
-    x = x.detach().float()
     n = len(x)
-    with Timer(x.device) as timer:
+    masked = clean.clone()
+    masked[torch.arange(n), y] = float("-inf")
+    cand = masked.topk(min(p["n_classes"], clean.shape[1] - 1), dim=1).indices  # (N, k), all ≠ y
+    best = torch.where(clean.argmax(1) != y, 0.0, float("inf")).to(x.device)  # (N,)
+    adv, x1 = x.clone(), x.clone()
+    for _ in range(cfg.steps):
+        x1 = _fab_step(model, x1, x, y, cand, p)
         with torch.inference_mode():
-            clean = model(x).float()
-        y_used, source = resolve_labels(y, clean)
-        masked = clean.clone()
-        masked[torch.arange(n), y_used] = float("-inf")
-        cand = masked.topk(min(p["n_classes"], clean.shape[1] - 1), dim=1).indices  # (N, k), all ≠ y
-        best = torch.where(clean.argmax(1) != y_used, 0.0, float("inf")).to(x.device)  # (N,)
-        adv, x1 = x.clone(), x.clone()
-        for _ in range(cfg.steps):
-            x1 = _fab_step(model, x1, x, y_used, cand, p)
-            with torch.inference_mode():
-                is_adv = model(x1).argmax(1) != y_used
-            dist = (x1 - x).flatten(1).abs().amax(1)
-            better = is_adv & (dist < best)
-            adv[better], best[better] = x1[better], dist[better]
-            x1 = torch.where(is_adv[:, None, None, None], x + p["beta"] * (x1 - x), x1)
-        ok = (best <= cfg.eps)[:, None, None, None]
-        x_adv = torch.where(ok, x + (adv - x).clamp(-cfg.eps, cfg.eps), x).clamp(0.0, 1.0)
-        with torch.inference_mode():
-            adv_logits = model(x_adv).float()
-    budget = torch.full_like(x[:, :1], cfg.eps)  # (N, 1, H, W)
-    return AttackResult("fab", cfg, x_adv, y_used, source, clean, adv_logits, budget, time_s=timer.s)
+            is_adv = model(x1).argmax(1) != y
+        dist = (x1 - x).flatten(1).abs().amax(1)
+        better = is_adv & (dist < best)
+        adv[better], best[better] = x1[better], dist[better]
+        x1 = torch.where(is_adv[:, None, None, None], x + p["beta"] * (x1 - x), x1)
+    ok = (best <= cfg.eps)[:, None, None, None]
+    x_adv = torch.where(ok, x + (adv - x).clamp(-cfg.eps, cfg.eps), x).clamp(0.0, 1.0)
+    return CoreOutput(x_adv, scalar_budget(x, cfg.eps))

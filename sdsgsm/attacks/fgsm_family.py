@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..budget import budget_map
 from ..occlusion import ScanResult, occlusion_scan
-from .base import AttackConfig, AttackResult, Timer, resolve_labels
+from .base import AttackConfig, CoreOutput, scalar_budget
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,11 @@ class FamilySpec:
     momentum: bool = False         # MI-FGSM
     nesterov: bool = False         # NI-FGSM (implies momentum)
     smooth: bool = False           # TI-FGSM Gaussian-smoothed gradient
+
+    @property
+    def deterministic(self) -> bool:
+        """No random draw (random start or pre-step): x_adv is a function of x, y and cfg alone."""
+        return not (self.random_start or self.rand_prestep)
 
 
 def normalise_gradient(g: torch.Tensor, mode: str) -> torch.Tensor:
@@ -116,37 +121,22 @@ def _spatial_budget(model, x, y, cfg, scan: ScanResult | None):
     return scan, budget, region
 
 
-def fgsm_family(model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, *,
-                spec: FamilySpec, name: str, scan: ScanResult | None = None) -> AttackResult:
-    """Run one FGSM-family method (paper Algorithm 1 for the SD-* members).
+def family_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, cfg: AttackConfig,
+                scan: ScanResult | None, *, spec: FamilySpec) -> CoreOutput:
+    """Core of one FGSM-family method for :func:`~sdsgsm.attacks.base.run_method` (paper
+    Algorithm 1 for the SD-* members: scan eq. 1–2, budget map eq. 11, steps eq. 12–15).
 
-    Args: model (B, 3, H, W) in [0, 1] -> (B, K) logits; x (N, 3, H, W) float in [0, 1];
-    y (N,) true labels (−1 = unknown) or None for the clean prediction; scan a cached
-    ScanResult of the same images and ``cfg.scan`` (skips the zero-out scan).
-    Returns an AttackResult; |x_adv − x| ≤ E and x_adv ∈ [0, 1] elementwise.
+    Args: model (B, 3, H, W) in [0, 1] -> (B, K) logits; x (N, 3, H, W) float32 in [0, 1];
+    y (N,) the labels attacked; clean (N, K) clean logits (unused); scan a cached ScanResult
+    of the same images and ``cfg.scan`` (spatial methods skip the zero-out scan), or None.
+    Returns x_adv with |x_adv − x| ≤ E and x_adv ∈ [0, 1] elementwise, E (N, 1, H, W) and,
+    for the spatial methods, the scan used and the region R (N, nh, nw).
     """
-    x = x.detach().float()
-    timer = Timer(x.device)
-    with timer:
-        with torch.inference_mode():
-            clean = scan.clean_logits if scan is not None else model(x).float()
-        y_used, source = resolve_labels(y, clean)
-        scan_timer = Timer(x.device)
-        region = None
-        if spec.spatial:
-            with scan_timer:
-                scan, budget, region = _spatial_budget(model, x, y_used, cfg, scan)
-            eps_top = cfg.budget.eps_strong
-        else:
-            budget = torch.full_like(x[:, :1], cfg.eps)  # (N, 1, H, W)
-            eps_top = cfg.eps
-        x_adv = _loop(model, x, y_used, budget, cfg, spec, eps_top)
-        with torch.inference_mode():
-            adv = model(x_adv).float()
-    spatial = spec.spatial and scan is not None
-    return AttackResult(name, cfg, x_adv, y_used, source, clean.clone(), adv, budget,
-                        saliency=scan.grid if spatial else None, boxes=scan.boxes if spatial else None,
-                        region=region, time_s=timer.s, scan_time_s=scan_timer.s)
+    if spec.spatial:
+        scan, budget, region = _spatial_budget(model, x, y, cfg, scan)
+        return CoreOutput(_loop(model, x, y, budget, cfg, spec, cfg.budget.eps_strong), budget, scan, region)
+    budget = scalar_budget(x, cfg.eps)  # (N, 1, H, W)
+    return CoreOutput(_loop(model, x, y, budget, cfg, spec, cfg.eps), budget)
 
 
 def _loop(model, x, y, budget, cfg: AttackConfig, spec: FamilySpec, eps_top: float) -> torch.Tensor:

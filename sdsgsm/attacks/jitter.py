@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import AttackConfig, AttackResult, Timer, resolve_labels
+from .base import AttackConfig, CoreOutput, scalar_budget
 from .fgsm_family import FamilySpec, project, step_size
 
 JITTER_CONSTANTS = {"scale": 10.0, "std": 0.1, "random_start": True}
@@ -39,34 +39,29 @@ def jitter_loss(logits: torch.Tensor, y: torch.Tensor, delta_inf: torch.Tensor, 
     return torch.where(wrong, loss / delta_inf.clamp_min(1e-12), loss)
 
 
-def jitter(model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, *, scan=None) -> AttackResult:
-    """Run Jitter with ε = cfg.eps, α and T as the FGSM-family's multi-step methods.
+def jitter_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, cfg: AttackConfig,
+                scan=None) -> CoreOutput:
+    """Core of Jitter for :func:`~sdsgsm.attacks.base.run_method`: ε = cfg.eps, α and T as the
+    FGSM-family's multi-step methods, projection as eq. 14–15.
 
-    Args: model (B, 3, H, W) in [0, 1] -> (B, K); x (N, 3, H, W) in [0, 1]; y (N,) labels
-    (−1 / None: clean prediction). ``scan`` is ignored. Returns an AttackResult with the
+    Args: model (B, 3, H, W) in [0, 1] -> (B, K); x (N, 3, H, W) float32 in [0, 1]; y (N,)
+    the labels attacked; clean (N, K) unused; ``scan`` is ignored. Returns x_adv and the
     scalar ε budget map; |x_adv − x| ≤ ε and x_adv ∈ [0, 1].
     """
     p = jitter_params(cfg)
-    x = x.detach().float()
-    budget = torch.full_like(x[:, :1], cfg.eps)  # (N, 1, H, W)
+    budget = scalar_budget(x, cfg.eps)  # (N, 1, H, W)
     gen = torch.Generator(device=x.device).manual_seed(cfg.seed)
-    with Timer(x.device) as timer:
-        with torch.inference_mode():
-            clean = model(x).float()
-        y_used, source = resolve_labels(y, clean)
-        x_adv = x.clone()
-        if p["random_start"]:
-            noise = torch.rand(x.shape, generator=gen, device=x.device) * 2 - 1
-            x_adv = project(x, x + noise * budget, budget)
-        for _ in range(p["max_iter"]):
-            x_in = x_adv.detach().requires_grad_(True)
-            with torch.enable_grad():
-                logits = model(x_in).float()
-                noise = p["std"] * torch.randn(logits.shape, generator=gen, device=x.device)
-                delta_inf = (x_adv - x).flatten(1).abs().amax(1)
-                loss = jitter_loss(logits, y_used, delta_inf, noise, p["scale"]).sum()
-                (grad,) = torch.autograd.grad(loss, x_in)
-            x_adv = project(x, x_adv + p["alpha"] * grad.sign(), budget)
-        with torch.inference_mode():
-            adv = model(x_adv).float()
-    return AttackResult("jitter", cfg, x_adv.detach(), y_used, source, clean, adv, budget, time_s=timer.s)
+    x_adv = x.clone()
+    if p["random_start"]:
+        noise = torch.rand(x.shape, generator=gen, device=x.device) * 2 - 1
+        x_adv = project(x, x + noise * budget, budget)
+    for _ in range(p["max_iter"]):
+        x_in = x_adv.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(x_in).float()
+            noise = p["std"] * torch.randn(logits.shape, generator=gen, device=x.device)
+            delta_inf = (x_adv - x).flatten(1).abs().amax(1)
+            loss = jitter_loss(logits, y, delta_inf, noise, p["scale"]).sum()
+            (grad,) = torch.autograd.grad(loss, x_in)
+        x_adv = project(x, x_adv + p["alpha"] * grad.sign(), budget)
+    return CoreOutput(x_adv, budget)
