@@ -2,9 +2,11 @@
 
 ``run_benchmark`` is a pure function (no streamlit, no files): it attacks the clean-correct
 samples (default criterion) with every requested registry method in batches and returns
-a :class:`BenchmarkResult` with one summary row per method, one row per (method, sample)
-and a JSON-ready config. ``write_benchmark`` writes results.csv, per_sample.csv,
-results.md, results.tex and config.json. Presets reproduce the settings of the paper's
+a :class:`BenchmarkResult` with one summary row per method (``sdsgsm.metrics.summarise``,
+the one aggregator), one row per (method, sample) with every registry metric, and a
+JSON-ready config. ``benchmark_files`` renders results.csv, per_sample.csv, results.md,
+results.tex (``sdsgsm.tables``, the one formatter) and config.json as bytes;
+``write_benchmark`` writes them. Presets reproduce the settings of the paper's
 Table 1 (single step, ε = 8/255) and Table 2 (T = 10, α = 4/255, ε_max = 8/255); see
 :data:`PRESETS` for how the SD methods' dual budget is mapped under the ε_max cap.
 """
@@ -16,64 +18,37 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from . import occlusion
 from .attacks import METHODS, AttackConfig, Method, resolve_labels
 from .data import load_cifar10, load_folder, load_gallery
-from .metrics import ASR_CRITERION, evaluate
+from .metrics import ASR_CRITERION, evaluate, metric_list, summarise, summary_keys
 from .occlusion import ScanConfig, ScanResult, occlusion_scan
+from .params import PRESETS, Preset, build_config, config_values, get_preset
+from .report import write_files
+from .tables import Table, metric_notes, metric_table
 
 OUTPUT_FILES = ("results.csv", "per_sample.csv", "results.md", "results.tex", "config.json")
-SUMMARY_COLUMNS = ["method", "n", "asr", "l2_mean", "l2_std", "linf_mean", "linf_max", "ssim_mean", "ssim_std",
-                   "time_per_sample_s", "device", "model", "data", "linf_std", "n_attacked", "n_total", "steps",
-                   "eps", "eps_weak", "bounded", "complete", "criterion"]
-SAMPLE_COLUMNS = ["method", "index", "key", "label", "clean_pred", "adv_pred", "evaluated", "success",
-                  "l2", "linf", "ssim", "time_s", "batch"]
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named method list plus the numbers every method of it runs with."""
-
-    name: str
-    methods: tuple[str, ...]
-    description: str
-    eps: float
-    eps_strong: float
-    eps_weak: float
-    steps: int
-    alpha: float | None
-
-
-PRESETS: dict[str, Preset] = {
-    "table1": Preset(
-        "table1", ("fgsm", "sgsm", "sd-fgsm", "sd-sgsm"),
-        "Paper Table 1 (ablation): one step, ε = 8/255. SD methods: ε_strong = 8/255 on R, ε_weak = 4/255 "
-        "elsewhere (the paper's SD L∞ of 0.0549 > 8/255 breaks its own ε_max cap, so it is not copied)",
-        eps=8 / 255, eps_strong=8 / 255, eps_weak=4 / 255, steps=1, alpha=None),
-    "table2": Preset(
-        "table2", ("pgd", "jitter", "cw", "deepfool", "fab", "apgd", "apgd-dlr", "autoattack", "sd-sgsm"),
-        "Paper Table 2: T = 10, α = 4/255, ε = ε_max = 8/255. SD-SGSM: ε_strong = 8/255, ε_weak = 4/255 (the "
-        "paper's literal ε_g = ε_l = 4/255, L∞ 0.0157, is --eps-strong 4/255 --eps-weak 4/255)",
-        eps=8 / 255, eps_strong=8 / 255, eps_weak=4 / 255, steps=10, alpha=4 / 255),
-}
+# summary: method, n, the registry's statistics (asr, <key>_mean, <key>_std, linf_max), then the run's context
+SUMMARY_COLUMNS = ["method", *(k for k in summary_keys() if k != "n_attacked"), "device", "model", "data",
+                   "n_attacked", "n_total", "steps", "eps", "eps_weak", "bounded", "complete", "criterion"]
+# per sample: ids and predictions, 'evaluated', one column per registry metric (success, l2, …, time_s, …)
+SAMPLE_COLUMNS = ["method", "index", "key", "label", "clean_pred", "adv_pred", "evaluated",
+                  *(m.source for m in metric_list()), "batch"]
 
 
 def preset_config(name: str, base: AttackConfig | None = None) -> tuple[list[str], AttackConfig]:
-    """(methods, AttackConfig) of preset ``name``; other fields (ω, scan, region, seed, …) from ``base``."""
-    if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
-    p, base = PRESETS[name], base or AttackConfig()
-    budget = replace(base.budget, eps_strong=p.eps_strong, eps_weak=p.eps_weak)
-    return list(p.methods), replace(base, eps=p.eps, steps=p.steps, alpha=p.alpha, budget=budget)
+    """(methods, AttackConfig) of preset ``name`` (sdsgsm/params.py PRESETS); parameters the preset
+    does not set (ω, the scan, the region, the seed, …) come from ``base`` (default: the spec's)."""
+    p = get_preset(name)
+    return list(p.methods), build_config(p.apply(config_values(base) if base is not None else None))
 
 
 def parse_methods(methods: str | list[str]) -> list[str]:
@@ -197,25 +172,22 @@ def _cfg_map(methods: list[str], cfgs: dict[str, AttackConfig] | AttackConfig) -
     return {m: cfgs[m] for m in methods}
 
 
-def _scan_for(cache: dict, model, xb, yb, batch: int, cfg: ScanConfig) -> tuple[ScanResult, float]:
-    """The zero-out scan of one batch, computed once and shared by the spatial methods."""
+def _scan_for(cache: dict, model, xb, yb, batch: int, cfg: ScanConfig) -> ScanResult:
+    """The zero-out scan of one batch, computed once and shared by the spatial methods; its
+    synchronised time is ``scan.seconds``, which each spatial result reports as scan_time_s."""
     if (batch, cfg) not in cache:
-        t0 = time.perf_counter()
-        scan = occlusion_scan(model, xb, cfg, y=yb)
-        if xb.device.type == "cuda":
-            torch.cuda.synchronize(xb.device)
-        cache[(batch, cfg)] = (scan, time.perf_counter() - t0)
+        cache[(batch, cfg)] = occlusion_scan(model, xb, cfg, y=yb)
     return cache[(batch, cfg)]
 
 
-def _sample_rows(method: str, idx: torch.Tensor, keys: list[str], result, metrics, seconds: float,
-                 batch: int) -> pd.DataFrame:
-    n = len(idx)
+def _sample_rows(method: str, idx: torch.Tensor, keys: list[str], result, metrics, batch: int) -> pd.DataFrame:
+    """per_sample.csv rows of one batch: ids, labels, predictions and every registry metric
+    (times are the batch's scan/attack/total seconds divided by its size)."""
+    per = metrics.per_sample
     return pd.DataFrame({
         "method": method, "index": idx.tolist(), "key": [keys[i] for i in idx.tolist()],
         "label": result.y.tolist(), "clean_pred": result.clean_pred.tolist(), "adv_pred": result.adv_pred.tolist(),
-        "evaluated": metrics.evaluated, "success": metrics.success, "l2": metrics.l2, "linf": metrics.linf,
-        "ssim": metrics.ssim, "time_s": np.full(n, seconds / n), "batch": batch})
+        **{c: per[c].to_numpy() for c in per.columns}, "batch": batch})[SAMPLE_COLUMNS]
 
 
 def _steps(m: Method, cfg: AttackConfig) -> int:
@@ -223,21 +195,14 @@ def _steps(m: Method, cfg: AttackConfig) -> int:
 
 
 def _summary_row(method: str, df: pd.DataFrame, cfg: AttackConfig, complete: bool, info: dict) -> dict:
-    """Aggregate one method's per-sample rows (mean and population std over the evaluated samples)."""
-    m, ev = METHODS[method], df[df["evaluated"]]
-    n = len(ev)
-    row = {"method": method, "n": n, "asr": float(ev["success"].mean()) if n else math.nan}
-    for key in ("l2", "linf", "ssim"):
-        row[f"{key}_mean"] = float(ev[key].mean()) if n else math.nan
-        row[f"{key}_std"] = float(ev[key].std(ddof=0)) if n else math.nan
-    row["linf_max"] = float(ev["linf"].max()) if n else math.nan
-    row["time_per_sample_s"] = float(df["time_s"].sum() / len(df))
+    """One method's results.csv row: :func:`~sdsgsm.metrics.summarise` of its per-sample rows
+    (the one aggregator, §4.2) plus the run's context (device, ε, steps, completeness, …)."""
+    m = METHODS[method]
     eps = cfg.budget.eps_strong if m.spatial else cfg.eps
-    row.update(device=info["device"], model=info["model"], data=info["data"], n_attacked=len(df),
-               n_total=info["n_total"], steps=_steps(m, cfg), eps=eps if m.bounded else math.nan,
-               eps_weak=cfg.budget.eps_weak if m.spatial else math.nan, bounded=m.bounded, complete=complete,
-               criterion=info["criterion"])
-    return row
+    return {"method": method, **summarise(df), "device": info["device"], "model": info["model"],
+            "data": info["data"], "n_total": info["n_total"], "steps": _steps(m, cfg),
+            "eps": eps if m.bounded else math.nan, "eps_weak": cfg.budget.eps_weak if m.spatial else math.nan,
+            "bounded": m.bounded, "complete": complete, "criterion": info["criterion"]}
 
 
 def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[str],
@@ -339,10 +304,9 @@ class _Run:
                 return (pd.concat(parts, ignore_index=True) if parts else None), True
             idx = self.idx[start:start + self.batch_size]
             xb, yb = self.x[idx], self.y[idx]
-            scan, scan_s = _scan_for(self.scans, self.model, xb, yb, b, cfg.scan) if m.spatial else (None, 0.0)
+            scan = _scan_for(self.scans, self.model, xb, yb, b, cfg.scan) if m.spatial else None
             result = m.fn(self.model, xb, yb, cfg, scan=scan)
-            parts.append(_sample_rows(name, idx.cpu(), self.keys, result, evaluate(xb, result, self.criterion),
-                                      result.time_s + scan_s, b))
+            parts.append(_sample_rows(name, idx.cpu(), self.keys, result, evaluate(xb, result, self.criterion), b))
             self._tick(name, len(idx))
         return pd.concat(parts, ignore_index=True), False
 
@@ -403,8 +367,7 @@ def _config(model, methods: list[str], cfg_of: dict, summary: pd.DataFrame, info
 
 
 # ----------------------------------------------------------------------------- tables
-COLUMNS = (("ASR (%)", "asr", "max"), ("L2 Norm", "l2", "min"), ("L∞ Norm", "linf", "min"),
-           ("SSIM", "ssim", "max"), ("Time (s)", "time_per_sample_s", "min"))
+LEAD_TEX = ("Method", "$n$", "Steps", r"$\epsilon$")
 
 
 def eps_text(value: float) -> str:
@@ -415,38 +378,21 @@ def eps_text(value: float) -> str:
     return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{value:.4f}"
 
 
-def _cell(row: pd.Series, key: str, pm: str) -> tuple[str, str]:
-    """(main number used for 'best', full text) of one table cell; pm is the ± separator."""
-    if key == "asr":
-        main = f"{100 * row['asr']:.1f}" if math.isfinite(row["asr"]) else "–"
-        return main, main
-    if key == "time_per_sample_s":
-        main = f"{row[key]:.3f}"
-        return main, main
-    digits = 3 if key == "l2" else 4
-    mean, std = row[f"{key}_mean"], row[f"{key}_std"]
-    if not math.isfinite(mean):
-        return "–", "–"
-    main = f"{mean:.{digits}f}"
-    return main, main if std < 0.5 * 10 ** -digits else f"{main}{pm}{std:.{digits}f}"
+def _lead(summary: pd.DataFrame) -> pd.DataFrame:
+    """The paper tables' leading columns: Method (* = did not finish), n, Steps and ε
+    (SD methods: ε_strong (bg ε_weak); '–' = unbounded)."""
+    rows = summary.to_dict("records")
+    return pd.DataFrame({
+        "Method": [r["method"].upper() + ("" if r["complete"] else "*") for r in rows],
+        "n": [str(r["n"]) for r in rows], "Steps": [str(r["steps"]) for r in rows],
+        "ε": [eps_text(r["eps"]) + (f" (bg {eps_text(r['eps_weak'])})" if math.isfinite(r["eps_weak"]) else "")
+              for r in rows]})
 
 
-def _table_cells(summary: pd.DataFrame, pm: str, bold: Callable[[str], str]) -> list[list[str]]:
-    """Rows of formatted cells: Method, n, Steps, ε, then COLUMNS with the best per column in bold."""
-    cells = [[_cell(r, key, pm) for _, key, _ in COLUMNS] for _, r in summary.iterrows()]
-    for j, (_, _, direction) in enumerate(COLUMNS):
-        mains = [c[j][0] for c in cells]
-        values = [float(v) for v in mains if v != "–"]
-        if len(values) > 1:
-            best = max(values) if direction == "max" else min(values)
-            cells = [[(m, bold(t)) if (k == j and m != "–" and float(m) == best) else (m, t)
-                      for k, (m, t) in enumerate(c)] for c in cells]
-    out = []
-    for (_, r), c in zip(summary.iterrows(), cells):
-        eps = eps_text(r["eps"]) + (f" (bg {eps_text(r['eps_weak'])})" if math.isfinite(r["eps_weak"]) else "")
-        name = r["method"].upper() + ("" if r["complete"] else "*")
-        out.append([name, str(r["n"]), str(r["steps"]), eps, *[t for _, t in c]])
-    return out
+def paper_table(result: BenchmarkResult) -> Table:
+    """The summary in the paper's layout (Tables 1–2): lead columns, then the registry's paper
+    metrics (ASR, L2, L∞, SSIM, total time) with the best per column marked."""
+    return metric_table(result.summary, "paper", _lead(result.summary), LEAD_TEX)
 
 
 def _caption(result: BenchmarkResult) -> list[str]:
@@ -455,9 +401,8 @@ def _caption(result: BenchmarkResult) -> list[str]:
              f"{c['n_clean_correct']} clean-correct (clean accuracy {100 * c['clean_accuracy']:.1f} %); "
              f"device {c['device']} ({c['device_name']}); batch {c['batch_size']}; seed {c['seed']}.",
              f"ASR criterion: {c['criterion_text']}. n = samples evaluated per method.",
-             "Mean ± std over the evaluated samples; L2 and L∞ over all C·H·W values on the [0, 1] scale; "
-             "SSIM (scikit-image, data_range 1); time = wall time per attacked sample. Best per column in bold "
-             "(ASR, SSIM: highest; L2, L∞, time: lowest). ε of SD methods: ε_strong (bg ε_weak); – = unbounded."]
+             "Mean ± std over the evaluated samples (times: mean over all attacked samples). "
+             f"{metric_notes('paper')} ε of SD methods: ε_strong (bg ε_weak); – = unbounded."]
     if result.stopped:
         lines.append("Stopped early: partial results; methods marked * did not finish.")
     return lines
@@ -465,30 +410,12 @@ def _caption(result: BenchmarkResult) -> list[str]:
 
 def results_markdown(result: BenchmarkResult) -> str:
     """The summary as a Markdown table in the paper's layout, with the criterion and caption."""
-    head = ["Method", "n", "Steps", "ε", *[h for h, _, _ in COLUMNS]]
-    rows = _table_cells(result.summary, " ± ", lambda t: f"**{t}**")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n\n" + "\n".join(_caption(result)) + "\n"
-
-
-def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("ε", r"$\epsilon$"), ("∞", r"$\infty$"), ("±", r"$\pm$"), ("·", r"$\cdot$"), ("–", "--")):
-        text = text.replace(a, b)
-    return text
+    return paper_table(result).markdown() + "\n\n" + "\n".join(_caption(result)) + "\n"
 
 
 def results_latex(result: BenchmarkResult) -> str:
     """The summary as a booktabs LaTeX table (best per column in bold, mean $\\pm$ std)."""
-    head = ["Method", "$n$", "Steps", r"$\epsilon$", r"ASR (\%)", "$L_2$ Norm", r"$L_\infty$ Norm", "SSIM",
-            "Time (s)"]
-    rows = _table_cells(result.summary, " $\\pm$ ", lambda t: f"\\textbf{{{t}}}")
-    body = [" & ".join([_tex_escape(r[0]), *[c.replace("–", "--") for c in r[1:]]]) + r" \\" for r in rows]
-    caption = _tex_escape(" ".join(_caption(result)))
-    return "\n".join([r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", r"\begin{tabular}{lrrlrllll}",
-                      r"\toprule", " & ".join(head) + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}",
-                      r"\end{table}"]) + "\n"
+    return paper_table(result).latex(" ".join(_caption(result)), "lrrl" + "r" * len(metric_list("paper")))
 
 
 def merge_results(parts: list[BenchmarkResult]) -> BenchmarkResult:
@@ -511,19 +438,21 @@ def merge_results(parts: list[BenchmarkResult]) -> BenchmarkResult:
     return BenchmarkResult(summary, per_sample, config, config["stopped_early"])
 
 
+def benchmark_files(result: BenchmarkResult) -> dict[str, bytes]:
+    """results.csv, per_sample.csv, results.md, results.tex and config.json as {name: bytes}
+    (the same bytes for the same result: the CLI writes them, the app offers them as downloads)."""
+    config = json.dumps(result.config, indent=2, ensure_ascii=False, default=str)
+    return {"results.csv": result.summary.to_csv(index=False).encode("utf-8"),
+            "per_sample.csv": result.per_sample.to_csv(index=False).encode("utf-8"),
+            "results.md": result.markdown().encode("utf-8"), "results.tex": result.latex().encode("utf-8"),
+            "config.json": config.encode("utf-8")}
+
+
 def write_benchmark(result: BenchmarkResult, out_dir: str | Path) -> list[Path]:
-    """Write results.csv, per_sample.csv, results.md, results.tex and config.json into out_dir."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result.summary.to_csv(out / "results.csv", index=False)
-    result.per_sample.to_csv(out / "per_sample.csv", index=False)
-    (out / "results.md").write_text(result.markdown(), encoding="utf-8")
-    (out / "results.tex").write_text(result.latex(), encoding="utf-8")
-    (out / "config.json").write_text(json.dumps(result.config, indent=2, ensure_ascii=False, default=str),
-                                     encoding="utf-8")
-    return [out / f for f in OUTPUT_FILES]
+    """Write :func:`benchmark_files` into out_dir (created if needed); returns the paths."""
+    return write_files(benchmark_files(result), out_dir)
 
 
-__all__ = ["BenchmarkResult", "OUTPUT_FILES", "PRESETS", "Preset", "load_benchmark_data", "merge_results",
-           "package_versions", "parse_methods", "preset_config", "results_latex", "results_markdown",
-           "run_benchmark", "write_benchmark"]
+__all__ = ["BenchmarkResult", "OUTPUT_FILES", "PRESETS", "Preset", "benchmark_files", "load_benchmark_data",
+           "merge_results", "package_versions", "paper_table", "parse_methods", "preset_config", "results_latex",
+           "results_markdown", "run_benchmark", "write_benchmark"]

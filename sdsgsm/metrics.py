@@ -1,16 +1,26 @@
-"""Evaluation metrics (paper §4.2) and perturbation visual aids (Fig. 5/6).
+"""Evaluation metrics (paper §4.2): one registry, one aggregator; perturbation aids (Fig. 5/6).
 
 ASR is the share of evaluated samples whose predicted label changes; by default only
 clean-correct samples are evaluated (``ASR_CRITERION``). L2 and L∞ are taken over all
 C·H·W values of x_adv − x on the [0, 1] scale; SSIM is scikit-image's
-``structural_similarity(data_range=1.0, channel_axis=-1)``.
+``structural_similarity(data_range=1.0, channel_axis=-1)``. Times are per sample: a batch's
+synchronised seconds divided by its size; total time = zero-out scan + attack.
+
+Every metric is one :class:`Metric` entry of :data:`METRICS` (key, label, unit, digits,
+better direction, per-sample function, display scale, …); :func:`per_sample_metrics`,
+:func:`summarise`, the tables (``sdsgsm.tables``) and the charts (``sdsgsm.viz``) all read
+the registry, so adding a metric is one entry.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from skimage.metrics import structural_similarity
 
@@ -20,18 +30,19 @@ ASR_CRITERION = {
 }
 
 
+# ----------------------------------------------------------------------------- per-sample functions
 def l2_norms(x: torch.Tensor, x_adv: torch.Tensor) -> np.ndarray:
-    """Per-sample ‖x_adv − x‖₂ over C·H·W values: (N,) float64."""
+    """Per-sample ‖x_adv − x‖₂ over C·H·W values (§4.2): (N,) float64."""
     return torch.linalg.vector_norm((x_adv - x).flatten(1).double(), dim=1).cpu().numpy()
 
 
 def linf_norms(x: torch.Tensor, x_adv: torch.Tensor) -> np.ndarray:
-    """Per-sample ‖x_adv − x‖∞: (N,) float64."""
+    """Per-sample ‖x_adv − x‖∞ (§4.2): (N,) float64."""
     return (x_adv - x).flatten(1).abs().amax(1).double().cpu().numpy()
 
 
 def ssim_scores(x: torch.Tensor, x_adv: torch.Tensor) -> np.ndarray:
-    """Per-sample SSIM (scikit-image, data_range 1, channel_axis −1): (N,) float64.
+    """Per-sample SSIM (§4.2; scikit-image, data_range 1, channel_axis −1): (N,) float64.
 
     Images smaller than 7 px use the largest odd window that fits.
     """
@@ -43,7 +54,7 @@ def ssim_scores(x: torch.Tensor, x_adv: torch.Tensor) -> np.ndarray:
 
 
 def success_mask(clean_pred, adv_pred, y, criterion: str = "clean_correct") -> tuple[np.ndarray, np.ndarray]:
-    """(evaluated, success) boolean arrays (N,) for the ASR criterion (§2.7)."""
+    """(evaluated, success) boolean arrays (N,) for the ASR criterion (§4.2, DESIGN.md §2.7)."""
     clean_pred, adv_pred, y = (np.asarray(torch.as_tensor(t).cpu()) for t in (clean_pred, adv_pred, y))
     if criterion not in ASR_CRITERION:
         raise ValueError(f"Unknown ASR criterion {criterion!r}; choose one of {', '.join(ASR_CRITERION)}.")
@@ -51,46 +62,208 @@ def success_mask(clean_pred, adv_pred, y, criterion: str = "clean_correct") -> t
     return evaluated, adv_pred != clean_pred
 
 
-@dataclass
-class Metrics:
-    """Per-sample arrays (N,) and the summary of one attack run."""
+def _success(x: torch.Tensor, result) -> np.ndarray:
+    return success_mask(result.clean_pred, result.adv_pred, result.y)[1]
 
-    l2: np.ndarray
-    linf: np.ndarray
-    ssim: np.ndarray
-    evaluated: np.ndarray
-    success: np.ndarray
-    time_per_sample_s: float
+
+def _on_adv(fn: Callable[[torch.Tensor, torch.Tensor], np.ndarray]) -> Callable[[torch.Tensor, Any], np.ndarray]:
+    """Lift an (x, x_adv) -> (N,) function to the registry's (x, result) -> (N,) form."""
+    return lambda x, result: fn(x, result.x_adv)
+
+
+def _seconds(attr: str) -> Callable[[torch.Tensor, Any], np.ndarray]:
+    """(x, result) -> (N,): the batch's ``result.<attr>`` seconds divided by the batch size."""
+    return lambda x, result: np.full(len(x), float(getattr(result, attr)) / len(x))
+
+
+# ----------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class Metric:
+    """One metric of paper §4.2 (or a later one): how to measure, aggregate and show it.
+
+    key: summary prefix (``<key>_mean``/``<key>_std``; a ``rate`` metric's summary key is the key
+    itself, e.g. ``asr``). column: the per-sample column (default: key). label/unit/digits: display
+    text, unit after ``scale`` ('%', 's' or ''), decimals. better: 'higher' | 'lower'.
+    per_sample: (x (N, 3, H, W), AttackResult) -> (N,) values. over: 'evaluated' (samples of the ASR
+    criterion) or 'attacked' (all samples, e.g. time, which is spent on all of them). rate: a share
+    (mean only, no std). show_std: tables print mean ± std. track_max: also ``<key>_max``.
+    in_radar: on the radar/bar charts; in_paper: a column of the paper tables (results.md/.tex).
+    latex: TeX label (default: the label). note: the caption sentence defining the metric.
+    """
+
+    key: str
+    label: str
+    unit: str
+    digits: int
+    better: str
+    per_sample: Callable[[torch.Tensor, Any], np.ndarray]
+    scale: float = 1.0
+    column: str | None = None
+    over: str = "evaluated"
+    rate: bool = False
+    show_std: bool = True
+    track_max: bool = False
+    in_radar: bool = True
+    in_paper: bool = True
+    latex: str | None = None
+    note: str = ""
+
+    def __post_init__(self):
+        if self.better not in ("higher", "lower") or self.over not in ("evaluated", "attacked"):
+            raise ValueError(f"Metric {self.key}: better must be higher|lower and over evaluated|attacked.")
+
+    @property
+    def source(self) -> str:
+        """The per-sample column (per_sample.csv, result.json 'metrics', metrics.csv)."""
+        return self.column or self.key
+
+    @property
+    def higher(self) -> bool:
+        return self.better == "higher"
+
+    @property
+    def mean_key(self) -> str:
+        return self.key if self.rate else f"{self.key}_mean"
+
+    @property
+    def std_key(self) -> str | None:
+        return None if self.rate else f"{self.key}_std"
+
+    @property
+    def summary_keys(self) -> list[str]:
+        """This metric's keys in :func:`summarise`'s result, in order."""
+        extra = [f"{self.key}_max"] if self.track_max else []
+        return [self.mean_key, *([self.std_key] if self.std_key else []), *extra]
+
+    @property
+    def header(self) -> str:
+        """Column header with the unit, e.g. 'ASR (%)', 'Total time (s)', 'SSIM'."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    @property
+    def tex_header(self) -> str:
+        """The header in TeX, e.g. 'ASR (\\%)', '$L_2$ Norm'."""
+        label, unit = self.latex or self.label, self.unit.replace("%", r"\%")
+        return f"{label} ({unit})" if unit else label
+
+
+_TIME = "wall seconds per attacked sample (batch seconds / batch size, device synchronised)"
+METRICS: dict[str, Metric] = {m.key: m for m in (
+    Metric("asr", "ASR", "%", 1, "higher", _success, scale=100.0, column="success", rate=True, show_std=False,
+           note="ASR: share of the evaluated samples whose prediction changes"),
+    Metric("l2", "L2 Norm", "", 3, "lower", _on_adv(l2_norms), latex="$L_2$ Norm",
+           note="L2 and L∞ of x_adv − x over all C·H·W values on the [0, 1] scale"),
+    Metric("linf", "L∞ Norm", "", 4, "lower", _on_adv(linf_norms), track_max=True, latex=r"$L_\infty$ Norm"),
+    Metric("ssim", "SSIM", "", 4, "higher", _on_adv(ssim_scores), note="SSIM: scikit-image, data_range 1"),
+    Metric("time_s", "Total time", "s", 3, "lower", _seconds("time_s"), over="attacked", show_std=False,
+           note=f"Total time = zero-out scan + attack, {_TIME}"),
+    Metric("scan_time_s", "Scan time", "s", 3, "lower", _seconds("scan_time_s"), over="attacked",
+           show_std=False, in_radar=False, in_paper=False,
+           note="Scan time: the zero-out scan's share (0 for non-spatial methods; a cached scan still counts)"),
+    Metric("attack_time_s", "Attack time", "s", 3, "lower", _seconds("attack_time_s"), over="attacked",
+           show_std=False, in_radar=False, in_paper=False, note="Attack time: the attack without the scan"),
+)}
+
+
+def metric_list(which: str = "all") -> list[Metric]:
+    """Registry entries in order: 'all', 'paper' (paper-table columns) or 'radar' (chart axes)."""
+    pick = {"all": lambda m: True, "paper": lambda m: m.in_paper, "radar": lambda m: m.in_radar}[which]
+    return [m for m in METRICS.values() if pick(m)]
+
+
+def summary_keys() -> list[str]:
+    """Every key :func:`summarise` returns, in order: n, n_attacked, then each metric's keys."""
+    return ["n", "n_attacked", *(k for m in METRICS.values() for k in m.summary_keys)]
+
+
+# ----------------------------------------------------------------------------- measure and aggregate
+def per_sample_metrics(x: torch.Tensor, result, criterion: str = "clean_correct") -> pd.DataFrame:
+    """One row per sample (§4.2): 'evaluated' (the ASR criterion) and one column per registry metric.
+
+    Args: x (N, 3, H, W) clean images in [0, 1]; result an AttackResult of x (x_adv, logits, y,
+    scan_time_s/attack_time_s/time_s batch seconds); criterion a key of ``ASR_CRITERION``.
+    Returns a DataFrame of N rows: evaluated, success, l2, linf, ssim, time_s, scan_time_s, attack_time_s, ….
+    """
+    evaluated, _ = success_mask(result.clean_pred, result.adv_pred, result.y, criterion)
+    cols = {"evaluated": evaluated}
+    for m in METRICS.values():
+        cols[m.source] = np.asarray(m.per_sample(x, result))
+    return pd.DataFrame(cols)
+
+
+def _stats(m: Metric, values: np.ndarray) -> dict:
+    """mean (and population std, max) of one metric's values; NaN for each when there are none."""
+    keys = m.summary_keys
+    if not len(values):
+        return dict.fromkeys(keys, math.nan)
+    stats = {m.mean_key: values.mean(), m.std_key: values.std(), f"{m.key}_max": values.max()}
+    return {k: float(stats[k]) for k in keys}
+
+
+def summarise(per_sample: pd.DataFrame | Iterable[dict]) -> dict:
+    """The one aggregator of per-sample metrics (paper §4.2, mean ± std), for every table and chart.
+
+    Args: per_sample a DataFrame with an 'evaluated' column and the registry's per-sample columns
+    (per_sample.csv rows, :func:`per_sample_metrics`), or a list of single-image result.json
+    'metrics' dicts. Returns {'n': evaluated samples, 'n_attacked': all rows, then per metric
+    ``asr`` or ``<key>_mean``/``<key>_std`` (population std, ddof=0) and ``linf_max``}.
+
+    Rules, the same everywhere:
+    * **No sample evaluated**: ASR and every statistic of an 'evaluated' metric (L2, L∞, SSIM,
+      linf_max) are NaN — never a fall-back to the non-evaluated samples.
+    * **Time** (scan, attack, total): mean over *all attacked* rows, evaluated or not, since time
+      is spent on every one of them; NaN only when there are no rows.
+    * A registry column missing from the input gives NaN for that metric.
+    """
+    df = per_sample if isinstance(per_sample, pd.DataFrame) else pd.DataFrame(list(per_sample))
+    evaluated = df["evaluated"].to_numpy(bool) if len(df) else np.zeros(0, bool)
+    out = {"n": int(evaluated.sum()), "n_attacked": len(df)}
+    for m in METRICS.values():
+        values = df[m.source].to_numpy(np.float64) if m.source in df else np.full(len(df), math.nan)
+        out.update(_stats(m, values[evaluated] if m.over == "evaluated" else values))
+    return out
+
+
+def _json_value(v):
+    return bool(v) if isinstance(v, (bool, np.bool_)) else float(v)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Per-sample metrics of one attack run (§4.2) and the ASR criterion they were taken under.
+
+    per_sample: N rows, 'evaluated' plus one column per registry metric (:func:`per_sample_metrics`).
+    """
+
+    per_sample: pd.DataFrame
     criterion: str
 
-    @property
-    def n(self) -> int:
-        return int(self.evaluated.sum())
-
-    @property
-    def asr(self) -> float:
-        """Share of evaluated samples whose label changed (nan when none evaluated)."""
-        return float(self.success[self.evaluated].mean()) if self.n else float("nan")
-
     def summary(self) -> dict:
-        """mean ± std of each metric over the evaluated samples (all samples when none are)."""
-        sel = self.evaluated if self.n else np.ones_like(self.evaluated)
-        out = {"n": self.n, "n_total": len(self.l2), "asr": self.asr, "criterion": ASR_CRITERION[self.criterion]}
-        for key in ("l2", "linf", "ssim"):
-            vals = getattr(self, key)[sel]
-            out[f"{key}_mean"], out[f"{key}_std"] = float(vals.mean()), float(vals.std())
-        out["linf_max"] = float(self.linf.max())
-        out["time_per_sample_s"] = self.time_per_sample_s
-        return out
+        """:func:`summarise` of the rows plus the criterion text."""
+        return {**summarise(self.per_sample), "criterion": ASR_CRITERION[self.criterion]}
+
+    def sample(self, i: int = 0) -> dict:
+        """JSON-ready metrics of sample i (result.json 'metrics'): evaluated, criterion, registry columns."""
+        row = self.per_sample.iloc[i]
+        return {"evaluated": bool(row["evaluated"]), "criterion": ASR_CRITERION[self.criterion],
+                **{m.source: _json_value(row[m.source]) for m in METRICS.values()}}
 
 
 def evaluate(x: torch.Tensor, result, criterion: str = "clean_correct") -> Metrics:
-    """All metrics of an AttackResult against clean images x (N, 3, H, W)."""
-    evaluated, success = success_mask(result.clean_pred, result.adv_pred, result.y, criterion)
-    return Metrics(l2_norms(x, result.x_adv), linf_norms(x, result.x_adv), ssim_scores(x, result.x_adv),
-                   evaluated, success, result.time_s / len(x), criterion)
+    """All registry metrics of an AttackResult against clean images x (N, 3, H, W) (§4.2)."""
+    return Metrics(per_sample_metrics(x, result, criterion), criterion)
 
 
+def aggregate(method: str, runs: Iterable[dict]) -> dict:
+    """{'method': method, **summarise(runs)} over single-image result.json 'metrics' dicts.
+
+    ``time_per_sample_s`` is a transitional alias of ``time_s_mean`` for views/2_Compare.py.
+    """
+    out = {"method": method, **summarise(runs)}
+    return {**out, "time_per_sample_s": out["time_s_mean"]}
+
+
+# ----------------------------------------------------------------------------- visual aids
 def amplify(x: torch.Tensor, x_adv: torch.Tensor, factor: float = 5.0) -> torch.Tensor:
     """Perturbation shown amplified: clip(0.5 + factor·(x_adv − x), 0, 1), shape of x (Fig. 5/6)."""
     return torch.clamp(0.5 + factor * (x_adv - x), 0.0, 1.0)
@@ -105,18 +278,3 @@ def top_tiles(x: torch.Tensor, x_adv: torch.Tensor, boxes: torch.Tensor, k: int 
     energy = torch.stack([mag[:, t:t + h, c:c + w].mean((1, 2)) for t, c, h, w in boxes.tolist()], 1)
     idx = energy.topk(min(k, len(boxes)), dim=1).indices  # (N, k)
     return boxes.to(idx.device)[idx]
-
-
-def aggregate(method: str, runs: list[dict]) -> dict:
-    """mean ± std over single-image metric dicts (result.json 'metrics') of one method.
-
-    ASR and the means use the evaluated (clean-correct) runs; all runs when none is evaluated.
-    """
-    used = [r for r in runs if r["evaluated"]] or runs
-    out = {"method": method, "n": sum(bool(r["evaluated"]) for r in runs),
-           "asr": float(np.mean([r["success"] for r in used]))}
-    for key in ("l2", "linf", "ssim"):
-        vals = np.array([r[key] for r in used], dtype=np.float64)
-        out[f"{key}_mean"], out[f"{key}_std"] = float(vals.mean()), float(vals.std())
-    out["time_per_sample_s"] = float(np.mean([r["time_s"] for r in used]))
-    return out

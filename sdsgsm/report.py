@@ -1,4 +1,10 @@
-"""One image, end to end: load, scan, attack, measure, and write the CLI's seven files."""
+"""One image, end to end: load, scan, attack, measure (paper §3, §4.2), and the one output writer.
+
+The writer is pure: :func:`image_record` turns an :class:`ImageReport` into a numpy record
+(what the app caches), :func:`image_files` turns a record into ``{file name: bytes}`` (the
+CLI's seven files and the app's downloads, byte for byte the same), :func:`write_files`
+writes such a dict. ``write_outputs`` = image_files(image_record(report)) + write_files.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .attacks import AttackConfig, AttackResult, run_attack
-from .budget import region_mask
+from .attacks import AttackConfig, AttackResult, get_method, run_attack
+from .budget import region_mask, region_warnings
 from .data import gallery_item, load_image
-from .metrics import Metrics, amplify, evaluate, top_tiles
+from .metrics import METRICS, Metrics, amplify, evaluate, top_tiles
 from .occlusion import ScanResult, occlusion_scan, upsample_grid
-from .viz import region_boxes, saliency_image, to_pil
+from .viz import YELLOW, draw_boxes, png_bytes, region_boxes, saliency_image, to_pil
 
 OUTPUT_FILES = ("original.png", "adversarial.png", "perturbation_x5.png", "saliency.png",
                 "result.json", "metrics.csv", "arrays.npz")
@@ -51,24 +57,22 @@ def _top5(logits: torch.Tensor, labels: list[str]) -> list[dict]:
     return [{"index": int(i), "name": labels[int(i)], "prob": float(v)} for v, i in zip(values, idx)]
 
 
-def summarise(model, report_x, result: AttackResult, scan: ScanResult, metrics: Metrics,
-              image_name: str) -> dict:
-    """JSON-ready dictionary of one single-image run (result.json)."""
+def image_summary(model, report_x, result: AttackResult, scan: ScanResult, metrics: Metrics,
+                  image_name: str) -> dict:
+    """JSON-ready dictionary of one single-image run (result.json); 'metrics' holds every registry
+    metric of the sample (success, l2, linf, ssim, time_s = scan_time_s + attack_time_s, …)."""
     labels = model.labels
     y, clean, adv = int(result.y[0]), result.clean_logits[0], result.adv_logits[0]
     mask = result.region if result.region is not None else region_mask(scan.grid, result.cfg.budget)
     region = region_boxes(mask[0], scan.boxes)  # (k, 4) — red boxes
     tiles = top_tiles(report_x, result.x_adv, scan.boxes, k=max(1, len(region)))[0]  # yellow boxes
-    s = metrics.summary()
     return {
         "image": image_name, "model": model.name, "device": str(result.x_adv.device),
         "method": result.method, "parameters": asdict(result.cfg),
         "label": {"index": y, "name": labels[y], "source": result.label_source},
         "clean": {**_top5(clean, labels)[0], "top5": _top5(clean, labels)},
         "adversarial": {**_top5(adv, labels)[0], "top5": _top5(adv, labels)},
-        "metrics": {"success": bool(metrics.success[0]), "evaluated": bool(metrics.evaluated[0]),
-                    "criterion": s["criterion"], "l2": float(metrics.l2[0]), "linf": float(metrics.linf[0]),
-                    "ssim": float(metrics.ssim[0]), "time_s": result.time_s, "scan_time_s": result.scan_time_s},
+        "metrics": metrics.sample(0),
         "region_boxes": region.tolist(), "top_perturbation_boxes": tiles.tolist(),
         "box_format": "(top, left, height, width) in pixels of the model-sized image",
     }
@@ -88,7 +92,9 @@ def attack_tensor(model, x: torch.Tensor, cfg: AttackConfig, method: str = "sd-s
         scan = occlusion_scan(model, x, cfg.scan, y=y)
     result = run_attack(model, x, y, cfg, method, scan=scan)
     metrics = evaluate(x, result)
-    return ImageReport(x, result, scan, metrics, summarise(model, x, result, scan, metrics, name))
+    summary = image_summary(model, x, result, scan, metrics, name)
+    summary["warnings"] = region_warnings(scan.grid, cfg.budget) if get_method(method).spatial else []
+    return ImageReport(x, result, scan, metrics, summary)
 
 
 def attack_image(model, image, cfg: AttackConfig, method: str = "sd-sgsm", label: int | None = None,
@@ -99,36 +105,87 @@ def attack_image(model, image, cfg: AttackConfig, method: str = "sd-sgsm", label
 
 
 def metrics_csv(summaries: list[dict]) -> str:
-    """CSV text, one row per single-image summary (method, labels, metrics, criterion)."""
+    """CSV text, one row per single-image summary: image, model, method, labels, 'evaluated', every
+    registry per-sample column (success, l2, linf, ssim, time_s, scan_time_s, attack_time_s, …), criterion."""
     buf = io.StringIO()
-    cols = ["image", "model", "method", "label", "clean", "adversarial", "success",
-            "l2", "linf", "ssim", "time_s", "criterion"]
-    writer = csv.DictWriter(buf, fieldnames=cols)
+    cols = ["image", "model", "method", "label", "clean", "adversarial", "evaluated",
+            *(m.source for m in METRICS.values()), "criterion"]
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     writer.writeheader()
     for s in summaries:
         m = s["metrics"]
-        writer.writerow({"image": s["image"], "model": s["model"], "method": s["method"],
+        values = {k: (v if isinstance(v, (bool, str)) else f"{v:.6f}") for k, v in m.items() if k in cols}
+        writer.writerow({**values, "image": s["image"], "model": s["model"], "method": s["method"],
                          "label": s["label"]["name"], "clean": s["clean"]["name"],
-                         "adversarial": s["adversarial"]["name"], "success": m["success"],
-                         "l2": f"{m['l2']:.6f}", "linf": f"{m['linf']:.6f}", "ssim": f"{m['ssim']:.6f}",
-                         "time_s": f"{m['time_s']:.4f}", "criterion": m["criterion"]})
+                         "adversarial": s["adversarial"]["name"], "criterion": m["criterion"]})
     return buf.getvalue()
 
 
-def write_outputs(report: ImageReport, out: Path) -> list[Path]:
-    """Write original/adversarial/perturbation_x5/saliency PNGs, result.json and arrays.npz."""
-    out.mkdir(parents=True, exist_ok=True)
+def _hwc(t: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) tensor -> (H, W, 3) float32 array."""
+    return t[0].detach().float().permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+
+def image_record(report: ImageReport) -> dict:
+    """The numpy record of one single-image run (what the app caches; :func:`image_files` input).
+
+    Keys: original, adversarial, perturbation_x5 (×5 around grey, Fig. 5/6), delta — (H, W, 3)
+    float32; budget (H, W) E; saliency_grid (nh, nw); saliency_map (H, W) upsampled Δ (eq. 2);
+    boxes (P, 4) windows; region_boxes (k, 4) red R; tile_boxes (k, 4) yellow top-perturbation
+    tiles (top, left, h, w); summary (result.json); arrays {x, x_adv, saliency, budget} float32 NCHW.
+    """
     x, r, scan = report.x, report.result, report.scan
     h, w = x.shape[2:]
-    sal = upsample_grid(scan.grid, scan.boxes, h, w)[0].cpu().numpy()
-    to_pil(x[0]).save(out / "original.png")
-    to_pil(r.x_adv[0]).save(out / "adversarial.png")
-    to_pil(amplify(x, r.x_adv)[0]).save(out / "perturbation_x5.png")
-    saliency_image(sal, report.summary["region_boxes"], x[0]).save(out / "saliency.png")
-    (out / "result.json").write_text(json.dumps(report.summary, indent=2, ensure_ascii=False))
-    (out / "metrics.csv").write_text(metrics_csv([report.summary]))
-    np.savez(out / "arrays.npz", x=x.cpu().numpy().astype(np.float32),
-             x_adv=r.x_adv.cpu().numpy().astype(np.float32),
-             saliency=scan.grid.cpu().numpy().astype(np.float32),
-             budget=r.budget.cpu().numpy().astype(np.float32))
-    return [out / f for f in OUTPUT_FILES]
+    f32 = lambda t: t.detach().float().cpu().numpy().astype(np.float32)  # noqa: E731
+    return {
+        "original": _hwc(x), "adversarial": _hwc(r.x_adv), "perturbation_x5": _hwc(amplify(x, r.x_adv)),
+        "delta": _hwc(r.x_adv - x), "budget": f32(r.budget[0, 0]), "saliency_grid": f32(scan.grid[0]),
+        "saliency_map": f32(upsample_grid(scan.grid, scan.boxes, h, w)[0]), "boxes": scan.boxes.cpu().numpy(),
+        "region_boxes": np.asarray(report.summary["region_boxes"], dtype=np.int64).reshape(-1, 4),
+        "tile_boxes": np.asarray(report.summary["top_perturbation_boxes"], dtype=np.int64).reshape(-1, 4),
+        "summary": report.summary,
+        "arrays": {"x": f32(x), "x_adv": f32(r.x_adv), "saliency": f32(scan.grid), "budget": f32(r.budget)},
+    }
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz archive of the arrays as float32 (zip entries carry the fixed 1980 date: same arrays, same bytes)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def image_files(record: dict) -> dict[str, bytes]:
+    """The seven output files of one single-image run as {name: bytes} (order of OUTPUT_FILES).
+
+    original/adversarial PNGs; perturbation_x5.png with the yellow top-perturbation tiles;
+    saliency.png = the saliency heat map blended over the photo with the red region boxes;
+    result.json; metrics.csv; arrays.npz. Deterministic: the same record gives the same bytes.
+    """
+    files = {
+        "original.png": png_bytes(to_pil(record["original"])),
+        "adversarial.png": png_bytes(to_pil(record["adversarial"])),
+        "perturbation_x5.png": png_bytes(draw_boxes(to_pil(record["perturbation_x5"]), record["tile_boxes"],
+                                                    YELLOW)),
+        "saliency.png": png_bytes(saliency_image(record["saliency_map"], record["region_boxes"],
+                                                 record["original"])),
+        "result.json": json.dumps(record["summary"], indent=2, ensure_ascii=False).encode("utf-8"),
+        "metrics.csv": metrics_csv([record["summary"]]).encode("utf-8"),
+        "arrays.npz": npz_bytes(record["arrays"]),
+    }
+    return {name: files[name] for name in OUTPUT_FILES}
+
+
+def write_files(files: dict[str, bytes], out_dir: str | Path) -> list[Path]:
+    """Write {name: bytes} into out_dir (created if needed); returns the paths in the dict's order."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / name for name in files]
+    for path, data in zip(paths, files.values()):
+        path.write_bytes(data)
+    return paths
+
+
+def write_outputs(report: ImageReport, out: str | Path) -> list[Path]:
+    """The CLI's seven files for one report: ``write_files(image_files(image_record(report)), out)``."""
+    return write_files(image_files(image_record(report)), out)

@@ -1,13 +1,21 @@
-"""Pure image builders (PIL / numpy): no streamlit, no global state.
+"""Pure image and chart builders (PIL / numpy / Plotly): no streamlit, no global state.
 
-Used by the CLI for its PNG files and by the app for its panels.
+Used by the CLI for its PNG files and by the app for its panels. Charts read labels,
+directions and display scales from the metric registry (``sdsgsm.metrics.METRICS``) and
+give every registered method one colour (:func:`method_colour`) in every chart.
 """
 
 from __future__ import annotations
 
+import io
+import zlib
+from functools import cache
+
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from .metrics import metric_list
 
 # anchor colours of a perceptually ordered "inferno"-like map, interpolated linearly
 _CMAP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
@@ -21,6 +29,13 @@ def to_pil(img: torch.Tensor | np.ndarray) -> Image.Image:
     if isinstance(img, torch.Tensor):
         img = img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), "RGB")
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """PNG file bytes of a PIL image (no timestamp or text chunks: the same image, the same bytes)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def colormap(values: np.ndarray) -> np.ndarray:
@@ -44,14 +59,15 @@ def draw_boxes(img: Image.Image, boxes, colour=RED, width: int | None = None) ->
     return out
 
 
-def saliency_image(saliency_hw: np.ndarray, region_boxes=(), image: torch.Tensor | None = None,
+def saliency_image(saliency_hw: np.ndarray, region_boxes=(), image: torch.Tensor | np.ndarray | None = None,
                    alpha: float = 0.6) -> Image.Image:
-    """Heat map of the upsampled saliency (H, W), blended over ``image`` (3, H, W) if given,
-    with the sensitive-region boxes in red."""
+    """Heat map of the upsampled saliency Δ (H, W) (eq. 2), blended (weight ``alpha``) over
+    ``image`` — a (3, H, W) tensor or (H, W, 3) array in [0, 1] — if given, with the
+    sensitive-region boxes R in red (§3.3)."""
     heat = colormap(saliency_hw)
     if image is not None:
-        base = image.detach().float().permute(1, 2, 0).cpu().numpy()
-        heat = alpha * heat + (1 - alpha) * base
+        base = image.detach().float().permute(1, 2, 0).cpu().numpy() if isinstance(image, torch.Tensor) else image
+        heat = alpha * heat + (1 - alpha) * np.asarray(base, dtype=np.float64)
     return draw_boxes(to_pil(heat), region_boxes, RED)
 
 
@@ -72,24 +88,45 @@ def _box_shapes(boxes, colour: str) -> list[dict]:
                  line=dict(color=colour, width=3)) for t, c, h, w in np.asarray(boxes).reshape(-1, 4).tolist()]
 
 
+def cells(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact compression of a map that is constant on rectangles (window scores, budget maps).
+
+    (H, W) -> (z (r, c), x edges (c + 1,), y edges (r + 1,)) in pixel coordinates (centres at
+    integers): a column/row boundary wherever any value changes. Sixteen-pixel windows on 224 px
+    give 14 × 14 cells instead of 224 × 224 values, which keeps the page light to send and draw.
+    """
+    v = np.asarray(values)
+    same = lambda a, b: (a == b) | (np.isnan(a) & np.isnan(b))  # noqa: E731
+    cols = np.flatnonzero(~same(v[:, 1:], v[:, :-1]).all(0)) + 1
+    rows = np.flatnonzero(~same(v[1:], v[:-1]).all(1)) + 1
+    c0, r0 = np.r_[0, cols], np.r_[0, rows]
+    return v[np.ix_(r0, c0)], np.r_[c0, v.shape[1]] - 0.5, np.r_[r0, v.shape[0]] - 0.5
+
+
+def _heatmap(values: np.ndarray, colorscale: str, bar_title: str, hover: str, **kwargs):
+    import plotly.graph_objects as go
+
+    z, x, y = cells(values)
+    return go.Heatmap(z=z, x=x, y=y, colorscale=colorscale, colorbar=dict(title=bar_title, thickness=12),
+                      hovertemplate=hover + "<extra></extra>", **kwargs)
+
+
 def saliency_figure(sal_map: np.ndarray, boxes_red, title: str = "Occlusion saliency Δ"):
-    """Heat map of the per-pixel saliency (H, W); hover shows the window's Δ; red boxes = R."""
+    """Heat map of the per-pixel saliency (H, W) (eq. 2); hover shows the window's Δ; red boxes = R."""
     import plotly.graph_objects as go
 
     z = np.where(np.isfinite(sal_map), sal_map, np.nan)
-    fig = go.Figure(go.Heatmap(z=z, colorscale="Inferno", colorbar=dict(title="Δ", thickness=12),
-                               hovertemplate="x %{x}, y %{y}<br>Δ = %{z:.4g}<extra></extra>"))
+    fig = go.Figure(_heatmap(z, "Inferno", "Δ", "x %{x:.0f}, y %{y:.0f}<br>Δ = %{z:.4g}"))
     fig.update_layout(title=dict(text=title, font=dict(size=14)), shapes=_box_shapes(boxes_red, "red"))
     _image_axes(fig, *z.shape)
     return fig
 
 
 def budget_figure(budget_hw: np.ndarray, title: str = "Budget map E (×1/255)"):
-    """Heat map of the per-pixel L∞ budget E (H, W), shown in 1/255 units."""
+    """Heat map of the per-pixel L∞ budget E (H, W) (eq. 5), shown in 1/255 units."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Heatmap(z=budget_hw * 255, colorscale="Blues", zmin=0, colorbar=dict(title="/255", thickness=12),
-                               hovertemplate="x %{x}, y %{y}<br>E = %{z:.2f}/255<extra></extra>"))
+    fig = go.Figure(_heatmap(budget_hw * 255, "Blues", "/255", "x %{x:.0f}, y %{y:.0f}<br>E = %{z:.2f}/255", zmin=0))
     fig.update_layout(title=dict(text=title, font=dict(size=14)))
     _image_axes(fig, *budget_hw.shape)
     return fig
@@ -112,56 +149,81 @@ def top5_figure(before: list[dict], after: list[dict]):
     return fig
 
 
-# metric -> (label, higher is better)
-METRIC_DIRECTION = {"asr": ("ASR ↑", True), "ssim_mean": ("SSIM ↑", True), "l2_mean": ("L2 ↓", False),
-                    "linf_mean": ("L∞ ↓", False), "time_per_sample_s": ("Time ↓", False)}
+# ----------------------------------------------------------------------------- method colours and metric charts
+@cache
+def method_colours() -> dict[str, str]:
+    """Every registered method (``sdsgsm.attacks.METHODS``, registry order) -> its own colour from
+    Plotly's qualitative Dark24 then Light24 palettes (48 distinct colours)."""
+    from plotly.colors import qualitative
+
+    from .attacks import METHODS
+
+    palette = qualitative.Dark24 + qualitative.Light24
+    if len(METHODS) > len(palette):
+        raise ValueError(f"{len(METHODS)} methods but only {len(palette)} distinct colours; extend the palette.")
+    return dict(zip(METHODS, palette))
+
+
+def method_colour(name: str) -> str:
+    """The colour of method ``name`` in every chart and figure; a name outside the registry gets a
+    stable colour from the palette's unused part (chosen by a CRC of the name)."""
+    colours = method_colours()
+    if name in colours:
+        return colours[name]
+    from plotly.colors import qualitative
+
+    spare = [c for c in qualitative.Dark24 + qualitative.Light24 if c not in colours.values()] or list(colours.values())
+    return spare[zlib.crc32(name.encode()) % len(spare)]
 
 
 def radar_scores(rows: list[dict]) -> dict[str, list[float]]:
-    """Paper Fig. 3 normalisation: per metric, best method = 1; higher-better v/max, lower-better min/v."""
+    """Paper Fig. 3 normalisation of the registry's radar metrics (keyed by summary key): per metric
+    the best method = 1; higher-better v/max, lower-better min/v."""
     out = {}
-    for key, (_, higher) in METRIC_DIRECTION.items():
-        vals = np.array([float(r[key]) for r in rows])
-        if higher:
+    for m in metric_list("radar"):
+        vals = np.array([float(r[m.mean_key]) for r in rows])
+        if m.higher:
             top = np.nanmax(vals)
-            out[key] = list(vals / top) if top > 0 else [1.0] * len(vals)
+            out[m.mean_key] = list(vals / top) if top > 0 else [1.0] * len(vals)
         else:
             low = np.nanmin(vals)
-            out[key] = [low / v if v > 0 else 1.0 for v in vals]
+            out[m.mean_key] = [low / v if v > 0 else 1.0 for v in vals]
     return out
 
 
 def radar_figure(rows: list[dict]):
-    """Radar chart of normalised metrics: larger area = better (paper Fig. 3)."""
+    """Radar chart of normalised metrics (ASR, L2, L∞, SSIM, total time = scan + attack): larger
+    area = better (paper Fig. 3). rows: ``summarise`` dicts with 'method'; one colour per method."""
     import plotly.graph_objects as go
 
     scores = radar_scores(rows)
-    labels = [lab for lab, _ in METRIC_DIRECTION.values()]
+    metrics = metric_list("radar")
+    labels = [f"{m.label} {'↑' if m.higher else '↓'}" for m in metrics]
     fig = go.Figure()
     for i, row in enumerate(rows):
-        r = [scores[k][i] for k in METRIC_DIRECTION]
+        r = [scores[m.mean_key][i] for m in metrics]
         fig.add_trace(go.Scatterpolar(r=r + r[:1], theta=labels + labels[:1], name=row["method"], fill="toself",
-                                      opacity=0.55))
+                                      opacity=0.55, line=dict(color=method_colour(row["method"]))))
     fig.update_layout(polar=dict(radialaxis=dict(range=[0, 1.05], showticklabels=False)), height=420,
                       margin=dict(l=40, r=40, t=30, b=30), legend=dict(orientation="h"))
     return fig
 
 
 def bars_figure(rows: list[dict]):
-    """Grouped bars per metric (paper Fig. 4): L2, L∞ (/255), SSIM, ASR and time per sample."""
+    """Grouped bars per radar metric (paper Fig. 4) at the registry's display scale, ± std where the
+    metric shows one; time is the total (scan + attack) per sample. One colour per method."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    panels = [("l2_mean", "l2_std", "L2"), ("linf_mean", None, "L∞ (/255)"), ("ssim_mean", "ssim_std", "SSIM"),
-              ("asr", None, "ASR"), ("time_per_sample_s", None, "Time / sample (s)")]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[2] for p in panels], horizontal_spacing=0.06)
+    metrics = metric_list("radar")
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[m.header for m in metrics],
+                        horizontal_spacing=0.06)
     names = [r["method"] for r in rows]
-    colours = [f"hsl({int(360 * i / max(1, len(rows)))},55%,55%)" for i in range(len(rows))]
-    for col, (key, err, _) in enumerate(panels, start=1):
-        scale = 255 if key == "linf_mean" else 1
-        fig.add_trace(go.Bar(x=names, y=[float(r[key]) * scale for r in rows], showlegend=False,
-                             error_y=dict(type="data", array=[float(r[err]) for r in rows]) if err else None,
-                             marker_color=colours),
+    colours = [method_colour(n) for n in names]
+    for col, m in enumerate(metrics, start=1):
+        err = [float(r[m.std_key]) * m.scale for r in rows] if m.show_std and m.std_key else None
+        fig.add_trace(go.Bar(x=names, y=[float(r[m.mean_key]) * m.scale for r in rows], showlegend=False,
+                             error_y=dict(type="data", array=err) if err else None, marker_color=colours),
                       1, col)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
     return fig
