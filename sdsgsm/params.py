@@ -126,6 +126,9 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           "rescaling; none: raw g (DESIGN §2.4)", "grad_norm", "steps", widget="select", choices=GRAD_NORMS),
     Param("decay", float, 1.0, "Momentum μ", "MI-/NI-FGSM momentum on the L1-normalised gradient", "decay",
           "steps", lo=0.0, hi=10.0, step=0.1, show_if=("method", ("mifgsm", "nifgsm"))),
+    Param("ti_kernel", int, 7, "TI kernel size (px)", "side of TI-FGSM's Gaussian gradient kernel (odd)", "ti_kernel",
+          "steps", widget="select_slider", lo=1, hi=31, stops=(1, 3, 5, 7, 9, 15, 21, 31), odd=True,
+          show_if=("method", ("tifgsm",))),
     Param("seed", int, 0, "Seed", "random start / pre-step / ART initialisation", "seed", "steps",
           lo=0, hi=2**31 - 1, step=1),
 ]}

@@ -98,3 +98,12 @@ def test_threshold_region_warns_when_it_selects_every_window_or_none():
     assert "0.5 to 3" in region_warnings(grid, BudgetConfig(region="threshold", tau=5.0))[0]
     assert region_warnings(grid, BudgetConfig(region="threshold", tau=1.5)) == []
     assert region_warnings(grid, BudgetConfig(region="argmax")) == []
+
+
+def test_ti_kernel_reaches_cli_query_and_config():
+    args = build_parser().parse_args(["attack", "--image", "x", "--out", "o", "--method", "tifgsm", "--ti-kernel", "5"])
+    assert config_from_args(args).ti_kernel == 5
+    values, warnings = parse_query({"ti_kernel": "4"})
+    assert values == {} and "must be odd" in warnings[0]
+    with pytest.raises(ValueError, match="odd"):
+        AttackConfig(ti_kernel=10)

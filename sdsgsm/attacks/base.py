@@ -38,7 +38,7 @@ class AttackConfig:
     omega: float = default("omega")
     grad_norm: str = default("grad_norm")
     decay: float = default("decay")
-    ti_kernel: int = 7
+    ti_kernel: int = default("ti_kernel")
     ti_sigma: float = 3.0
     seed: int = default("seed")
     scan: ScanConfig = field(default_factory=ScanConfig)
@@ -47,8 +47,6 @@ class AttackConfig:
     def __post_init__(self):
         """Ranges from the parameter spec (sdsgsm/params.py), then ε ≤ ε_max."""
         check_fields(self)
-        if not isinstance(self.ti_kernel, int) or self.ti_kernel < 1 or self.ti_kernel % 2 == 0:
-            raise ValueError(f"ti_kernel must be an odd integer ≥ 1 (got {self.ti_kernel!r}).")
         if not isinstance(self.ti_sigma, (int, float)) or not math.isfinite(self.ti_sigma) or self.ti_sigma <= 0:
             raise ValueError(f"ti_sigma must be a positive finite number (got {self.ti_sigma!r}).")
         if self.eps > self.budget.eps_max + 1e-12:
