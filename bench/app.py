@@ -27,7 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    at = AppTest.from_file(str(ROOT / "views" / "1_Explorer.py"), default_timeout=900)
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Explorer.py"), default_timeout=900)
     t0 = time.perf_counter()
     at.run()
     first = time.perf_counter() - t0

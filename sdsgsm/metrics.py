@@ -255,12 +255,8 @@ def evaluate(x: torch.Tensor, result, criterion: str = "clean_correct") -> Metri
 
 
 def aggregate(method: str, runs: Iterable[dict]) -> dict:
-    """{'method': method, **summarise(runs)} over single-image result.json 'metrics' dicts.
-
-    ``time_per_sample_s`` is a transitional alias of ``time_s_mean`` for views/2_Compare.py.
-    """
-    out = {"method": method, **summarise(runs)}
-    return {**out, "time_per_sample_s": out["time_s_mean"]}
+    """{'method': method, **summarise(runs)} over single-image result.json 'metrics' dicts."""
+    return {"method": method, **summarise(runs)}
 
 
 # ----------------------------------------------------------------------------- visual aids

@@ -1,4 +1,7 @@
-"""End to end: `streamlit run app.py` driven by Playwright in headless Debian Chromium."""
+"""End to end: `streamlit run app.py` driven by Playwright in headless Debian Chromium.
+
+Screenshots go to pytest's tmp_path, or to $SDSGSM_SCREENSHOTS when it is set (to look at them).
+"""
 
 import os
 import re
@@ -17,6 +20,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+NAV = ["Home", "Explorer", "Compare", "Benchmark"]
+LONG = 600_000  # ms: the first attack on 2 shared CPU cores can be slow
 
 
 def _free_port() -> int:
@@ -25,10 +30,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian chromium is not installed (.ci/run installs it with apt-get install -y chromium)")
+def start_server() -> tuple[subprocess.Popen, str]:
+    """A new `streamlit run app.py` (the repo's .streamlit/config.toml applies); returns (process, url).
+
+    Only the health endpoint is polled, so the first page request is the caller's.
+    """
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1"],
@@ -37,15 +43,41 @@ def server():
     for _ in range(120):
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return proc, url
         except OSError:
             time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
-    yield url
+    proc.kill()
+    raise RuntimeError("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
+
+
+def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _need_chromium() -> None:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian chromium is not installed (.ci/run installs it with apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def server():
+    _need_chromium()
+    proc, url = start_server()
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture
+def fresh_server():
+    """A server of its own, so that the test's request is the very first this server sees."""
+    _need_chromium()
+    proc, url = start_server()
+    yield url
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +90,56 @@ def browser():
         b.close()
 
 
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("SDSGSM_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _metric(page, label: str) -> str:
     box = page.locator('[data-testid="stMetric"]', has_text=label)
     return box.locator('[data-testid="stMetricValue"]').inner_text()
 
 
-def test_explorer_in_chromium_updates_after_a_slider_change(server, browser, tmp_path):
+def nav_labels(page) -> list[str]:
+    """Every navigation entry in the sidebar, ours (page links) or Streamlit's own menu, icons left out."""
+    return page.evaluate("""() => [...document.querySelectorAll(
+        '[data-testid="stSidebar"] :is([data-testid="stSidebarNav"], [data-testid="stPageLink"]) a'
+      )].map(a => { const c = a.cloneNode(true);
+                    c.querySelectorAll('[data-testid="stIconMaterial"]').forEach(i => i.remove());
+                    return c.innerText.trim(); })""")
+
+
+def assert_clean_page(page) -> None:
+    """One menu with exactly our four entries (none called "app"), and no error or traceback."""
+    labels = nav_labels(page)
+    assert "app" not in [label.lower() for label in labels]
+    assert labels == NAV
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in page.content()
+
+
+def _heading(page, text: str):
+    return page.locator('[data-testid="stHeading"]').get_by_text(text, exact=True)
+
+
+def _click_compare(page, shots: Path, name: str) -> None:
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name=re.compile("Compare")).click()
+    _heading(page, "Compare methods").wait_for(timeout=LONG)
+    page.get_by_text("Press Run comparison", exact=False).wait_for(timeout=LONG)
+    assert page.url.split("?")[0].endswith("/Compare")
+    assert_clean_page(page)
+    page.screenshot(path=str(shots / name), full_page=True)
+
+
+def test_explorer_in_chromium_updates_after_a_slider_change(server, browser, shots):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/Explorer?patch=56&steps=2", timeout=120_000)
-    page.get_by_text("Attack success").wait_for(timeout=600_000)
+    page.get_by_text("Attack success").wait_for(timeout=LONG)
     caption = page.get_by_text(re.compile(r"^Adversarial \(sd-sgsm\):")).inner_text()
     l2_before = _metric(page, "L2")
-    page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+    page.screenshot(path=str(shots / "explorer.png"), full_page=True)
 
     omega = page.get_by_role("slider", name=re.compile("ω"))
     omega.focus()
@@ -83,6 +153,44 @@ def test_explorer_in_chromium_updates_after_a_slider_change(server, browser, tmp
     assert _metric(page, "L2") != l2_before
     assert page.get_by_text(re.compile(r"^Adversarial \(sd-sgsm\):")).inner_text().startswith("Adversarial")
     assert caption
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert "Traceback" not in page.content()
+    assert_clean_page(page)
+    page.close()
+
+
+def test_landing_page_links_every_page(server, browser, shots):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server, timeout=120_000)
+    _heading(page, "SD-SGSM Explorer").wait_for(timeout=LONG)
+    page.get_by_text("Device:", exact=False).wait_for(timeout=LONG)
+    assert_clean_page(page)
+    body = page.locator('[data-testid="stMain"] [data-testid="stPageLink"] a')
+    assert [a.get_attribute("href").rstrip("/").rsplit("/", 1)[-1] for a in body.all()] == NAV[1:]
+    page.screenshot(path=str(shots / "home.png"), full_page=True)
+    page.close()
+
+
+def test_fresh_server_deep_link_to_benchmark(fresh_server, browser, shots):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{fresh_server}/Benchmark", timeout=120_000)  # the server's very first page request
+    _heading(page, "Benchmark").wait_for(timeout=LONG)
+    page.get_by_text("Press Run benchmark", exact=False).wait_for(timeout=LONG)
+    assert page.url.split("?")[0].endswith("/Benchmark")
+    assert_clean_page(page)
+    page.screenshot(path=str(shots / "fresh_benchmark.png"), full_page=True)
+    _click_compare(page, shots, "fresh_benchmark_then_compare.png")
+    page.close()
+
+
+def test_fresh_server_deep_link_to_explorer_with_query(fresh_server, browser, shots):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{fresh_server}/Explorer?omega=5&patch=56&steps=2", timeout=120_000)  # first request
+    _heading(page, "Explorer").wait_for(timeout=LONG)
+    omega = page.get_by_role("slider", name=re.compile("ω"))
+    assert float(omega.get_attribute("aria-valuetext")) == 5.0  # the query value, not the default
+    page.get_by_text("Attack success").wait_for(timeout=LONG)
+    assert page.url.split("?")[0].endswith("/Explorer")
+    assert float(omega.get_attribute("aria-valuetext")) == 5.0
+    assert_clean_page(page)
+    page.screenshot(path=str(shots / "fresh_explorer.png"), full_page=True)
+    _click_compare(page, shots, "fresh_explorer_then_compare.png")
     page.close()

@@ -1,0 +1,145 @@
+"""Explorer latency in a real browser: key press on the ω slider until the new "L2" metric is shown.
+
+Starts `streamlit run app.py` (or uses --url), opens `/Explorer?patch=16&steps=5` (defaults otherwise) in
+headless Debian Chromium, waits for the metrics, then N times: focus the ω slider, press a key, and time
+from the key press until the "L2" metric shows a new value AND the app is idle again (script state
+"notRunning", no stale elements). A change of ω reuses the cached zero-out scan, so this is the attack,
+the re-render and the round trip.
+
+Keys (--keys):
+  fresh      (default) every press lands on an ω not shown before in this session, so nothing comes from
+             the attack cache: ArrowRight/ArrowLeft while they reach a new value, else End/Home.
+  alternate  ArrowLeft, ArrowRight, ArrowLeft, ...: after the first two presses every value is a cache hit,
+             so this measures the cached re-render.
+A press whose run ends with an unchanged L2 text (two ω giving the same 3-digit L2) is timed to the end of
+the run and marked "(L2 unchanged)". Last line: ``omega_change_browser_median_s=<x> n=<N>``.
+
+    python bench/latency.py [--repeats 10] [--keys fresh|alternate] [--url http://127.0.0.1:8501]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+QUERY = "patch=16&steps=5"
+TIMEOUT_MS = 600_000
+
+# State of the page, read in the browser: the L2 metric's value text and whether a script run is going on.
+STATE_JS = """
+() => {
+  const m = [...document.querySelectorAll('[data-testid="stMetric"]')].find(e => e.innerText.startsWith('L2'));
+  const v = m && m.querySelector('[data-testid="stMetricValue"]');
+  const app = document.querySelector('[data-testid="stApp"]');
+  const running = !app || app.dataset.testScriptState === 'running'
+      || document.querySelectorAll('[data-stale="true"]').length > 0;
+  return {l2: v ? v.innerText : null, running};
+}"""
+
+# True once the run that the key press started is over: a new L2 value on an idle page, or (fallback) the
+# page was seen running and is idle again with the same L2 text. Polled on every animation frame.
+DONE_JS = """
+([before]) => {
+  const s = (STATE)();
+  if (s.running) { window.__sawRunning = true; return false; }
+  if (s.l2 !== null && s.l2 !== before) return {l2: s.l2, changed: true};
+  if (window.__sawRunning) return {l2: s.l2, changed: false};
+  return false;
+}""".replace("STATE", STATE_JS)
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true", "--server.address", "127.0.0.1"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise SystemExit("streamlit did not start")
+
+
+def next_key(index: int, lo: int, hi: int, seen: set[int], mode: str, i: int) -> str:
+    """The key for the i-th press from slider position `index` (see --keys)."""
+    if mode == "alternate":
+        return "ArrowLeft" if i % 2 == 0 else "ArrowRight"
+    for key, target in (("ArrowRight", index + 1), ("ArrowLeft", index - 1), ("End", hi), ("Home", lo)):
+        if lo <= target <= hi and target not in seen:
+            return key
+    return "ArrowLeft" if index > lo else "ArrowRight"  # every value seen: a cache hit, said in the output
+
+
+def measure(page, repeats: int, mode: str) -> list[float]:
+    slider = page.get_by_role("slider", name=re.compile("ω"))
+    lo, hi = int(slider.get_attribute("min")), int(slider.get_attribute("max"))
+    seen = {int(slider.input_value())}
+    times = []
+    for i in range(repeats):
+        before = page.evaluate(f"({STATE_JS})()")["l2"]
+        index = int(slider.input_value())
+        key = next_key(index, lo, hi, seen, mode, i)
+        slider.focus()
+        page.evaluate("() => { window.__sawRunning = false; }")
+        t0 = time.perf_counter()
+        slider.press(key)
+        done = page.wait_for_function(DONE_JS, arg=[before], polling="raf", timeout=TIMEOUT_MS).json_value()
+        times.append(time.perf_counter() - t0)
+        new = int(slider.input_value())
+        cached = new in seen
+        seen.add(new)
+        note = ("" if done["changed"] else " (L2 unchanged)") + (" (cached ω)" if cached else "")
+        print(f"{i + 1:2d}: {key:<10} ω={slider.get_attribute('aria-valuetext'):<8} L2 {before} -> {done['l2']}"
+              f"  {times[-1]:.3f} s{note}", flush=True)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--keys", choices=["fresh", "alternate"], default="fresh")
+    ap.add_argument("--url", help="use this running app instead of starting `streamlit run app.py`")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    proc, url = (None, args.url.rstrip("/")) if args.url else start_server()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            t0 = time.perf_counter()
+            page.goto(f"{url}/Explorer?{QUERY}", timeout=TIMEOUT_MS)
+            page.wait_for_function(f"() => {{ const s = ({STATE_JS})(); return s.l2 !== null && !s.running; }}",
+                                   polling="raf", timeout=TIMEOUT_MS)
+            print(f"first render (model load, scan, attack): {time.perf_counter() - t0:.2f} s; "
+                  f"/Explorer?{QUERY}, keys={args.keys}", flush=True)
+            times = measure(page, args.repeats, args.keys)
+            browser.close()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(f"min {min(times):.3f} s, max {max(times):.3f} s")
+    print(f"omega_change_browser_median_s={statistics.median(times):.3f} n={len(times)}")
+
+
+if __name__ == "__main__":
+    main()

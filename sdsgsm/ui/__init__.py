@@ -1,0 +1,35 @@
+"""The streamlit-aware part of the core, split by concern (the rest of ``sdsgsm`` never imports streamlit):
+
+* :mod:`.cache`   cached adapters (models, images, scans, attacks, output files, benchmark runs);
+* :mod:`.widgets` widgets generated from the parameter spec, and the image / model / method pickers;
+* :mod:`.state`   page state in session state, query parameters and presets;
+* :mod:`.nav`     the one navigation menu.
+
+Pages import this package only (never torch).
+"""
+
+from .cache import (
+    attack,
+    bench_data,
+    bench_files,
+    bench_method,
+    device_label,
+    files,
+    gallery_options,
+    get_model,
+    load_input,
+    merge_bench,
+    method_flags,
+    method_options,
+    model_facts,
+    model_options,
+    preset_cfg,
+    true_label,
+)
+from .state import apply_preset, config, init_state, keep, key, values
+from .widgets import attack_controls, image_picker, method_picker, model_picker
+
+__all__ = ["apply_preset", "attack", "attack_controls", "bench_data", "bench_files", "bench_method", "config",
+           "device_label", "files", "gallery_options", "get_model", "image_picker", "init_state", "keep", "key",
+           "load_input", "merge_bench", "method_flags", "method_options", "method_picker", "model_facts",
+           "model_options", "model_picker", "preset_cfg", "true_label", "values"]

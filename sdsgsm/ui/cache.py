@@ -1,0 +1,238 @@
+"""Cache adapters between the pages and the core: hashable arguments in, numpy out.
+
+* models: ``st.cache_resource`` (one per process and model key);
+* decoded images, zero-out scans, attack records and their output files: ``st.cache_data``
+  keyed by an image *source id* (gallery key or content hash of an upload), the model key and
+  frozen configs. The scan is keyed by (image, model, ScanConfig[, label for confidence_drop]),
+  so moving ω, ε, α or T reuses it.
+
+Large byte payloads (uploads, checkpoints) are ``_``-prefixed arguments that Streamlit does not
+hash; the source id / model key already name their content.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import asdict
+
+import numpy as np
+import streamlit as st
+import torch
+
+from ..attacks import METHODS, AttackConfig
+from ..data import ImageError, decode_image, gallery, gallery_item, image_hash, load_image, to_tensor
+from ..models import CHECKPOINT_ARCHS, available_models, default_device, load_checkpoint, load_model
+from ..occlusion import ScanConfig, ScanResult, occlusion_scan
+from ..report import attack_tensor, image_files, image_record
+
+CACHE_TTL = 3600  # seconds
+
+
+# ----------------------------------------------------------------------------- environment
+def device_label() -> str:
+    """'CUDA: <GPU name>' or 'CPU (<threads> threads)' — the device attacks run on."""
+    dev = default_device()
+    if dev.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(dev)}"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def model_options() -> list[dict]:
+    """Registered models with availability: [{'name', 'description', 'available', 'reason'}]."""
+    return [asdict(m) for m in available_models()]
+
+
+def checkpoint_archs() -> list[str]:
+    return list(CHECKPOINT_ARCHS)
+
+
+def method_options() -> dict[str, str]:
+    """Method name -> one-line description, registry order."""
+    return {name: m.description for name, m in METHODS.items()}
+
+
+def method_flags(name: str) -> dict:
+    """{'spatial', 'multi_step', 'bounded'} of a registry method."""
+    m = METHODS[name]
+    return {"spatial": m.spatial, "multi_step": m.multi_step, "bounded": m.bounded}
+
+
+def gallery_options(dataset: str | None = None) -> list[dict]:
+    """Gallery items as dicts: key, caption, label, dataset, path (str)."""
+    return [{"key": g.key, "caption": g.caption, "label": g.label, "dataset": g.dataset, "path": str(g.path)}
+            for g in gallery(dataset)]
+
+
+# ----------------------------------------------------------------------------- models
+@st.cache_resource(max_entries=4, show_spinner="Loading model …")
+def get_model(model_key: str, _checkpoint: bytes | None = None, arch: str = ""):
+    """The classifier for ``model_key`` ('efficientnet_lite0', … or 'ckpt:<hash>:<arch>'), loaded once."""
+    if model_key.startswith("ckpt:"):
+        return load_checkpoint(_checkpoint, arch=arch)
+    return load_model(model_key)
+
+
+def model_facts(model_key: str, _checkpoint: bytes | None = None, arch: str = "") -> dict:
+    """name, input size, class count and labels of a model (loads it if needed)."""
+    m = get_model(model_key, _checkpoint, arch)
+    return {"name": m.name, "input_size": m.input_size, "num_classes": m.num_classes, "labels": m.labels}
+
+
+def checkpoint_key(data: bytes, arch: str) -> str:
+    return f"ckpt:{image_hash(data)}:{arch}"
+
+
+# ----------------------------------------------------------------------------- images
+def source_id(gallery_key: str | None = None, upload: bytes | None = None) -> str:
+    """Stable id of an image source: 'gallery:<key>' or 'upload:<content hash>'."""
+    return f"gallery:{gallery_key}" if gallery_key else f"upload:{image_hash(upload or b'')}"
+
+
+@st.cache_data(max_entries=64, ttl=CACHE_TTL, show_spinner=False)
+def load_input(source: str, size: int, _data: bytes | None = None) -> np.ndarray:
+    """(3, size, size) float32 in [0, 1]; raises ImageError with a clear message."""
+    if source.startswith("gallery:"):
+        return load_image(gallery_item(source[len("gallery:"):]).path, size).numpy()
+    if not _data:
+        raise ImageError("The uploaded file is empty.")
+    return to_tensor(decode_image(_data, min_size=size), size).numpy()
+
+
+_FITS = {"imagenet": 1000, "photo": 1000, "photos": 1000, "cifar10": 10}
+
+
+def true_label(source: str, num_classes: int) -> int | None:
+    """The gallery label of ``source`` when its collection's classes are the model's (else None)."""
+    if not source.startswith("gallery:"):
+        return None
+    item = gallery_item(source[len("gallery:"):])
+    return item.label if _FITS.get(item.dataset) == num_classes else None
+
+
+# ----------------------------------------------------------------------------- scan and attack
+def _input(source, model, data) -> torch.Tensor:
+    return torch.from_numpy(load_input(source, model.input_size, data))[None].to(model.device)
+
+
+@st.cache_data(max_entries=64, ttl=CACHE_TTL, show_spinner=False)
+def scan(source: str, model_key: str, cfg: ScanConfig, label: int | None, _data: bytes | None = None,
+         _checkpoint: bytes | None = None, arch: str = "") -> dict:
+    """Zero-out scan of one image (eq. 1–2): grid (nh, nw), boxes (P, 4), clean logits (K,), seconds.
+
+    ``label`` is the attacked label; it changes the scores only for ``confidence_drop``, so callers
+    pass it only then (:func:`scan_label`) and the logit-L2 scan is shared across labels.
+    """
+    model = get_model(model_key, _checkpoint, arch)
+    y = None if label is None else torch.tensor([label], device=model.device)
+    res = occlusion_scan(model, _input(source, model, _data), cfg, y=y)
+    return {"grid": res.grid[0].cpu().numpy(), "boxes": res.boxes.cpu().numpy(), "engine": res.engine,
+            "clean_logits": res.clean_logits[0].cpu().numpy(), "seconds": res.seconds, "cfg": res.cfg}
+
+
+def scan_label(cfg: ScanConfig, label: int | None) -> int | None:
+    """The label the scan depends on: the attacked label for ``confidence_drop``, else None."""
+    return label if cfg.score == "confidence_drop" else None
+
+
+@st.cache_data(max_entries=128, ttl=CACHE_TTL, show_spinner=False)
+def attack(source: str, model_key: str, method: str, cfg: AttackConfig, label: int | None,
+           _data: bytes | None = None, _checkpoint: bytes | None = None, arch: str = "") -> dict:
+    """Attack one image with the cached scan: :func:`sdsgsm.report.image_record` plus 'scan_seconds'."""
+    model = get_model(model_key, _checkpoint, arch)
+    x = _input(source, model, _data)
+    s = scan(source, model_key, cfg.scan, scan_label(cfg.scan, label), _data, _checkpoint, arch)
+    dev = model.device
+    cached = ScanResult(torch.from_numpy(s["grid"])[None].to(dev), torch.from_numpy(s["boxes"]),
+                        torch.from_numpy(s["clean_logits"])[None].to(dev), s["cfg"], s["engine"], s["seconds"])
+    rep = attack_tensor(model, x, cfg, method, label, source.split(":", 1)[1], scan=cached)
+    return {**image_record(rep), "scan_seconds": s["seconds"]}
+
+
+@st.cache_data(max_entries=16, ttl=CACHE_TTL, show_spinner=False)
+def files(source: str, model_key: str, method: str, cfg: AttackConfig, label: int | None,
+          _data: bytes | None = None, _checkpoint: bytes | None = None, arch: str = "") -> dict[str, bytes]:
+    """The seven output files of :func:`attack`'s record (the same bytes as the CLI writes)."""
+    return image_files(attack(source, model_key, method, cfg, label, _data, _checkpoint, arch))
+
+
+# ----------------------------------------------------------------------------- benchmark page
+@st.cache_data(max_entries=8, ttl=CACHE_TTL, show_spinner=False)
+def bench_data(spec: str, model_key: str, limit: int | None, _checkpoint: bytes | None = None,
+               arch: str = "") -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """Benchmark images at the model's size: x (N, 3, S, S), y (N,), keys, info. Raises ValueError."""
+    from ..benchmark import load_benchmark_data
+
+    x, y, keys, info = load_benchmark_data(spec, get_model(model_key, _checkpoint, arch), limit)
+    return x.numpy(), y.numpy(), keys, info
+
+
+class RunStore:
+    """A bounded, thread-safe LRU of finished benchmark runs, keyed by every argument of the run.
+
+    ``st.cache_data`` records the element calls made inside a cached function and replays them on a
+    hit; a benchmark's live progress bar lives outside the function, so its replay fails. Runs are
+    therefore computed outside any cached function and kept here (one store per server, like
+    ``st.cache_data``; it holds results only, never session data).
+    """
+
+    def __init__(self, size: int = 64):
+        self.size, self._runs, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._runs:
+                self._runs.move_to_end(key)
+                return self._runs[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._runs[key] = value
+            while len(self._runs) > self.size:
+                self._runs.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def run_store() -> RunStore:
+    return RunStore()
+
+
+def bench_method(spec: str, limit: int | None, model_key: str, method: str, cfg: AttackConfig, batch_size: int,
+                 progress=None, checkpoint: bytes | None = None, arch: str = ""):
+    """One method of a benchmark run, kept in :func:`run_store` (re-running, adding a method or
+    stopping shows it again at once). ``progress(method, done, total)`` may draw a live bar."""
+    from ..benchmark import run_benchmark
+
+    key = (spec, limit, model_key, method, cfg, batch_size, arch)
+    hit = run_store().get(key)
+    if hit is not None:
+        return hit
+    model = get_model(model_key, checkpoint, arch)
+    x, y, keys, info = bench_data(spec, model_key, limit, checkpoint, arch)
+    result = run_benchmark(model, torch.from_numpy(x), torch.from_numpy(y), [method], cfg, batch_size,
+                           progress=progress, keys=keys, data=info["name"],
+                           meta={"label_source_data": info["label_source"]})
+    run_store().put(key, result)
+    return result
+
+
+def merge_bench(parts: list):
+    """Join single-method BenchmarkResults (one cached run per method) into one."""
+    from ..benchmark import merge_results
+
+    return merge_results(parts)
+
+
+def bench_files(result) -> dict[str, bytes]:
+    """The benchmark's output files as {name: bytes} for download buttons."""
+    from ..benchmark import benchmark_files
+
+    return benchmark_files(result)
+
+
+def preset_cfg(name: str, base: AttackConfig) -> AttackConfig:
+    """``base`` with the numbers of preset ``name`` (sdsgsm/params.py)."""
+    from ..benchmark import preset_config
+
+    return preset_config(name, base)[1]

@@ -1,0 +1,48 @@
+"""The app's one navigation menu: a `st.page_link` per page at the top of the sidebar.
+
+The pages live in the classic `pages/` folder next to `app.py` (the landing page), so Streamlit discovers
+them and serves `/Explorer`, `/Compare` and `/Benchmark` (file name minus its number prefix) without
+`st.navigation`. Its automatic menu is hidden (`client.showSidebarNavigation = false` in
+.streamlit/config.toml) because it would label the landing page "app"; this module draws the menu
+instead, with our labels and icons. `app.py` and every page call `sidebar()` right after
+`st.set_page_config`. Material icons only: no emoji font on a bare Debian Chromium.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
+
+
+class NavPage(NamedTuple):
+    path: str  # relative to app.py
+    label: str
+    icon: str
+    blurb: str  # one line for the landing page's links
+
+
+PAGES: tuple[NavPage, ...] = (
+    NavPage("app.py", "Home", ":material/home:", "what SD-SGSM is, device and model"),
+    NavPage("pages/1_Explorer.py", "Explorer", ":material/search:", "one image, every stage live"),
+    NavPage("pages/2_Compare.py", "Compare", ":material/compare:", "many methods side by side"),
+    NavPage("pages/3_Benchmark.py", "Benchmark", ":material/table_chart:", "paper Tables 1 and 2"),
+)
+
+
+def sidebar() -> None:
+    """Draw the four page links at the top of the sidebar, the current page highlighted.
+
+    When a page file is run on its own (`streamlit run pages/1_Explorer.py`, or
+    `AppTest.from_file` on a page) there is no app to navigate, Streamlit knows no other page,
+    and the menu is left out instead of failing the page.
+    """
+    home, *others = PAGES
+    try:
+        st.sidebar.page_link(home.path, label=home.label, icon=home.icon)
+    except StreamlitPageNotFoundError:  # a page run on its own: app.py is not part of this app
+        return
+    for page in others:  # a missing page here is a real error and is not hidden
+        st.sidebar.page_link(page.path, label=page.label, icon=page.icon)
+    st.sidebar.divider()

@@ -1,0 +1,148 @@
+"""Widgets generated from the parameter spec (sdsgsm/params.py), and the image / model / method pickers.
+
+A parameter's widget kind, label, range, step, help (with the paper equation) and visibility all
+come from its ``Param`` entry; nothing here repeats a default or a range. ``select_slider``
+parameters get the spec's stops plus the session's own value (so a link's ``?omega=7`` works)
+computed per run — never by changing a shared list.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ..attacks import METHODS, AttackConfig
+from ..params import FAIR_EPS_MAX, PARAMS, PRESETS, Param, default_patch
+from . import cache
+from .state import apply_preset, config, key
+
+GROUPS = {"scan": "Zero-out scan", "budget": "Region and budget", "steps": "Steps and smoothing"}
+SPATIAL_ONLY = ("region", "topk", "tau", "rho", "eps_strong", "eps_weak")
+
+
+def _label(p: Param) -> str:
+    return p.label + (" (×1/255)" if p.unit else "")
+
+
+def _help(p: Param) -> str:
+    return p.help + (f". 0 = auto: {p.auto}" if p.auto else "")
+
+
+def _format(p: Param, input_size: int | None):
+    if p.name == "patch":
+        auto = f"auto ({default_patch(input_size)})" if input_size else "auto"
+        return lambda v: auto if v == 0 else str(v)
+    return lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def param_widget(prefix: str, p: Param, input_size: int | None = None) -> None:
+    """Draw parameter ``p`` bound to ``st.session_state[prefix_name]`` (shown units)."""
+    k, label, help_ = key(prefix, p.name), _label(p), _help(p)
+    lo = 0 if p.auto else p.shown(p.lo) if p.lo is not None else None
+    hi = p.shown(p.hi) if p.hi is not None else None
+    if p.widget == "select":
+        st.selectbox(label, p.choices, key=k, help=help_)
+    elif p.widget == "select_slider":
+        stops = sorted({*(p.kind(s) for s in p.stops), st.session_state[k]})
+        st.select_slider(label, stops, key=k, help=help_, format_func=_format(p, input_size))
+    elif p.widget == "slider":
+        st.slider(label, float(lo), float(hi), step=p.step, key=k, help=help_)
+    elif p.kind is int:
+        st.number_input(label, lo, hi, step=int(p.step or 1), key=k, help=help_)
+    else:
+        st.number_input(label, lo, hi, step=p.step, key=k, help=help_, format="%.4f" if p.lo is None else None)
+
+
+def _visible(p: Param, prefix: str, method: str | None) -> bool:
+    if p.show_if is not None:
+        other, allowed = p.show_if
+        current = method if other == "method" else st.session_state[key(prefix, other)]
+        if current not in allowed and not (other == "method" and method is None):
+            return False
+    if method is None:
+        return True
+    spatial = METHODS[method].spatial
+    if p.name in SPATIAL_ONLY and not spatial or p.name == "eps" and spatial:
+        return False
+    return not (p.name in ("steps", "alpha") and not METHODS[method].multi_step)
+
+
+def attack_controls(prefix: str, method: str | None = None, input_size: int | None = None,
+                    box=None) -> tuple[AttackConfig, dict]:
+    """Preset buttons and one expander per spec group, in ``box`` (default: the sidebar).
+
+    ``method`` hides what it does not use (None: show everything, for multi-method pages).
+    Returns (AttackConfig, {group: empty placeholder at the end of its expander}) for notes
+    such as the Δ range. Raises ValueError (one line) for invalid combinations.
+    """
+    box = box or st.sidebar
+    names = [*PRESETS, None]
+    cols = [c for _ in range(0, len(names), 2) for c in box.columns(2)]  # two per row: readable in a sidebar
+    for col, name in zip(cols, names):
+        label = PRESETS[name].label if name else "Reset"
+        col.button(label, key=key(prefix, f"preset_{name or 'reset'}"), on_click=apply_preset, args=(prefix, name),
+                   help=PRESETS[name].description if name else "Back to the defaults", width="stretch")
+    notes = {}
+    for group, title in GROUPS.items():
+        with box.expander(title, expanded=group != "scan"):
+            for p in PARAMS.values():
+                if p.group == group and _visible(p, prefix, method):
+                    param_widget(prefix, p, input_size)
+            notes[group] = st.empty()
+    if st.session_state[key(prefix, "eps_max")] > FAIR_EPS_MAX * 255 + 1e-9:
+        box.caption(f"ε_max above {FAIR_EPS_MAX * 255:g}/255 lifts the paper's fairness cap.")
+    return config(prefix), notes
+
+
+# ----------------------------------------------------------------------------- pickers
+COLLECTIONS = {"imagenet": "ImageNet samples (labelled)", "photo": "Photos (scikit-image)",
+               "cifar10": "CIFAR-10 samples (32 px, for CIFAR checkpoints)"}
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
+IMAGE_UPLOAD_MB = 50  # images are bounded by their pixel count too (sdsgsm/data.py)
+
+
+def image_picker(prefix: str, box=None) -> tuple[str, bytes | None, str] | None:
+    """Gallery or upload. Returns (source id, upload bytes or None, caption) or None if no image."""
+    box = box or st.sidebar
+    kind = box.radio("Image source", ["Gallery", "Upload"], horizontal=True, key=key(prefix, "source"))
+    if kind == "Gallery":
+        coll = box.selectbox("Collection", list(COLLECTIONS), format_func=COLLECTIONS.get,
+                             key=key(prefix, "collection"))
+        items = {g["key"]: g for g in cache.gallery_options(coll)}
+        chosen = box.selectbox("Gallery image", list(items), key=key(prefix, "image"),
+                               format_func=lambda k: items[k]["caption"].split(";")[0][:60])
+        box.image(items[chosen]["path"], width=160)
+        return cache.source_id(gallery_key=chosen), None, items[chosen]["caption"]
+    up = box.file_uploader("Upload an image", type=UPLOAD_TYPES, key=key(prefix, "upload"),
+                           max_upload_size=IMAGE_UPLOAD_MB)
+    if up is None:
+        return None
+    data = up.getvalue()
+    return cache.source_id(upload=data), data, up.name
+
+
+def model_picker(prefix: str, box=None) -> tuple[str, bytes | None, str] | None:
+    """Models available offline, or an uploaded checkpoint. Returns (key, checkpoint bytes, arch) or None."""
+    box = box or st.sidebar
+    options = cache.model_options()
+    names = [m["name"] for m in options if m["available"]] + ["own checkpoint"]
+    missing = [m["name"] for m in options if not m["available"]]
+    choice = box.selectbox("Model", names, key=key(prefix, "model"),
+                           help="Not available offline here: " + ", ".join(missing) if missing else None)
+    if choice != "own checkpoint":
+        return choice, None, ""
+    arch = box.selectbox("Architecture of a state_dict", cache.checkpoint_archs(), key=key(prefix, "arch"))
+    up = box.file_uploader("Checkpoint (.pt / .pth, TorchScript or state_dict, ≤ 200 MB)", type=["pt", "pth", "ckpt"],
+                           key=key(prefix, "ckpt"))
+    if up is None:
+        return None
+    data = up.getvalue()
+    return cache.checkpoint_key(data, arch), data, arch
+
+
+def method_picker(prefix: str, box=None, default: str = "sd-sgsm") -> str:
+    """One registry method (the spec's method list), with every description in the help."""
+    box = box or st.sidebar
+    methods = cache.method_options()
+    k = key(prefix, "method")
+    st.session_state.setdefault(k, default)
+    return box.selectbox("Method", list(methods), key=k, help="\n".join(f"- **{n}**: {d}" for n, d in methods.items()))
