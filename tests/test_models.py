@@ -1,10 +1,12 @@
 """Model registry, offline behaviour and safe checkpoint loading."""
 
+import copy
 import io
 import pickle
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sdsgsm.models import (
@@ -12,6 +14,7 @@ from sdsgsm.models import (
     available_models,
     cifar_resnet18,
     default_device,
+    lite_forward,
     load_checkpoint,
     load_model,
 )
@@ -116,3 +119,75 @@ def test_wrong_architecture_wrong_class_count_and_bad_output(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     with pytest.raises(ModelError, match="Unknown architecture"):
         load_checkpoint(_bytes(cifar_resnet18().state_dict()), arch="vgg99")
+
+
+# ----------------------------------------------------------------------------- fast path
+def _logits_and_input_grad(fn, x: torch.Tensor, y: torch.Tensor):
+    x = x.clone().requires_grad_(True)
+    logits = fn(x)
+    (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x)
+    return logits.detach(), grad
+
+
+def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((a - ref).abs().max() / ref.abs().max())
+
+
+def test_prepared_lite_network_is_the_plain_module_in_float64(lite0, imagenet_batch):
+    """Batch norm folded into the convolutions, channels last (Classifier's CPU fast path):
+    the same function. In float64 no ReLU6 kink is crossed by rounding, so logits and input
+    gradient must agree to ~1e-14; a wrong pad, fold or residual is off by far more."""
+    from sdsgsm.incremental import compile_lite
+
+    plain = copy.deepcopy(lite0).double()
+    plain.fast = False
+    net = compile_lite(plain, torch.float64)
+    x = F.interpolate(imagenet_batch[0][:2], size=(80, 80), mode="bilinear", antialias=True).double()
+    y = imagenet_batch[1][:2]
+    got_logits, got_grad = _logits_and_input_grad(lambda t: lite_forward(net, t), x, y)
+    want_logits, want_grad = _logits_and_input_grad(plain, x, y)
+    assert got_grad.dtype == torch.float64 and want_grad.abs().max() > 0
+    assert _rel(got_logits, want_logits) < 1e-10
+    assert _rel(got_grad, want_grad) < 1e-10
+
+
+def test_fast_path_runs_in_float32_and_matches_the_plain_module(lite0, imagenet_batch):
+    """What Classifier.forward runs on CPU in float32: logits within float rounding (1e-5 of the
+    largest), input gradient close (rounding can cross a ReLU6 kink, which moves single
+    entries by up to ~1e-2 relative in either float32 path; see bench/attack.py --step)."""
+    x, y = imagenet_batch[0][:2], imagenet_batch[1][:2]
+    net = lite0._fast_net(x)
+    assert net is not None
+    fast_logits, fast_grad = _logits_and_input_grad(lite0, x, y)
+    assert torch.equal(fast_logits, lite_forward(net, x).detach())  # the fast path is what ran
+    lite0.fast = False
+    try:
+        plain_logits, plain_grad = _logits_and_input_grad(lite0, x, y)
+    finally:
+        lite0.fast = True
+    assert _rel(fast_logits, plain_logits) < 1e-5
+    assert float((fast_grad - plain_grad).norm() / plain_grad.norm()) < 5e-2
+
+
+def test_fast_path_only_where_it_is_the_same_function(lite0, tiny_cnn):
+    x = torch.rand(1, 3, 64, 64)
+    assert lite0._fast_net(x) is not None
+    assert lite0._fast_net(x.double()) is None and tiny_cnn._fast_net(torch.rand(1, 3, 32, 32)) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert lite0._fast_net(x) is None
+    model = copy.deepcopy(lite0)
+    model.net._fc.weight.requires_grad_(True)  # someone wants parameter gradients
+    assert model._fast_net(x) is None
+    model.net._fc.weight.requires_grad_(False)
+    with torch.no_grad():  # an in-place change (as load_state_dict makes) rebuilds the network
+        model.net._bn1.bias.add_(0.5)
+        model.net._fc.bias.sub_(1.0)
+    fast = model(x)
+    model.fast = False
+    torch.testing.assert_close(fast, model(x), rtol=1e-5, atol=1e-4)
+    assert not torch.allclose(fast, lite0(x), atol=1e-2)
+    model.fast = True
+    model.net._fc = nn.Linear(1280, 1000).requires_grad_(False)  # a replaced layer, too
+    fast = model(x)
+    model.fast = False
+    torch.testing.assert_close(fast, model(x), rtol=1e-5, atol=1e-4)
