@@ -291,7 +291,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("table1", "Table 1", ("fgsm", "sgsm", "sd-fgsm", "sd-sgsm"),
            "Paper Table 1 (ablation) under the fair cap: one step, ε = 8/255; SD methods ε_strong = 8/255 on R, "
            "ε_weak = 4/255 elsewhere", _FAIR + (("steps", 1), ("alpha", None))),
-    Preset("table1-paper", "Table 1 (paper)", ("fgsm", "sgsm", "sd-fgsm", "sd-sgsm"),
+    Preset("table1-paper", "Paper T1", ("fgsm", "sgsm", "sd-fgsm", "sd-sgsm"),
            "Paper Table 1 as its numbers imply: one step, ε = 8/255; SD methods ε_strong = 14/255 on R and "
            "ε_weak = 8/255 elsewhere (ε_max lifted to 14/255), patch scaled with the input (4 px at 32 px)",
            (("eps", 8 / 255), ("eps_strong", 14 / 255), ("eps_weak", 8 / 255), ("eps_max", 14 / 255),

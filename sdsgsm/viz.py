@@ -126,7 +126,9 @@ def budget_figure(budget_hw: np.ndarray, title: str = "Budget map E (×1/255)"):
     """Heat map of the per-pixel L∞ budget E (H, W) (eq. 5), shown in 1/255 units."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(_heatmap(budget_hw * 255, "Blues", "/255", "x %{x:.0f}, y %{y:.0f}<br>E = %{z:.2f}/255", zmin=0))
+    z = budget_hw * 255
+    fig = go.Figure(_heatmap(z, "Blues", "/255", "x %{x:.0f}, y %{y:.0f}<br>E = %{z:.2f}/255", zmin=0,
+                             zmax=max(float(np.nanmax(z)), 1e-6)))  # a uniform E still reads from 0
     fig.update_layout(title=dict(text=title, font=dict(size=14)))
     _image_axes(fig, *budget_hw.shape)
     return fig
