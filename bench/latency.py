@@ -15,6 +15,7 @@ A press whose run ends with an unchanged L2 text (two ω giving the same 3-digit
 the run and marked "(L2 unchanged)". Last line: ``omega_change_browser_median_s=<x> n=<N>``.
 
     python bench/latency.py [--repeats 10] [--keys fresh|alternate] [--url http://127.0.0.1:8501]
+    python bench/latency.py --baseline REV   # the app at git revision REV side by side, presses interleaved
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -60,13 +62,13 @@ DONE_JS = """
 }""".replace("STATE", STATE_JS)
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(cwd: Path = ROOT) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -88,28 +90,47 @@ def next_key(index: int, lo: int, hi: int, seen: set[int], mode: str, i: int) ->
     return "ArrowLeft" if index > lo else "ArrowRight"  # every value seen: a cache hit, said in the output
 
 
-def measure(page, repeats: int, mode: str) -> list[float]:
-    slider = page.get_by_role("slider", name=re.compile("ω"))
-    lo, hi = int(slider.get_attribute("min")), int(slider.get_attribute("max"))
-    seen = {int(slider.input_value())}
-    times = []
-    for i in range(repeats):
+class Explorer:
+    """One browser page on one server's Explorer; :meth:`press` times one ω key press."""
+
+    def __init__(self, browser, url: str, name: str, mode: str):
+        self.name, self.mode, self.i = name, mode, 0
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        t0 = time.perf_counter()
+        self.page.goto(f"{url}/Explorer?{QUERY}", timeout=TIMEOUT_MS)
+        self.page.wait_for_function(f"() => {{ const s = ({STATE_JS})(); return s.l2 !== null && !s.running; }}",
+                                    polling="raf", timeout=TIMEOUT_MS)
+        print(f"[{name}] first render (model load, scan, attack): {time.perf_counter() - t0:.2f} s; "
+              f"/Explorer?{QUERY}, keys={mode}", flush=True)
+        self.slider = self.page.get_by_role("slider", name=re.compile("ω"))
+        self.lo, self.hi = int(self.slider.get_attribute("min")), int(self.slider.get_attribute("max"))
+        self.seen = {int(self.slider.input_value())}
+
+    def press(self) -> float:
+        page, slider = self.page, self.slider
         before = page.evaluate(f"({STATE_JS})()")["l2"]
-        index = int(slider.input_value())
-        key = next_key(index, lo, hi, seen, mode, i)
+        key = next_key(int(slider.input_value()), self.lo, self.hi, self.seen, self.mode, self.i)
         slider.focus()
         page.evaluate("() => { window.__sawRunning = false; }")
         t0 = time.perf_counter()
         slider.press(key)
         done = page.wait_for_function(DONE_JS, arg=[before], polling="raf", timeout=TIMEOUT_MS).json_value()
-        times.append(time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
         new = int(slider.input_value())
-        cached = new in seen
-        seen.add(new)
-        note = ("" if done["changed"] else " (L2 unchanged)") + (" (cached ω)" if cached else "")
-        print(f"{i + 1:2d}: {key:<10} ω={slider.get_attribute('aria-valuetext'):<8} L2 {before} -> {done['l2']}"
-              f"  {times[-1]:.3f} s{note}", flush=True)
-    return times
+        note = ("" if done["changed"] else " (L2 unchanged)") + (" (cached ω)" if new in self.seen else "")
+        self.seen.add(new)
+        self.i += 1
+        print(f"[{self.name}] {self.i:2d}: {key:<10} ω={slider.get_attribute('aria-valuetext'):<8} "
+              f"L2 {before} -> {done['l2']}  {seconds:.3f} s{note}", flush=True)
+        return seconds
+
+
+def worktree(rev: str) -> Path:
+    """A detached git worktree of ``rev`` (the baseline app), reusing this checkout's virtual environment."""
+    path = Path(tempfile.mkdtemp(prefix="sdsgsm-baseline-"))
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return path
 
 
 def main() -> None:
@@ -117,28 +138,43 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--keys", choices=["fresh", "alternate"], default="fresh")
     ap.add_argument("--url", help="use this running app instead of starting `streamlit run app.py`")
+    ap.add_argument("--baseline", metavar="REV", help="also serve git revision REV and interleave its key presses "
+                    "with the current tree's (side by side in one run); prints both medians and their ratio")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    proc, url = (None, args.url.rstrip("/")) if args.url else start_server()
+    servers, base_dir = [], worktree(args.baseline) if args.baseline else None
     try:
+        url = args.url.rstrip("/") if args.url else None
+        if url is None:
+            servers.append(start_server())
+            url = servers[-1][1]
+        if base_dir is not None:
+            servers.append(start_server(base_dir))
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            t0 = time.perf_counter()
-            page.goto(f"{url}/Explorer?{QUERY}", timeout=TIMEOUT_MS)
-            page.wait_for_function(f"() => {{ const s = ({STATE_JS})(); return s.l2 !== null && !s.running; }}",
-                                   polling="raf", timeout=TIMEOUT_MS)
-            print(f"first render (model load, scan, attack): {time.perf_counter() - t0:.2f} s; "
-                  f"/Explorer?{QUERY}, keys={args.keys}", flush=True)
-            times = measure(page, args.repeats, args.keys)
+            pages = [Explorer(browser, url, "current", args.keys)]
+            if base_dir is not None:
+                pages.insert(0, Explorer(browser, servers[-1][1], f"baseline {args.baseline}", args.keys))
+            times = {e.name: [] for e in pages}
+            for _ in range(args.repeats):  # interleaved: both apps see the same machine load
+                for e in pages:
+                    times[e.name].append(e.press())
             browser.close()
     finally:
-        if proc is not None:
+        for proc, _ in servers:
             proc.terminate()
             proc.wait(timeout=30)
-    print(f"min {min(times):.3f} s, max {max(times):.3f} s")
-    print(f"omega_change_browser_median_s={statistics.median(times):.3f} n={len(times)}")
+        if base_dir is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base_dir)], cwd=ROOT, check=False)
+    for name, ts in times.items():
+        print(f"[{name}] median {statistics.median(ts):.3f} s, min {min(ts):.3f} s, max {max(ts):.3f} s")
+    if base_dir is not None:
+        before, after = (statistics.median(ts) for ts in times.values())
+        print(f"omega_change_browser_median_s={before:.3f}->{after:.3f} ratio={after / before:.2f} "
+              f"n={args.repeats} keys={args.keys}")
+    else:
+        print(f"omega_change_browser_median_s={statistics.median(times['current']):.3f} n={args.repeats}")
 
 
 if __name__ == "__main__":

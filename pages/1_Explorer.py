@@ -75,7 +75,10 @@ def panels(res: dict) -> None:
              caption=f"Adversarial ({s['method']}): {after['name']} ({after['prob']:.1%})")
     c5.image(viz.draw_boxes(viz.to_pil(res["perturbation_x5"]), res["tile_boxes"], viz.YELLOW), width="stretch",
              caption="Perturbation × 5 (grey = 0). Yellow: largest-perturbation tiles")
-    c6.plotly_chart(viz.top5_figure(before["top5"], after["top5"]), key=f"{P}_top5")
+    for title, rows in (("Clean top-5", before["top5"]), ("Adversarial top-5", after["top5"])):
+        c6.dataframe({title: [r["name"] for r in rows], "p": [r["prob"] for r in rows]}, hide_index=True,
+                     width="stretch", column_config={"p": st.column_config.ProgressColumn(
+                         "probability", format="percent", min_value=0.0, max_value=1.0)})
     st.subheader("Metrics")
     cols = st.columns(6)
     cols[0].metric("Attack success", "yes" if m["success"] else "no")
