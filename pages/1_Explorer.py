@@ -15,25 +15,19 @@ P = "ex"
 for warning in ui.init_state(P):
     st.warning(warning)
 
+st.title("Explorer")
 st.sidebar.header("Image")
 picked = ui.image_picker(P)
 st.sidebar.header("Model and method")
-model = ui.model_picker(P)
+model_key, ckpt, arch, facts = ui.chosen_model(P)
 method = ui.method_picker(P)
-
-st.title("Explorer")
 if picked is None:
     st.info("Upload an image in the sidebar (PNG, JPEG, WebP, BMP, TIFF or GIF) or pick one from the gallery.")
     st.stop()
-if model is None:
-    st.info("Upload a checkpoint in the sidebar, or choose the embedded model.")
-    st.stop()
 source, data, caption = picked
-model_key, ckpt, arch = model
 try:
-    facts = ui.model_facts(model_key, ckpt, arch)
     ui.load_input(source, facts["input_size"], data)
-except ValueError as exc:  # bad image, bad checkpoint
+except ValueError as exc:  # a corrupt, empty, tiny or huge image
     st.error(str(exc).splitlines()[0])
     st.stop()
 

@@ -16,16 +16,7 @@ ABLATION = ["fgsm", "sgsm", "sd-fgsm", "sd-sgsm"]
 
 st.title("Compare methods")
 st.sidebar.header("Model")
-model = ui.model_picker(P)
-if model is None:
-    st.info("Upload a checkpoint in the sidebar, or choose the embedded model.")
-    st.stop()
-model_key, ckpt, arch = model
-try:
-    facts = ui.model_facts(model_key, ckpt, arch)
-except ValueError as exc:  # a bad checkpoint
-    st.error(str(exc).splitlines()[0])
-    st.stop()
+model_key, ckpt, arch, facts = ui.chosen_model(P)
 
 st.sidebar.header("Images and methods")
 collections = ["cifar10"] if facts["input_size"] <= 64 else ["imagenet", "photo"]

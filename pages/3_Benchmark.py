@@ -16,7 +16,7 @@ st.caption("Paper-style tables (mean ± std, best in bold) on the gallery or on 
            "The same code runs from the command line: `python -m sdsgsm benchmark --preset table1 …`.")
 
 st.sidebar.header("Model and data")
-model = ui.model_picker(P)
+model_key, ckpt, arch, facts = ui.chosen_model(P)
 spec = st.sidebar.selectbox("Data set", ["gallery", "gallery:photo", "folder on disk", "cifar10 on disk"],
                             key=f"{P}_data", help="gallery: the 20 ImageNet samples, or the 20 CIFAR-10 ones for a "
                             "model of ≤ 64 px")
@@ -46,12 +46,7 @@ if not st.session_state.get(f"{P}_preset_applied"):  # the first preset's number
     preset_changed()
     st.session_state[f"{P}_preset_applied"] = True
 st.sidebar.header("Parameters")
-if model is None:
-    st.info("Upload a checkpoint in the sidebar, or choose the embedded model.")
-    st.stop()
-model_key, ckpt, arch = model
 try:
-    facts = ui.model_facts(model_key, ckpt, arch)
     cfg, _ = ui.attack_controls(P, None, facts["input_size"])
 except ValueError as exc:
     st.error(str(exc).splitlines()[0])

@@ -27,9 +27,10 @@ from .cache import (
     true_label,
 )
 from .state import apply_preset, config, init_state, keep, key, values
-from .widgets import attack_controls, image_picker, method_picker, model_picker
+from .widgets import attack_controls, chosen_model, image_picker, method_picker, model_picker
 
-__all__ = ["apply_preset", "attack", "attack_controls", "bench_data", "bench_files", "bench_method", "config",
+__all__ = ["apply_preset", "attack", "attack_controls", "bench_data", "bench_files", "bench_method", "chosen_model",
+           "config",
            "device_label", "files", "gallery_options", "get_model", "image_picker", "init_state", "keep", "key",
            "load_input", "merge_bench", "method_flags", "method_options", "method_picker", "model_facts",
            "model_options", "model_picker", "preset_cfg", "true_label", "values"]

@@ -139,6 +139,23 @@ def model_picker(prefix: str, box=None) -> tuple[str, bytes | None, str] | None:
     return cache.checkpoint_key(data, arch), data, arch
 
 
+def chosen_model(prefix: str, box=None) -> tuple[str, bytes | None, str, dict]:
+    """:func:`model_picker` and the model's facts (name, input size, classes, labels).
+
+    Stops the page with a one-line message while no checkpoint is uploaded or when it cannot be used.
+    """
+    model = model_picker(prefix, box)
+    if model is None:
+        st.info("Upload a checkpoint in the sidebar, or choose the embedded model.")
+        st.stop()
+    try:
+        facts = cache.model_facts(*model)
+    except ValueError as exc:  # a pickle with code, a wrong architecture, …
+        st.error(str(exc).splitlines()[0])
+        st.stop()
+    return (*model, facts)
+
+
 def method_picker(prefix: str, box=None, default: str = "sd-sgsm") -> str:
     """One registry method (the spec's method list), with every description in the help."""
     box = box or st.sidebar
