@@ -86,7 +86,8 @@ for i, method in enumerate(chosen):
 
     try:
         parts.append(ui.bench_method(spec, limit, model_key, method, cfg, int(batch), progress, ckpt, arch))
-        finished.append(method) if method not in finished else None
+        if method not in finished:
+            finished.append(method)
     except (ValueError, RuntimeError) as exc:
         st.error(f"{method}: {str(exc).splitlines()[0]}")
 bar.empty()

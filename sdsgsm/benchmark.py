@@ -31,7 +31,7 @@ from .attacks import METHODS, AttackConfig, Method, resolve_labels
 from .data import load_cifar10, load_folder, load_gallery
 from .metrics import ASR_CRITERION, evaluate, metric_list, summarise, summary_keys
 from .occlusion import ScanConfig, ScanResult, occlusion_scan
-from .params import PRESETS, Preset, build_config, config_values, get_preset
+from .params import PRESETS, build_config, config_values, get_preset
 from .report import write_files
 from .tables import Table, metric_notes, metric_table
 
@@ -453,6 +453,6 @@ def write_benchmark(result: BenchmarkResult, out_dir: str | Path) -> list[Path]:
     return write_files(benchmark_files(result), out_dir)
 
 
-__all__ = ["BenchmarkResult", "OUTPUT_FILES", "PRESETS", "Preset", "benchmark_files", "load_benchmark_data",
+__all__ = ["BenchmarkResult", "OUTPUT_FILES", "PRESETS", "benchmark_files", "load_benchmark_data",
            "merge_results", "package_versions", "paper_table", "parse_methods", "preset_config", "results_latex",
            "results_markdown", "run_benchmark", "write_benchmark"]

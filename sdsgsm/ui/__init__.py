@@ -23,7 +23,6 @@ from .cache import (
     method_options,
     model_facts,
     model_options,
-    preset_cfg,
     true_label,
 )
 from .state import apply_preset, config, init_state, keep, key, values
@@ -33,4 +32,4 @@ __all__ = ["apply_preset", "attack", "attack_controls", "bench_data", "bench_fil
            "config",
            "device_label", "files", "gallery_options", "get_model", "image_picker", "init_state", "keep", "key",
            "load_input", "merge_bench", "method_flags", "method_options", "method_picker", "model_facts",
-           "model_options", "model_picker", "preset_cfg", "true_label", "values"]
+           "model_options", "model_picker", "true_label", "values"]

@@ -229,10 +229,3 @@ def bench_files(result) -> dict[str, bytes]:
     from ..benchmark import benchmark_files
 
     return benchmark_files(result)
-
-
-def preset_cfg(name: str, base: AttackConfig) -> AttackConfig:
-    """``base`` with the numbers of preset ``name`` (sdsgsm/params.py)."""
-    from ..benchmark import preset_config
-
-    return preset_config(name, base)[1]

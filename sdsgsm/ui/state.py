@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ..attacks import METHODS, AttackConfig
-from ..params import PARAMS, build_config, get_preset
+from ..params import PARAMS, build_config, get_preset, parse_query
 
 
 def key(prefix: str, name: str) -> str:
@@ -25,8 +25,6 @@ def init_state(prefix: str, method_key: str | None = "method") -> list[str]:
     Returns one-line warnings for query values that were ignored (NaN, inf, out of range,
     not a choice). Later runs return [] and only keep the values alive (:func:`keep`).
     """
-    from ..params import parse_query
-
     if st.session_state.get(key(prefix, "init")):
         keep(prefix)
         return []
