@@ -102,13 +102,26 @@ def _metric(page, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text()
 
 
+NAV_LINKS = '[data-testid="stSidebar"] :is([data-testid="stSidebarNav"], [data-testid="stPageLink"]) a'
+
+
 def nav_labels(page) -> list[str]:
-    """Every navigation entry in the sidebar, ours (page links) or Streamlit's own menu, icons left out."""
-    return page.evaluate("""() => [...document.querySelectorAll(
-        '[data-testid="stSidebar"] :is([data-testid="stSidebarNav"], [data-testid="stPageLink"]) a'
-      )].map(a => { const c = a.cloneNode(true);
+    """Every navigation entry in the sidebar, ours (page links) or Streamlit's own menu, icons left out.
+
+    The main area can finish drawing before the sidebar does, so first wait (up to a minute) until
+    the sidebar holds at least as many links as the menu should have; the assertion that follows
+    still fails if the menu never appears or has other entries.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length >= n",
+                               arg=[NAV_LINKS, len(NAV)], timeout=60_000)
+    except PlaywrightTimeout:  # report what is there instead
+        pass
+    return page.evaluate("""(sel) => [...document.querySelectorAll(sel)].map(a => { const c = a.cloneNode(true);
                     c.querySelectorAll('[data-testid="stIconMaterial"]').forEach(i => i.remove());
-                    return c.innerText.trim(); })""")
+                    return c.innerText.trim(); })""", NAV_LINKS)
 
 
 def assert_clean_page(page) -> None:
