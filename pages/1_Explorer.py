@@ -26,7 +26,7 @@ if picked is None:
     st.stop()
 source, data, caption = picked
 try:
-    ui.load_input(source, facts["input_size"], data)
+    ui.load_input(source, facts["input_size"], data, caption if data is not None else None)
 except ValueError as exc:  # a corrupt, empty, tiny or huge image
     st.error(str(exc).splitlines()[0])
     st.stop()

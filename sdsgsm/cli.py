@@ -8,11 +8,13 @@ one-line message on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
 
 from .attacks import METHODS, AttackConfig
+from .models import first_line
 from .params import PRESETS, add_flags, build_config, get_preset, values_from_args
 
 
@@ -87,10 +89,19 @@ def model_from_args(args):
     return load_model(args.model, device=args.device)
 
 
+def out_dir(args) -> Path:
+    """``--out`` as a Path; a CliError when it names an existing file (checked before any work)."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {args.out} is an existing file; give a directory (it is created if missing)")
+    return out
+
+
 def cmd_attack(args) -> dict:
     """Attack one image; write the seven output files; return result.json's content."""
     from .report import attack_image, write_outputs
 
+    out_dir(args)
     cfg = config_from_args(args)
     model = model_from_args(args)
     report = attack_image(model, args.image, cfg, args.method, label=args.label)
@@ -132,6 +143,7 @@ def cmd_benchmark(args):
 
     from .benchmark import load_benchmark_data, run_benchmark, write_benchmark
 
+    out_dir(args)
     methods, cfg = benchmark_config_from_args(args)
     for flag, value in (("--batch-size", args.batch_size), ("--limit", args.limit), ("--threads", args.threads)):
         if value is not None and value < 1:
@@ -173,8 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ValueError, OSError, RuntimeError) as exc:
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        print(f"error: {first_line(exc, 300)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+        if os.environ.get("SDSGSM_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {first_line(exc, 300)} "
+              "(set SDSGSM_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
     if args.command == "benchmark":
         print(result.markdown() + f"-> {args.out}")
         return 0

@@ -182,8 +182,9 @@ def load_gallery(dataset: str, size: int,
 
 # --------------------------------------------------------------------------- decoding
 
-def _read_source(src: Source) -> tuple[str | Path | io.BytesIO, str]:
-    """Turn ``src`` into something ``Image.open`` accepts, plus a name for messages."""
+def _read_source(src: Source, name: str | None = None) -> tuple[str | Path | io.BytesIO, str]:
+    """Turn ``src`` into something ``Image.open`` accepts, plus a name for messages (``name``,
+    else the file's or the upload's own name, else "upload")."""
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.exists():
@@ -208,7 +209,7 @@ def _read_source(src: Source) -> tuple[str | Path | io.BytesIO, str]:
                          "give a path, bytes or a binary file.")
     if isinstance(data, str):
         raise ImageError("The upload was opened in text mode; open the file in binary mode.")
-    name = str(getattr(src, "name", "upload"))
+    name = name or str(getattr(src, "name", "upload"))
     if len(data) == 0:
         raise ImageError(f"The file {name} is empty.")
     if len(data) > MAX_BYTES:
@@ -287,7 +288,7 @@ def _upright(im: Image.Image) -> Image.Image:
         return im.copy()
 
 
-def decode_image(src: Source, *, min_size: int | None = None) -> Image.Image:
+def decode_image(src: Source, *, min_size: int | None = None, name: str | None = None) -> Image.Image:
     """Decode an uploaded or on-disk image into an upright RGB Pillow image.
 
     Args:
@@ -296,6 +297,7 @@ def decode_image(src: Source, *, min_size: int | None = None) -> Image.Image:
             in any Pillow mode are accepted.
         min_size: optional hint: JPEGs may be decoded at 1/2, 1/4 or 1/8 scale as long
             as both sides stay >= min_size (saves memory for big photos).
+        name: the file name to use in messages for bytes (e.g. the upload's own name).
     Returns:
         A fully loaded ``PIL.Image.Image`` in mode 'RGB', EXIF orientation applied,
         alpha composited on white, high-bit-depth data scaled to 8 bits.
@@ -303,7 +305,7 @@ def decode_image(src: Source, *, min_size: int | None = None) -> Image.Image:
         ImageError: empty, unreadable, unsupported, truncated/corrupt, larger than
             MAX_PIXELS, or with a side shorter than MIN_SIDE.
     """
-    fp, name = _read_source(src)
+    fp, name = _read_source(src, name)
     im = _open_checked(fp, name)
     try:
         with im:

@@ -21,7 +21,7 @@ from torch import nn
 __all__ = [
     "Classifier", "ModelError", "ModelInfo", "available_models", "default_device",
     "load_model", "load_checkpoint", "imagenet_labels", "cifar_resnet18", "CHECKPOINT_ARCHS",
-    "lite_forward",
+    "lite_forward", "first_line",
 ]
 
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer",
@@ -29,7 +29,17 @@ CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer",
 
 
 class ModelError(ValueError):
-    """A model cannot be built or loaded; the message is meant for the user."""
+    """A model cannot be built, loaded or run; the message is meant for the user."""
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first non-empty line of an exception's message, cut at a word boundary after at
+    most ``limit`` characters (with "…"), or the exception's type name when it has no text."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:(`'\"") + " …"
+    return text
 
 
 def default_device(device: str | None = None) -> torch.device:
@@ -91,11 +101,18 @@ class Classifier(nn.Module):
         return self.mean.device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (N, 3, H, W) in [0, 1] -> logits (N, K)."""
+        """x: (N, 3, H, W) in [0, 1] -> logits (N, K).
+
+        An error raised inside a TorchScript network (``torch.jit.Error``, which is not a
+        RuntimeError) becomes a ModelError with a one-line message.
+        """
         net = self._fast_net(x)
         if net is not None:
             return lite_forward(net, x)
-        return self.net((x - self.mean) / self.std)
+        try:
+            return self.net((x - self.mean) / self.std)
+        except torch.jit.Error as exc:
+            raise ModelError(f"The model failed on this input: {first_line(exc)}") from exc
 
     def _apply(self, fn, *args, **kwargs):
         self._prepared = None  # .to(), .double(), .cuda(), … : prepare again
@@ -294,8 +311,15 @@ def _read_bytes(src: str | Path | bytes) -> bytes:
 
 
 def _is_torchscript(data: bytes) -> bool:
+    """Whether ``data`` is a TorchScript archive. Raises ModelError for a zip that unpacks to much
+    more than its own size (a zip bomb): torch writes its archives uncompressed, so the members'
+    sizes add up to about the file's size."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+            if unpacked > 4 * len(data) + 2**20:
+                raise ModelError(f"The checkpoint archive would unpack to {unpacked / 2**20:,.0f} MiB from "
+                                 f"{len(data) / 2**20:,.1f} MiB; it is refused (torch archives are not compressed).")
             return any("/code/" in n or n.startswith("code/") for n in zf.namelist())
     except zipfile.BadZipFile:
         return False
@@ -306,8 +330,12 @@ def _state_dict(data: bytes) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle with code, corrupt file, ...
-        raise ModelError("The checkpoint could not be read safely as weights "
-                         f"(weights_only=True refused it: {str(exc).splitlines()[0][:160]}).") from exc
+        if "weights only load failed" in str(exc).lower():  # a pickle that names code or classes
+            raise ModelError("The checkpoint holds Python objects besides tensors and cannot be loaded safely "
+                             "(weights_only); nothing in it was run. Save only the state_dict "
+                             "(torch.save(model.state_dict(), path)) or a TorchScript archive.") from exc
+        raise ModelError("The file is not a PyTorch checkpoint (neither a TorchScript archive nor a "
+                         "state_dict saved with torch.save).") from exc
     for key in ("state_dict", "model_state_dict", "model", "net"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -317,12 +345,24 @@ def _state_dict(data: bytes) -> dict[str, torch.Tensor]:
 
 
 def _output_classes(model: Classifier) -> int:
-    """Run one zero image through ``model``; it must return (1, K) logits. Returns K."""
-    with torch.inference_mode():
-        out = model(torch.zeros(1, 3, model.input_size, model.input_size, device=model.device))
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
+    """Run a grey and a seeded random image through ``model``; it must return (2, K) finite
+    logits. Returns K. Raises ModelError when the forward fails, returns another shape, or
+    returns NaN or infinite values."""
+    side = model.input_size
+    probe = torch.cat([torch.full((1, 3, side, side), 0.5),
+                       torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))])
+    try:
+        with torch.inference_mode():
+            out = model(probe.to(model.device))
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a stranger's forward can raise anything
+        raise ModelError(f"The model failed on a test image: {first_line(exc)}") from exc
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ModelError(f"The model must return (N, K) logits; it returned {shape}.")
+        raise ModelError(f"The model must return (N, K) logits; for N = 2 it returned {shape}.")
+    if not torch.isfinite(out).all():
+        raise ModelError("The model returns NaN or infinite logits on a test image; check its weights.")
     return int(out.shape[1])
 
 
@@ -343,7 +383,7 @@ def load_checkpoint(src: str | Path | bytes, arch: str | None = "cifar_resnet18"
         try:
             net = torch.jit.load(io.BytesIO(data), map_location="cpu")
         except Exception as exc:
-            raise ModelError(f"The TorchScript archive could not be loaded: {exc}".splitlines()[0]) from exc
+            raise ModelError(f"The TorchScript archive could not be loaded: {first_line(exc)}") from exc
         size, m0, s0, name = input_size or 224, (0.0,) * 3, (1.0,) * 3, "torchscript"
     else:
         if arch not in CHECKPOINT_ARCHS:

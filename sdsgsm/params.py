@@ -323,6 +323,29 @@ def default_patch(side: int) -> int:
     return min(divisors, key=lambda d: (abs(math.log(d / target)), -d))
 
 
+# ----------------------------------------------------------------------------- per-request limits of the app
+APP_MAX_STEPS = 200  # a shared server runs at most this many steps per request (the CLI: the spec's range)
+APP_MAX_WINDOWS = 56 * 56  # and scans at most this many windows per image (m = 4 at 224 px)
+
+
+def app_limit_error(cfg, side: int, multi_step: bool = True, spatial: bool = True) -> str | None:
+    """One line when one app request with AttackConfig ``cfg`` on ``side``-px images would be more
+    work than a shared server allows (issue 14: ``?steps=999`` or ``?patch=1`` ran for minutes);
+    None when it is within the limits. ``multi_step`` / ``spatial``: whether the method(s) take
+    T steps / run the zero-out scan. The CLI has no such limit."""
+    from .occlusion import grid_shape
+
+    if multi_step and cfg.steps > APP_MAX_STEPS:
+        return (f"Steps T = {cfg.steps} is above this app's limit of {APP_MAX_STEPS} per run; "
+                f"use the command line (python -m sdsgsm attack --steps {cfg.steps}) for longer runs.")
+    nh, nw = grid_shape(side, side, cfg.scan)
+    if spatial and nh * nw > APP_MAX_WINDOWS:
+        return (f"A {cfg.scan.for_size(side).patch}-px window with stride {cfg.scan.for_size(side).step} gives "
+                f"{nh * nw:,} windows to scan, above this app's limit of {APP_MAX_WINDOWS:,}; choose a larger "
+                "patch or stride, or use the command line.")
+    return None
+
+
 # ----------------------------------------------------------------------------- CLI and README
 def add_flags(parser: argparse.ArgumentParser, *, preset_defaults: bool = False) -> None:
     """One flag per parameter. ``preset_defaults``: defaults are None so a preset can fill them."""

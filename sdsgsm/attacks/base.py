@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..budget import BudgetConfig
+from ..models import ModelError
 from ..occlusion import ScanConfig, ScanResult
 from ..params import GRAD_NORMS, PARAMS, check_fields, default  # noqa: F401  (GRAD_NORMS re-exported)
 from ..timing import Timer, sync  # noqa: F401  (re-exported for bench/)
@@ -138,6 +139,13 @@ def _check_scan(scan: ScanResult | None, x: torch.Tensor) -> None:
                          f"{x.shape[0]}; pass the scan of the same images (or none).")
 
 
+def _check_finite(t: torch.Tensor, what: str) -> None:
+    """Raise ModelError (one line) when ``t`` holds a NaN or ±inf: no such value may reach a
+    metric, an image or a table (issue 14: a model with NaN weights, a broken checkpoint)."""
+    if not torch.isfinite(t).all():
+        raise ModelError(f"{what}; no result is shown.")
+
+
 def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, *,
                scan: ScanResult | None = None) -> AttackResult:
     """The one wrapper around every registered method's core (DESIGN.md §2.5, §2.7, §5).
@@ -158,11 +166,14 @@ def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | 
     with Timer(x.device) as timer:
         with torch.inference_mode():
             clean = scan.clean_logits if scan is not None else model(x).float()  # (N, K)
+        _check_finite(clean, "The model returned NaN or infinite logits for this image")
         y_used, source = resolve_labels(y, clean)
         out = core(model, x, y_used, clean, cfg, scan)
         x_adv = out.x_adv.detach()  # (N, 3, H, W)
+        _check_finite(x_adv, f"{name} produced NaN or infinite pixel values")
         with torch.inference_mode():
             adv = model(x_adv).float()  # (N, K)
+        _check_finite(adv, "The model returned NaN or infinite logits for the adversarial image")
     used = out.scan
     scan_s = used.seconds if used is not None else 0.0
     attack_s = timer.s - (scan_s if used is not None and used is not scan else 0.0)

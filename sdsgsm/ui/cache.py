@@ -12,6 +12,7 @@ hash; the source id / model key already name their content.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import asdict
@@ -27,6 +28,27 @@ from ..occlusion import ScanConfig, ScanResult, occlusion_scan
 from ..report import attack_tensor, image_files, image_record
 
 CACHE_TTL = 3600  # seconds
+
+
+# ----------------------------------------------------------------------------- server-wide work gate
+def max_runs() -> int:
+    """How many scans / attacks / benchmark runs the server computes at once: $SDSGSM_MAX_RUNS,
+    else half the CPU cores (1 to 4). More sessions wait their turn instead of multiplying the
+    peak memory and slowing every run down (issue 14)."""
+    raw = os.environ.get("SDSGSM_MAX_RUNS", "")
+    if raw.strip().isdigit() and int(raw) >= 1:
+        return int(raw)
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+@st.cache_resource(show_spinner=False)
+def work_gate() -> threading.BoundedSemaphore:
+    """The one gate of this server (like the caches, shared by all sessions; it holds no data).
+
+    It is held only around a leaf computation (the scan itself, the attack itself, one benchmark
+    method), never while a cached function is called, so it cannot deadlock with Streamlit's
+    per-key cache locks."""
+    return threading.BoundedSemaphore(max_runs())
 
 
 # ----------------------------------------------------------------------------- environment
@@ -90,13 +112,14 @@ def source_id(gallery_key: str | None = None, upload: bytes | None = None) -> st
 
 
 @st.cache_data(max_entries=64, ttl=CACHE_TTL, show_spinner=False)
-def load_input(source: str, size: int, _data: bytes | None = None) -> np.ndarray:
-    """(3, size, size) float32 in [0, 1]; raises ImageError with a clear message."""
+def load_input(source: str, size: int, _data: bytes | None = None, _name: str | None = None) -> np.ndarray:
+    """(3, size, size) float32 in [0, 1]; raises ImageError with a clear message that names
+    the upload by ``_name``, its file name (not part of the cache key)."""
     if source.startswith("gallery:"):
         return load_image(gallery_item(source[len("gallery:"):]).path, size).numpy()
     if not _data:
-        raise ImageError("The uploaded file is empty.")
-    return to_tensor(decode_image(_data, min_size=size), size).numpy()
+        raise ImageError(f"The uploaded file {_name or ''} is empty.".replace("  ", " "))
+    return to_tensor(decode_image(_data, min_size=size, name=_name), size).numpy()
 
 
 _FITS = {"imagenet": 1000, "photo": 1000, "photos": 1000, "cifar10": 10}
@@ -125,7 +148,9 @@ def scan(source: str, model_key: str, cfg: ScanConfig, label: int | None, _data:
     """
     model = get_model(model_key, _checkpoint, arch)
     y = None if label is None else torch.tensor([label], device=model.device)
-    res = occlusion_scan(model, _input(source, model, _data), cfg, y=y)
+    x = _input(source, model, _data)
+    with work_gate():
+        res = occlusion_scan(model, x, cfg, y=y)
     return {"grid": res.grid[0].cpu().numpy(), "boxes": res.boxes.cpu().numpy(), "engine": res.engine,
             "clean_logits": res.clean_logits[0].cpu().numpy(), "seconds": res.seconds, "cfg": res.cfg}
 
@@ -145,7 +170,8 @@ def attack(source: str, model_key: str, method: str, cfg: AttackConfig, label: i
     dev = model.device
     cached = ScanResult(torch.from_numpy(s["grid"])[None].to(dev), torch.from_numpy(s["boxes"]),
                         torch.from_numpy(s["clean_logits"])[None].to(dev), s["cfg"], s["engine"], s["seconds"])
-    rep = attack_tensor(model, x, cfg, method, label, source.split(":", 1)[1], scan=cached)
+    with work_gate():
+        rep = attack_tensor(model, x, cfg, method, label, source.split(":", 1)[1], scan=cached)
     return {**image_record(rep), "scan_seconds": s["seconds"]}
 
 
@@ -210,9 +236,10 @@ def bench_method(spec: str, limit: int | None, model_key: str, method: str, cfg:
         return hit
     model = get_model(model_key, checkpoint, arch)
     x, y, keys, info = bench_data(spec, model_key, limit, checkpoint, arch)
-    result = run_benchmark(model, torch.from_numpy(x), torch.from_numpy(y), [method], cfg, batch_size,
-                           progress=progress, keys=keys, data=info["name"],
-                           meta={"label_source_data": info["label_source"]})
+    with work_gate():
+        result = run_benchmark(model, torch.from_numpy(x), torch.from_numpy(y), [method], cfg, batch_size,
+                               progress=progress, keys=keys, data=info["name"],
+                               meta={"label_source_data": info["label_source"]})
     run_store().put(key, result)
     return result
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ..attacks import METHODS, AttackConfig
-from ..params import FAIR_EPS_MAX, PARAMS, PRESETS, Param, default_patch
+from ..params import FAIR_EPS_MAX, PARAMS, PRESETS, Param, app_limit_error, default_patch
 from . import cache
 from .state import apply_preset, config, key
 
@@ -90,7 +90,13 @@ def attack_controls(prefix: str, method: str | None = None, input_size: int | No
             notes[group] = st.empty()
     if st.session_state[key(prefix, "eps_max")] > FAIR_EPS_MAX * 255 + 1e-9:
         box.caption(f"ε_max above {FAIR_EPS_MAX * 255:g}/255 lifts the paper's fairness cap.")
-    return config(prefix), notes
+    cfg = config(prefix)
+    chosen = [METHODS[method]] if method else list(METHODS.values())
+    too_much = app_limit_error(cfg, input_size or 224, any(m.multi_step for m in chosen),
+                               any(m.spatial for m in chosen))
+    if too_much:
+        raise ValueError(too_much)
+    return cfg, notes
 
 
 # ----------------------------------------------------------------------------- pickers
