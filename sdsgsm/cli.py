@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -23,8 +24,9 @@ class CliError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage dump
-        raise CliError(f"{self.prog}: {message}")
+    def error(self, message):  # one line, no usage dump, a long typed value shortened
+        message = re.sub(r"'([^']{40})[^']+'", r"'\1…'", message)
+        raise CliError(f"{self.prog}: {first_line(message, 300)}")
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:

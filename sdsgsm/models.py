@@ -111,8 +111,10 @@ class Classifier(nn.Module):
             return lite_forward(net, x)
         try:
             return self.net((x - self.mean) / self.std)
-        except torch.jit.Error as exc:
-            raise ModelError(f"The model failed on this input: {first_line(exc)}") from exc
+        except torch.jit.Error as exc:  # its text is a TorchScript traceback: keep the error line only
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = lines[-1].removeprefix("builtins.") if lines else "TorchScript error"
+            raise ModelError(f"The model failed on this input: {first_line(reason)}") from exc
 
     def _apply(self, fn, *args, **kwargs):
         self._prepared = None  # .to(), .double(), .cuda(), … : prepare again
@@ -325,12 +327,30 @@ def _is_torchscript(data: bytes) -> bool:
         return False
 
 
+def _names_code(data: bytes) -> bool:
+    """Whether ``data`` (a pickle, or a torch zip archive's ``data.pkl``) is a well-formed pickle
+    that names Python callables or classes. Read with ``pickletools`` only: nothing is executed."""
+    import pickletools
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+            data = zf.read(names[0]) if names else b""
+    except zipfile.BadZipFile:
+        pass
+    try:
+        ops = {op.name for op, _, _ in pickletools.genops(data)}
+    except Exception:  # noqa: BLE001 - not a pickle at all
+        return False
+    return bool(ops & {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"})
+
+
 def _state_dict(data: bytes) -> dict[str, torch.Tensor]:
     """Load a state_dict safely (weights_only=True) and normalise its key names."""
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle with code, corrupt file, ...
-        if "weights only load failed" in str(exc).lower():  # a pickle that names code or classes
+        if _names_code(data):
             raise ModelError("The checkpoint holds Python objects besides tensors and cannot be loaded safely "
                              "(weights_only); nothing in it was run. Save only the state_dict "
                              "(torch.save(model.state_dict(), path)) or a TorchScript archive.") from exc
