@@ -181,6 +181,8 @@ def art_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, cfg: 
     attacks (|x_adv − x| ≤ ε), the realised per-sample L∞ for the unbounded ones.
     """
     k = clean.shape[1]
+    if name not in UNBOUNDED and cfg.eps == 0:  # ART refuses ε = 0; the only point of the ε-ball is x
+        return CoreOutput(x.clone(), scalar_budget(x, 0.0))
     classifier = art_classifier(model, tuple(x.shape[1:]), k)
     with seeded(cfg.seed, x.device):
         adv_np = _generate(name, baseline_params(name, cfg), classifier, x.cpu().numpy().astype(np.float32),
