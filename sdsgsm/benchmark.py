@@ -29,6 +29,7 @@ import torch
 from . import occlusion
 from .attacks import METHODS, AttackConfig, Method, resolve_labels
 from .data import load_cifar10, load_folder, load_gallery
+from .memory import run_chunks
 from .metrics import ASR_CRITERION, evaluate, metric_list, summarise, summary_keys
 from .occlusion import ScanConfig, ScanResult, occlusion_scan
 from .params import PRESETS, build_config, config_values, get_preset
@@ -142,8 +143,12 @@ def _model_device(model) -> torch.device:
 
 
 def _clean_logits(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    with torch.inference_mode():
-        return torch.cat([model(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
+    """(N, K) clean logits in batches; out of device memory halves the batch (sdsgsm.memory)."""
+    def clean(a: int, b: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x[a:b]).float()
+
+    return torch.cat(run_chunks(clean, len(x), batch_size, what="the clean pass"))
 
 
 def _warm_up(model, x: torch.Tensor, method: str, warm: bool) -> None:
