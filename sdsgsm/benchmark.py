@@ -214,7 +214,8 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
                   cfgs: dict[str, AttackConfig] | AttackConfig, batch_size: int = 16,
                   criterion: str = "clean_correct", progress: Callable[[str, int, int], None] | None = None,
                   should_stop: Callable[[], bool] | None = None, *, keys: list[str] | None = None,
-                  data: str = "", meta: dict | None = None) -> BenchmarkResult:
+                  data: str = "", meta: dict | None = None, shard: tuple[int, int] = (0, 1),
+                  gather: Callable[[dict, bool], tuple[dict, bool]] | None = None) -> BenchmarkResult:
     """Attack x with every method and measure ASR, L2, L∞, SSIM and time per sample (§4.2).
 
     Args:
@@ -229,6 +230,10 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
         should_stop: polled before every batch; True ends the run, keeping finished batches
             (the interrupted method is marked complete=False, later methods are left out).
         keys: N sample names for per_sample.csv; data: data-set name; meta: extra config entries.
+        shard: (rank, world size): this process attacks batches b with b mod world = rank of the
+            one-process run's batches (same batches, same seeds, so the same numbers for any world
+            size); gather(per-method rows of this rank, stopped) -> (every rank's rows, any stopped)
+            joins the shards before the tables are built (:mod:`sdsgsm.distributed`).
     Returns a BenchmarkResult. Raises ValueError for unknown methods/criteria or when no
     sample is left to attack.
     """
@@ -244,16 +249,24 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
     y_used, label_source, correct, idx_all = _select(model, x, y, batch_size, criterion)
     info = {"device": str(device), "model": getattr(model, "name", type(model).__name__), "data": data,
             "n_total": len(x), "criterion": criterion}
+    rank, world = shard
+    mine = sum(len(idx_all[s:s + batch_size]) for s in range(rank * batch_size, len(idx_all), world * batch_size))
     run = _Run(model, x, y_used, idx_all, keys, batch_size, criterion, progress, should_stop,
-               total=len(methods) * len(idx_all))
-    rows, parts, stopped = [], [], False
+               total=len(methods) * mine, rank=rank, world=world)
+    done, stopped = {}, False
     for method in methods:
         df, stopped = run.method(method, cfg_of[method])
         if df is not None:
-            parts.append(df)
-            rows.append(_summary_row(method, df, cfg_of[method], complete=len(df) == len(idx_all), info=info))
+            done[method] = df
         if stopped:
             break
+    if gather is not None:
+        done, stopped = gather(done, stopped)
+    rows, parts = [], []
+    for method in (m for m in methods if m in done):
+        parts.append(done[method])
+        rows.append(_summary_row(method, done[method], cfg_of[method], complete=len(done[method]) == len(idx_all),
+                                 info=info))
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     per_sample = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SAMPLE_COLUMNS)
     config = _config(model, methods, cfg_of, summary, {
@@ -292,6 +305,8 @@ class _Run:
     done: int = 0
     scans: dict = field(default_factory=dict)
     warm: bool = False
+    rank: int = 0
+    world: int = 1
 
     def _tick(self, method: str, n: int) -> None:
         self.done += n
@@ -305,6 +320,8 @@ class _Run:
         self.warm = True
         self._tick(name, 0)
         for b, start in enumerate(range(0, len(self.idx), self.batch_size)):
+            if b % self.world != self.rank:  # another rank's batch (sharded run)
+                continue
             if self.should_stop is not None and self.should_stop():
                 return (pd.concat(parts, ignore_index=True) if parts else None), True
             idx = self.idx[start:start + self.batch_size]
@@ -313,7 +330,7 @@ class _Run:
             result = m.fn(self.model, xb, yb, cfg, scan=scan)
             parts.append(_sample_rows(name, idx.cpu(), self.keys, result, evaluate(xb, result, self.criterion), b))
             self._tick(name, len(idx))
-        return pd.concat(parts, ignore_index=True), False
+        return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SAMPLE_COLUMNS)), False
 
 
 # ----------------------------------------------------------------------------- config
