@@ -29,7 +29,7 @@ import torch
 from . import occlusion
 from .attacks import METHODS, AttackConfig, Method, resolve_labels
 from .data import load_cifar10, load_folder, load_gallery
-from .memory import run_chunks
+from .memory import recording, run_chunks
 from .metrics import ASR_CRITERION, evaluate, metric_list, summarise, summary_keys
 from .occlusion import ScanConfig, ScanResult, occlusion_scan
 from .params import PRESETS, build_config, config_values, get_preset
@@ -234,8 +234,9 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
             one-process run's batches (same batches, same seeds, so the same numbers for any world
             size); gather(per-method rows of this rank, stopped) -> (every rank's rows, any stopped)
             joins the shards before the tables are built (:mod:`sdsgsm.distributed`).
-    Returns a BenchmarkResult. Raises ValueError for unknown methods/criteria or when no
-    sample is left to attack.
+    Returns a BenchmarkResult (config ``memory_retries``: the out-of-memory retry messages, when
+    there were any). Raises ValueError for unknown methods/criteria or when no sample is left
+    to attack.
     """
     methods = parse_methods(methods)
     cfg_of = _cfg_map(methods, cfgs)
@@ -243,6 +244,17 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
         raise ValueError(f"Unknown ASR criterion {criterion!r}; choose one of {', '.join(ASR_CRITERION)}.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"Batch size must be a positive integer (got {batch_size!r}).")
+    with recording() as retries:
+        result = _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress, should_stop, keys,
+                                data, meta, shard, gather)
+    if retries:  # out of device memory: batches or chunks were halved (sdsgsm.memory)
+        result.config["memory_retries"] = retries
+    return result
+
+
+def _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress, should_stop, keys, data, meta,
+                   shard, gather) -> BenchmarkResult:
+    """:func:`run_benchmark` after its checks."""
     t_start, device = time.perf_counter(), _model_device(model)
     x = x.detach().float().to(device)
     keys = list(keys) if keys is not None else [str(i) for i in range(len(x))]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from .attacks import METHODS, AttackConfig
@@ -170,8 +171,20 @@ def cmd_benchmark(args):
     return result if lead else None
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (e.g. out-of-memory retries, sdsgsm.memory) as 'warning: …' without a source path."""
+    print(f"warning: {str(message).splitlines()[0] if str(message) else category.__name__}", file=sys.stderr,
+          flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)

@@ -4,9 +4,10 @@ One helper, :func:`run_chunks`, runs a step over ``[0, n)`` in chunks. When a ch
 ``torch.cuda.OutOfMemoryError`` (or a RuntimeError whose message says "out of memory", as
 older torch builds and other back ends raise it), the cached allocator is emptied, the chunk
 size is halved and the failed chunk is run again; chunks that finished are kept. Every
-retry is announced as a :class:`MemoryRetryWarning` (the CLI prints it as one line, the app
-shows it beside the result). Only when a chunk of one item still fails does
-:class:`DeviceMemoryError` end the call with a one-line message; it is not itself treated as
+retry is announced as a :class:`MemoryRetryWarning` (the CLI prints it as one line) and
+added to the lists of the enclosing :func:`recording` blocks (the app shows them beside the
+result; a benchmark writes them to config.json as ``memory_retries``). Only when a chunk of
+one item still fails does :class:`DeviceMemoryError` end the call with a one-line message; it is not itself treated as
 out-of-memory, so an outer caller does not retry a step that cannot get smaller.
 
 Used by the zero-out scan (its window chunk, :func:`sdsgsm.occlusion.occlusion_scan`), the
@@ -17,13 +18,18 @@ benchmark's clean pass; a benchmark batch goes through the attack wrapper.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import torch
 
 T = TypeVar("T")
-__all__ = ["DeviceMemoryError", "MemoryRetryWarning", "halving", "is_oom", "run_chunks"]
+__all__ = ["DeviceMemoryError", "MemoryRetryWarning", "halving", "is_oom", "recording", "run_chunks"]
+
+# the message lists of the enclosing recording() blocks, per thread / task (never shared across sessions)
+_SINKS: ContextVar[tuple[list[str], ...]] = ContextVar("sdsgsm_memory_retries", default=())
 
 
 class MemoryRetryWarning(UserWarning):
@@ -43,6 +49,24 @@ def is_oom(exc: BaseException) -> bool:
     if oom is not None and isinstance(exc, oom):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+@contextmanager
+def recording() -> Iterator[list[str]]:
+    """Collect the retry messages announced inside the block (in this thread or task only, so
+    two app sessions never see each other's); blocks nest, each gets every inner message."""
+    sink: list[str] = []
+    token = _SINKS.set((*_SINKS.get(), sink))
+    try:
+        yield sink
+    finally:
+        _SINKS.reset(token)
+
+
+def _announce(message: str) -> None:
+    for sink in _SINKS.get():
+        sink.append(message)
+    warnings.warn(message, MemoryRetryWarning, stacklevel=3)
 
 
 def _release() -> None:
@@ -77,8 +101,7 @@ def run_chunks(step: Callable[[int, int], T], n: int, size: int, *, what: str, u
                     f"Out of device memory in {what} even with one {unit} at a time; free GPU memory, "
                     "use a smaller model or input, or run on the CPU (--device cpu).") from None
             size = tried // 2
-            warnings.warn(f"Out of device memory in {what} with {tried} {unit}s at once; retrying with {size}.",
-                          MemoryRetryWarning, stacklevel=2)
+            _announce(f"Out of device memory in {what} with {tried} {unit}s at once; retrying with {size}.")
             continue
         start = stop
     return out
@@ -100,6 +123,5 @@ def halving(step: Callable[[int], T], size: int, *, what: str, unit: str = "wind
                 raise DeviceMemoryError(
                     f"Out of device memory in {what} even with one {unit} at a time; free GPU memory, "
                     "use a smaller model or input, or run on the CPU (--device cpu).") from None
-            warnings.warn(f"Out of device memory in {what} with {size} {unit}s at once; retrying with {size // 2}.",
-                          MemoryRetryWarning, stacklevel=2)
+            _announce(f"Out of device memory in {what} with {size} {unit}s at once; retrying with {size // 2}.")
             size //= 2

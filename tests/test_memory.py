@@ -9,6 +9,7 @@ with one clear line (DeviceMemoryError).
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import pytest
@@ -18,7 +19,7 @@ from torch import nn
 from sdsgsm import incremental
 from sdsgsm.attacks import AttackConfig, run_attack
 from sdsgsm.benchmark import run_benchmark
-from sdsgsm.memory import DeviceMemoryError, MemoryRetryWarning, is_oom, run_chunks
+from sdsgsm.memory import DeviceMemoryError, MemoryRetryWarning, is_oom, recording, run_chunks
 from sdsgsm.occlusion import ScanConfig, occlusion_scan
 
 TIME_COLUMNS = ["time_s", "attack_time_s", "scan_time_s"]
@@ -76,6 +77,38 @@ def test_run_chunks_final_error_is_one_line_and_not_retried_again():
     assert len(_messages(caught)) == 2  # 4 -> 2 -> 1, then the error
     assert "\n" not in str(err.value) and "even with one image" in str(err.value)
     assert not is_oom(err.value)  # an outer retry does not start again
+
+
+def test_recording_is_per_thread_and_nests():
+    def step(a, b):
+        if b - a > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+        return a
+
+    seen = {}
+
+    def session(name, n):
+        with warnings.catch_warnings(), recording() as outer:
+            warnings.simplefilter("ignore")
+            with recording() as inner:
+                run_chunks(step, n, n, what=name)
+            seen[name] = (list(outer), list(inner))
+
+    threads = [threading.Thread(target=session, args=(f"session {i}", 2 + 2 * i)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, (outer, inner) in seen.items():
+        assert outer == inner and outer and all(name in m for m in outer)
+
+
+def test_cli_prints_a_retry_warning_as_one_line(capsys):
+    from sdsgsm.cli import _one_line_warning
+
+    _one_line_warning(MemoryRetryWarning("Out of device memory in x with 4 images at once; retrying with 2."),
+                      MemoryRetryWarning, "/some/file.py", 1)
+    assert capsys.readouterr().err == "warning: Out of device memory in x with 4 images at once; retrying with 2.\n"
 
 
 def test_run_chunks_passes_other_errors_through():
@@ -177,6 +210,7 @@ def test_benchmark_batch_halves_and_gives_the_same_rows(tiny_cnn, rand_images):
         warnings.simplefilter("always")
         got = run_benchmark(OOMAbove(tiny_cnn, limit=2), rand_images, None, **kw)
     msgs = _messages(caught)
+    assert got.config["memory_retries"] == msgs and "memory_retries" not in ref.config  # config.json says so
     assert "Out of device memory in the clean pass with 4 images at once; retrying with 2." in msgs
     assert any(m.startswith("Out of device memory in the sd-fgsm attack") for m in msgs)
     a, b = ref.per_sample.drop(columns=TIME_COLUMNS), got.per_sample.drop(columns=TIME_COLUMNS)
