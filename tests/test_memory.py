@@ -178,6 +178,7 @@ def test_attack_splits_the_batch_and_matches(tiny_cnn, rand_images, method):
         assert torch.equal(got.region, ref.region)
 
 
+@pytest.mark.slow
 def test_attack_on_lite0_with_injected_oom(lite0, imagenet_batch):
     x, y, _ = imagenet_batch
     x, y = x[:4], y[:4]
