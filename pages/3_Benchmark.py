@@ -96,6 +96,8 @@ if stopped:
 if not parts:
     st.stop()
 result = ui.merge_bench(parts)
+for note in dict.fromkeys(m for part in parts for m in part.config.get("memory_retries", [])):
+    st.warning(note)  # out of device memory: a batch or chunk was halved and retried
 st.markdown(result.markdown())
 rows = result.summary.to_dict("records")
 left, right = st.columns([2, 3])

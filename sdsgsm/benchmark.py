@@ -29,6 +29,7 @@ import torch
 from . import occlusion
 from .attacks import METHODS, AttackConfig, Method, resolve_labels
 from .data import load_cifar10, load_folder, load_gallery
+from .memory import recording, run_chunks
 from .metrics import ASR_CRITERION, evaluate, metric_list, summarise, summary_keys
 from .occlusion import ScanConfig, ScanResult, occlusion_scan
 from .params import PRESETS, build_config, config_values, get_preset
@@ -142,8 +143,12 @@ def _model_device(model) -> torch.device:
 
 
 def _clean_logits(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    with torch.inference_mode():
-        return torch.cat([model(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
+    """(N, K) clean logits in batches; out of device memory halves the batch (sdsgsm.memory)."""
+    def clean(a: int, b: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x[a:b]).float()
+
+    return torch.cat(run_chunks(clean, len(x), batch_size, what="the clean pass"))
 
 
 def _warm_up(model, x: torch.Tensor, method: str, warm: bool) -> None:
@@ -209,7 +214,8 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
                   cfgs: dict[str, AttackConfig] | AttackConfig, batch_size: int = 16,
                   criterion: str = "clean_correct", progress: Callable[[str, int, int], None] | None = None,
                   should_stop: Callable[[], bool] | None = None, *, keys: list[str] | None = None,
-                  data: str = "", meta: dict | None = None) -> BenchmarkResult:
+                  data: str = "", meta: dict | None = None, shard: tuple[int, int] = (0, 1),
+                  gather: Callable[[dict, bool], tuple[dict, bool]] | None = None) -> BenchmarkResult:
     """Attack x with every method and measure ASR, L2, L∞, SSIM and time per sample (§4.2).
 
     Args:
@@ -224,8 +230,13 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
         should_stop: polled before every batch; True ends the run, keeping finished batches
             (the interrupted method is marked complete=False, later methods are left out).
         keys: N sample names for per_sample.csv; data: data-set name; meta: extra config entries.
-    Returns a BenchmarkResult. Raises ValueError for unknown methods/criteria or when no
-    sample is left to attack.
+        shard: (rank, world size): this process attacks batches b with b mod world = rank of the
+            one-process run's batches (same batches, same seeds, so the same numbers for any world
+            size); gather(per-method rows of this rank, stopped) -> (every rank's rows, any stopped)
+            joins the shards before the tables are built (:mod:`sdsgsm.distributed`).
+    Returns a BenchmarkResult (config ``memory_retries``: the out-of-memory retry messages, when
+    there were any). Raises ValueError for unknown methods/criteria or when no sample is left
+    to attack.
     """
     methods = parse_methods(methods)
     cfg_of = _cfg_map(methods, cfgs)
@@ -233,22 +244,41 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
         raise ValueError(f"Unknown ASR criterion {criterion!r}; choose one of {', '.join(ASR_CRITERION)}.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"Batch size must be a positive integer (got {batch_size!r}).")
+    with recording() as retries:
+        result = _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress, should_stop, keys,
+                                data, meta, shard, gather)
+    if retries:  # out of device memory: batches or chunks were halved (sdsgsm.memory)
+        result.config["memory_retries"] = retries
+    return result
+
+
+def _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress, should_stop, keys, data, meta,
+                   shard, gather) -> BenchmarkResult:
+    """:func:`run_benchmark` after its checks."""
     t_start, device = time.perf_counter(), _model_device(model)
     x = x.detach().float().to(device)
     keys = list(keys) if keys is not None else [str(i) for i in range(len(x))]
     y_used, label_source, correct, idx_all = _select(model, x, y, batch_size, criterion)
     info = {"device": str(device), "model": getattr(model, "name", type(model).__name__), "data": data,
             "n_total": len(x), "criterion": criterion}
+    rank, world = shard
+    mine = sum(len(idx_all[s:s + batch_size]) for s in range(rank * batch_size, len(idx_all), world * batch_size))
     run = _Run(model, x, y_used, idx_all, keys, batch_size, criterion, progress, should_stop,
-               total=len(methods) * len(idx_all))
-    rows, parts, stopped = [], [], False
+               total=len(methods) * mine, rank=rank, world=world)
+    done, stopped = {}, False
     for method in methods:
         df, stopped = run.method(method, cfg_of[method])
         if df is not None:
-            parts.append(df)
-            rows.append(_summary_row(method, df, cfg_of[method], complete=len(df) == len(idx_all), info=info))
+            done[method] = df
         if stopped:
             break
+    if gather is not None:
+        done, stopped = gather(done, stopped)
+    rows, parts = [], []
+    for method in (m for m in methods if m in done):
+        parts.append(done[method])
+        rows.append(_summary_row(method, done[method], cfg_of[method], complete=len(done[method]) == len(idx_all),
+                                 info=info))
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     per_sample = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SAMPLE_COLUMNS)
     config = _config(model, methods, cfg_of, summary, {
@@ -287,6 +317,8 @@ class _Run:
     done: int = 0
     scans: dict = field(default_factory=dict)
     warm: bool = False
+    rank: int = 0
+    world: int = 1
 
     def _tick(self, method: str, n: int) -> None:
         self.done += n
@@ -300,6 +332,8 @@ class _Run:
         self.warm = True
         self._tick(name, 0)
         for b, start in enumerate(range(0, len(self.idx), self.batch_size)):
+            if b % self.world != self.rank:  # another rank's batch (sharded run)
+                continue
             if self.should_stop is not None and self.should_stop():
                 return (pd.concat(parts, ignore_index=True) if parts else None), True
             idx = self.idx[start:start + self.batch_size]
@@ -308,7 +342,7 @@ class _Run:
             result = m.fn(self.model, xb, yb, cfg, scan=scan)
             parts.append(_sample_rows(name, idx.cpu(), self.keys, result, evaluate(xb, result, self.criterion), b))
             self._tick(name, len(idx))
-        return pd.concat(parts, ignore_index=True), False
+        return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SAMPLE_COLUMNS)), False
 
 
 # ----------------------------------------------------------------------------- config

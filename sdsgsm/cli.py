@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from .attacks import METHODS, AttackConfig
@@ -144,6 +145,7 @@ def cmd_benchmark(args):
     import torch
 
     from .benchmark import load_benchmark_data, run_benchmark, write_benchmark
+    from .distributed import finish, gather_rows, start
 
     out_dir(args)
     methods, cfg = benchmark_config_from_args(args)
@@ -159,28 +161,51 @@ def cmd_benchmark(args):
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
+        shard = start(args.device)  # torchrun: join the process group (sdsgsm.distributed)
+        if shard is not None:
+            args.device = shard.device
         model = model_from_args(args)
         x, y, keys, info = load_benchmark_data(args.data, model, args.limit)
         meta = {"preset": args.preset, "command": "python -m sdsgsm " + " ".join(getattr(args, "argv", [])),
-                "data_label_source": info["label_source"]}
+                "data_label_source": info["label_source"], "processes": 1 if shard is None else shard.world}
+        lead = shard is None or shard.rank == 0
         result = run_benchmark(model, x, y, methods, cfg, batch_size=args.batch_size, criterion=args.criterion,
-                               progress=_print_progress, should_stop=lambda: stop.stop, keys=keys,
-                               data=info["name"], meta=meta)
+                               progress=_print_progress if lead else None, should_stop=lambda: stop.stop, keys=keys,
+                               data=info["name"], meta=meta,
+                               shard=(0, 1) if shard is None else (shard.rank, shard.world),
+                               gather=None if shard is None else gather_rows)
+        if lead:
+            write_benchmark(result, Path(args.out))
+        if shard is not None:
+            finish()
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         torch.set_num_threads(threads)
-    write_benchmark(result, Path(args.out))
-    return result
+    return result if lead else None
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (e.g. out-of-memory retries, sdsgsm.memory) as 'warning: …' without a source path."""
+    print(f"warning: {str(message).splitlines()[0] if str(message) else category.__name__}", file=sys.stderr,
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
         if args.command == "benchmark":
             result = cmd_benchmark(args)
+            if result is None:  # a torchrun rank other than 0: rank 0 writes and prints
+                return 0
         else:
             summary = cmd_attack(args)
     except CliError as exc:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from . import incremental
+from .memory import halving, run_chunks
 from .params import SCORES, check_fields, default, default_patch  # noqa: F401  (SCORES re-exported)
 from .timing import clock
 
@@ -198,13 +199,19 @@ def _full_diffs(model, x, boxes, cfg: ScanConfig, ref, engine: str, amp, windows
         yield img, win, ref[img], logits.float() - ref[img]
 
 
+def _forward(model, x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, K) float logits of the unoccluded images, at most ``size`` at once; out of device
+    memory halves that number (:func:`sdsgsm.memory.run_chunks`)."""
+    return torch.cat(run_chunks(lambda a, b: model(x[a:b]).float(), len(x), size, what="the scan's clean pass"))
+
+
 def _batched_scores(model, x, boxes, cfg: ScanConfig, clean, labels, engine: str, precision: str,
                     windows=None) -> torch.Tensor:
     """(N, P) scores by full forward passes (only ``windows`` (N, k) if given, the rest NaN)."""
     dtype = _DTYPES[precision]
     amp = torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32)
     with amp:  # reference clean logits in the scan's own precision
-        ref = clean if dtype == torch.float32 else model(x).float()
+        ref = clean if dtype == torch.float32 else _forward(model, x, cfg.chunk)
     scores = torch.full((len(x), len(boxes)), float("nan"), device=x.device)
     for img, win, ref_b, diffs in _full_diffs(model, x, boxes, cfg, ref, engine, amp, windows):
         scores[img, win] = _score(ref_b, diffs, labels[img], cfg.score)
@@ -213,7 +220,7 @@ def _batched_scores(model, x, boxes, cfg: ScanConfig, clean, labels, engine: str
 
 def _batched_scan(model, x, boxes, cfg: ScanConfig, clean_logits, y, engine: str, precision: str):
     """Batched / naive engines: returns (scores (N, P), clean logits (N, K))."""
-    clean = model(x).float() if clean_logits is None else clean_logits.float()
+    clean = _forward(model, x, cfg.chunk) if clean_logits is None else clean_logits.float()
     labels = clean.argmax(1) if y is None else y.to(x.device)
     scores = _batched_scores(model, x, boxes, cfg, clean, labels, engine, precision)
     refine = min(cfg.refine, len(boxes)) if precision != "float32" else 0
@@ -262,6 +269,10 @@ def occlusion_scan(model, x: torch.Tensor, cfg: ScanConfig = ScanConfig(),
     incremental engine's folded network, equal to model(x) up to float rounding) and the
     engine that ran and ``seconds``, the synchronised wall time of this call.
     Raises ValueError for a patch larger than the image or an unsupported engine.
+    Out of device memory: the window chunk is halved and the scan run again, announced by a
+    :class:`~sdsgsm.memory.MemoryRetryWarning`, down to one window, then
+    :class:`~sdsgsm.memory.DeviceMemoryError` (:func:`sdsgsm.memory.halving`); the result
+    keeps ``cfg`` as given.
     """
     t0 = clock(x.device)
     n, _, h, w = x.shape
@@ -269,11 +280,15 @@ def occlusion_scan(model, x: torch.Tensor, cfg: ScanConfig = ScanConfig(),
     boxes = window_boxes(h, w, cfg)  # (P, 4)
     nh, nw = grid_shape(h, w, cfg)
     engine, precision = resolve(model, x, cfg)
-    with torch.inference_mode():
-        if engine == "incremental":
-            scores, clean = _incremental_scan(model, x, boxes, cfg, clean_logits, y, precision)
-        else:
-            scores, clean = _batched_scan(model, x, boxes, cfg, clean_logits, y, engine, precision)
+
+    def scan(chunk: int):
+        run_cfg = cfg if chunk == cfg.chunk else replace(cfg, chunk=chunk)
+        with torch.inference_mode():
+            if engine == "incremental":
+                return _incremental_scan(model, x, boxes, run_cfg, clean_logits, y, precision)
+            return _batched_scan(model, x, boxes, run_cfg, clean_logits, y, engine, precision)
+
+    scores, clean = halving(scan, cfg.chunk, what=f"the zero-out scan ({engine} engine)", unit="window")
     refine = min(cfg.refine, len(boxes)) if precision != "float32" else 0
     tag = f"{engine}/{precision}" + (f"+refine{refine}" if refine else "")
     return ScanResult(scores.view(n, nh, nw), boxes, clean, cfg, tag, seconds=clock(x.device) - t0)

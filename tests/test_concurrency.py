@@ -11,9 +11,9 @@ import threading
 import time
 
 import pytest
+from test_browser import CHROMIUM, FLAGS, LONG, _need_chromium, start_server, stop_server
 
 from sdsgsm.data import gallery
-from test_browser import CHROMIUM, FLAGS, LONG, _need_chromium, start_server, stop_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 METHODS = ["sd-sgsm", "fgsm", "sgsm", "ifgsm", "sd-fgsm", "mifgsm", "sd-sgsm", "nifgsm"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from corpus import image_cases
-from test_browser import LONG, ROOT, assert_clean_page, server, browser  # noqa: F401  (fixtures)
+from test_browser import LONG, ROOT, assert_clean_page, browser, server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 

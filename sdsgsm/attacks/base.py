@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from ..budget import BudgetConfig
+from ..memory import run_chunks
 from ..models import ModelError
 from ..occlusion import ScanConfig, ScanResult
 from ..params import GRAD_NORMS, PARAMS, check_fields, default  # noqa: F401  (GRAD_NORMS re-exported)
@@ -160,9 +161,48 @@ def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | 
     (B, 3, H, W) in [0, 1] to (B, K) logits; x (N, 3, H, W) in [0, 1]; y (N,) true labels
     (−1 = unknown) or None; scan a cached ScanResult of the same images and ``cfg.scan``.
     Returns the AttackResult. Raises ValueError for a scan of a different batch.
+    Out of device memory: the images are split in halves (then quarters, …) and attacked part
+    by part, announced by a :class:`~sdsgsm.memory.MemoryRetryWarning`, down to one image,
+    then :class:`~sdsgsm.memory.DeviceMemoryError` (:func:`sdsgsm.memory.run_chunks`). The
+    parts are joined into one result (a random method then draws per part: its seed restarts
+    in every part).
     """
     x = x.detach().float()  # (N, 3, H, W)
     _check_scan(scan, x)
+    n = len(x)
+
+    def part(a: int, b: int) -> AttackResult:
+        whole = (a, b) == (0, n)
+        return _run_once(name, core, model, x if whole else x[a:b], y if y is None or whole else y[a:b], cfg,
+                         scan if scan is None or whole else _slice_scan(scan, a, b, n))
+
+    parts = run_chunks(part, n, n, what=f"the {name} attack")
+    return parts[0] if len(parts) == 1 else _join(parts)
+
+
+def _slice_scan(scan: ScanResult, a: int, b: int, n: int) -> ScanResult:
+    """Images a..b of a cached scan (its time shared in proportion)."""
+    return replace(scan, grid=scan.grid[a:b], clean_logits=scan.clean_logits[a:b], seconds=scan.seconds * (b - a) / n)
+
+
+def _cat(parts: list, attr: str) -> torch.Tensor | None:
+    values = [getattr(p, attr) for p in parts]
+    return None if values[0] is None else torch.cat(values)
+
+
+def _join(parts: list[AttackResult]) -> AttackResult:
+    """One AttackResult from the results of consecutive parts of a batch (times summed)."""
+    first = parts[0]
+    sources = {p.label_source for p in parts}
+    source = first.label_source if len(sources) == 1 else "true label where known, else clean prediction"
+    return replace(first, label_source=source, **{k: _cat(parts, k) for k in (
+        "x_adv", "y", "clean_logits", "adv_logits", "budget", "saliency", "region")},
+        attack_time_s=sum(p.attack_time_s for p in parts), scan_time_s=sum(p.scan_time_s for p in parts))
+
+
+def _run_once(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig,
+              scan: ScanResult | None) -> AttackResult:
+    """:func:`run_method` on one part of the batch (no memory retry)."""
     with Timer(x.device) as timer:
         with torch.inference_mode():
             clean = scan.clean_logits if scan is not None else model(x).float()  # (N, K)

@@ -23,6 +23,7 @@ import torch
 
 from ..attacks import METHODS, AttackConfig
 from ..data import ImageError, decode_image, gallery, gallery_item, image_hash, load_image, to_tensor
+from ..memory import recording
 from ..models import CHECKPOINT_ARCHS, available_models, default_device, load_checkpoint, load_model
 from ..occlusion import ScanConfig, ScanResult, occlusion_scan
 from ..report import attack_tensor, image_files, image_record
@@ -149,10 +150,11 @@ def scan(source: str, model_key: str, cfg: ScanConfig, label: int | None, _data:
     model = get_model(model_key, _checkpoint, arch)
     y = None if label is None else torch.tensor([label], device=model.device)
     x = _input(source, model, _data)
-    with work_gate():
+    with work_gate(), recording() as retries:  # out-of-memory retries (sdsgsm.memory), shown with the result
         res = occlusion_scan(model, x, cfg, y=y)
     return {"grid": res.grid[0].cpu().numpy(), "boxes": res.boxes.cpu().numpy(), "engine": res.engine,
-            "clean_logits": res.clean_logits[0].cpu().numpy(), "seconds": res.seconds, "cfg": res.cfg}
+            "clean_logits": res.clean_logits[0].cpu().numpy(), "seconds": res.seconds, "cfg": res.cfg,
+            "memory_retries": retries}
 
 
 def scan_label(cfg: ScanConfig, label: int | None) -> int | None:
@@ -170,9 +172,13 @@ def attack(source: str, model_key: str, method: str, cfg: AttackConfig, label: i
     dev = model.device
     cached = ScanResult(torch.from_numpy(s["grid"])[None].to(dev), torch.from_numpy(s["boxes"]),
                         torch.from_numpy(s["clean_logits"])[None].to(dev), s["cfg"], s["engine"], s["seconds"])
-    with work_gate():
+    with work_gate(), recording() as retries:
         rep = attack_tensor(model, x, cfg, method, label, source.split(":", 1)[1], scan=cached)
-    return {**image_record(rep), "scan_seconds": s["seconds"]}
+    record = image_record(rep)
+    retries = s.get("memory_retries", []) + retries
+    if retries:  # said beside the result like the other warnings
+        record["summary"] = {**record["summary"], "warnings": [*record["summary"].get("warnings", []), *retries]}
+    return {**record, "scan_seconds": s["seconds"]}
 
 
 @st.cache_data(max_entries=16, ttl=CACHE_TTL, show_spinner=False)
