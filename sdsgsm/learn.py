@@ -34,6 +34,12 @@ LINEAR = 0.3      # |tanh(u)| below this is the linear regime (tanh(u) within 3.
 
 
 # ----------------------------------------------------------------------------- Fig. 1: one window zeroed out
+def top5(model, x: torch.Tensor) -> list[dict]:
+    """The model's top-5 on one image x (1, 3, H, W): [{'index', 'name', 'prob'}] (station 1)."""
+    with torch.inference_mode():
+        return _top5(model(x).float()[0], model.labels)
+
+
 def occlude(model, x: torch.Tensor, box: tuple[int, int, int, int]) -> dict:
     """Zero out one window Ω (eq. 1) and measure what the model loses (eq. 2).
 
@@ -70,6 +76,19 @@ def tanh_path(g, omegas, grad_norm: str = "max") -> dict:
     points = np.stack([_direction(g, TANH, float(w), grad_norm).numpy() for w in omegas])
     peak = float(g.abs().max()) or 1.0
     return {"points": points, "sign": _direction(g, SIGN, 1.0, grad_norm).numpy(), "g_hat": (g / peak).numpy()}
+
+
+def pick_pixels(grad: np.ndarray, quantiles=(1.0, 0.9, 0.5)) -> list[dict]:
+    """Real gradient values for the cube pictures: for each quantile of |g| (1.0 = the largest) the
+    value g at that rank and where it is: [{'value', 'channel', 'row', 'col', 'quantile'}]."""
+    flat = np.asarray(grad).reshape(-1)
+    order = np.argsort(np.abs(flat), kind="stable")
+    out = []
+    for q in quantiles:
+        idx = int(order[min(len(order) - 1, int(round(q * (len(order) - 1))))])
+        c, i, j = np.unravel_index(idx, np.asarray(grad).shape[-3:])
+        out.append({"value": float(flat[idx]), "channel": int(c), "row": int(i), "col": int(j), "quantile": q})
+    return out
 
 
 def toy_example(omega: float = 5.0) -> dict:
@@ -167,8 +186,9 @@ class Replay:
 
     result: the AttackResult (what the Explorer shows); states (T + 1, 3, H, W) x_0 … x_T with
     x_T == result.x_adv exactly; loss (T + 1,) CE(f(x_t), y); p_true (T + 1,) p_y(x_t);
-    p_other (T + 1,) the largest other class probability, other (T + 1,) its index;
-    flip the first t whose top-1 differs from the attacked label y (None: never).
+    p_other (T + 1,) the largest other class probability, other (T + 1,) its index; pred
+    (T + 1,) the top-1 class of x_t; flip the first t whose top-1 is not the attacked label y
+    (None: never).
     """
 
     result: AttackResult
@@ -177,6 +197,7 @@ class Replay:
     p_true: np.ndarray
     p_other: np.ndarray
     other: np.ndarray
+    pred: np.ndarray
     flip: int | None
 
 
@@ -198,7 +219,8 @@ def replay(model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, me
     return Replay(result, torch.cat(traj.states),
                   F.cross_entropy(logits, y_used, reduction="none").cpu().numpy(),
                   probs.gather(1, y_used[:, None])[:, 0].cpu().numpy(), others.amax(1).cpu().numpy(),
-                  others.argmax(1).cpu().numpy(), int(flips[0, 0]) if len(flips) else None)
+                  others.argmax(1).cpu().numpy(), logits.argmax(1).cpu().numpy(),
+                  int(flips[0, 0]) if len(flips) else None)
 
 
 def image_gradient(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

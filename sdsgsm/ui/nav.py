@@ -26,6 +26,7 @@ class NavPage(NamedTuple):
 PAGES: tuple[NavPage, ...] = (
     NavPage("app.py", "Home", ":material/home:", "what SD-SGSM is, device and model"),
     NavPage("pages/1_Explorer.py", "Explorer", ":material/search:", "one image, every stage live"),
+    NavPage("pages/4_Learn.py", "Learn", ":material/school:", "the method step by step, for a class"),
     NavPage("pages/2_Compare.py", "Compare", ":material/compare:", "many methods side by side"),
     NavPage("pages/3_Benchmark.py", "Benchmark", ":material/table_chart:", "paper Tables 1 and 2"),
 )
