@@ -61,7 +61,7 @@ def step_buttons() -> None:
 
 def explain(text: str, equation: str) -> None:
     """A station's plain-language explanation with the paper's equation beside it."""
-    left, right = st.columns([3, 2], vertical_alignment="center")
+    left, right = st.columns([5, 4], vertical_alignment="center")
     left.markdown(text)
     right.latex(equation)
 
@@ -75,14 +75,14 @@ def widgets(*names: str, box=None) -> None:
                 param_widget(P, p, side)
 
 
-def top5_table(box, title: str, rows: list[dict]) -> None:
-    box.dataframe({title: [r["name"] for r in rows], "p": [r["prob"] for r in rows]}, hide_index=True,
-                  width="stretch", column_config={"p": st.column_config.ProgressColumn(
-                      "probability", format="percent", min_value=0.0, max_value=1.0)})
+def top5_table(box, title: str, rows: list[dict], short: bool = False) -> None:
+    box.dataframe({title: [r["name"][:24] if short else r["name"] for r in rows], "p": [r["prob"] for r in rows]},
+                  hide_index=True, width="stretch", column_config={"p": st.column_config.ProgressColumn(
+                      "p" if short else "probability", format="percent", min_value=0.0, max_value=1.0)})
 
 
 def scanned() -> dict:
-    cfg = lu.scan_config(ui.values(P), side)
+    cfg = lu.scan_config(ui.values(P))
     with st.spinner("Zero-out scan of every window (once per image and patch size) …"):
         return lu.scan(source, model_key, cfg, label, *args)
 
@@ -107,10 +107,11 @@ def station_window() -> None:
             "Where its evidence is, the scores move a lot; elsewhere they hardly change (paper Fig. 1: cover the "
             "dog's face and it is no longer sure it is a dog). Δ_Ω measures the move; the scan tries every "
             "window, and Ω* is the one that moves the logits most.",
-            r"(Z_\Omega x)_{i,j,c} = 0\ \ \text{for } (i,j)\in\Omega,\qquad "
-            r"\Delta_\Omega = \lVert f(x) - f(Z_\Omega x)\rVert_2")
-    c0, c1, c2, c3 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+            r"\begin{aligned}(Z_\Omega x)_{i,j,c} &= 0\ \ \text{for } (i,j)\in\Omega\ \ (\text{eq. 1})\\"
+            r"\Delta_\Omega &= \lVert f(x) - f(Z_\Omega x)\rVert_2\ \ (\text{eq. 2})\end{aligned}")
+    c0, cs, c1, c2, c3 = st.columns([2, 2, 1, 1, 1.4], vertical_alignment="bottom")
     widgets("patch", box=c0)
+    widgets("score", box=cs)
     s = scanned()
     grid, boxes = s["grid"], s["boxes"]
     nh, nw = grid.shape
@@ -124,18 +125,22 @@ def station_window() -> None:
     occ = lu.occluded(source, model_key, box, *args)
     is_best = (r, c) == best
     colour = viz.RED if is_best else lu.PICKED
-    i1, i2, i3 = st.columns([1, 1, 1])
+    i1, i2, i3 = st.columns([1, 1, 1.1])
     i1.image(viz.draw_boxes(viz.to_pil(original), [box], colour), width="stretch", caption="x: the original")
     i2.image(viz.draw_boxes(viz.to_pil(occ["occluded"]), [box], colour), width="stretch",
              caption=f"Z_Ω x: window row {r + 1}, column {c + 1} " + ("(Ω*, the most sensitive)" if is_best else ""))
-    top5_table(i3, "Before", occ["before"])
-    top5_table(i3, "After zeroing Ω", occ["after"])
+    top5_table(i3, "Before", occ["before"], short=True)
+    top5_table(i3, "After zeroing Ω", occ["after"], short=True)
     rank = int((grid > grid[r, c]).sum()) + 1
     m1, m2, m3 = st.columns(3)
     m1.metric("Δ_Ω (logit distance)", f"{occ['delta']:.2f}", help="‖f(x) − f(Z_Ω x)‖₂, eq. 2, float32")
     m2.metric("Rank among windows", f"{rank} of {grid.size}", help="by the scan's Δ (1 = Ω*)")
     m3.metric(f"p({occ['before'][0]['name'][:22]})", f"{occ['p_top1_after']:.1%}",
               delta=f"{(occ['p_top1_after'] - occ['before'][0]['prob']) * 100:+.1f} points")
+    if occ["p_top1_after"] > occ["before"][0]["prob"] and st.session_state[f"{P}_score"] == "logit_l2":
+        st.caption("The logits moved a lot, yet the top class became *more* likely: Δ_Ω counts any change. Set the "
+                   "window score to confidence_drop to rank windows by how much the top class loses instead "
+                   "(Algorithm 1's γ).")
 
 
 def station_region() -> None:
@@ -168,8 +173,9 @@ def station_budget() -> None:
     explain("Every pixel gets its own L∞ budget: ε_strong inside R, ε_weak elsewhere. The attack may change a "
             "pixel's value by at most E there (in units of 1/255 of the full range). For a fair comparison the "
             "paper caps every ε at ε_max = 8/255, the budget FGSM and PGD get everywhere.",
-            r"E_{i,j} = \mathbb{1}[(i,j)\in R]\,\varepsilon_{\mathrm{strong}} + \mathbb{1}[(i,j)\notin R]\,"
-            r"\varepsilon_{\mathrm{weak}},\quad |\delta_{i,j}| \le E_{i,j}")
+            r"\begin{aligned}E_{i,j} &= \begin{cases}\varepsilon_{\mathrm{strong}} & (i,j)\in R\\"
+            r"\varepsilon_{\mathrm{weak}} & \text{otherwise}\end{cases}\ \ (\text{eq. 5, 11})\\"
+            r"|\delta_{i,j}| &\le E_{i,j}\end{aligned}")
     c0, c1 = st.columns([1, 3])
     widgets("eps_strong", "eps_weak", "eps_max", box=c0)
     s = scanned()
@@ -196,8 +202,8 @@ def station_tanh() -> None:
             "[−1, 1]ⁿ. SGSM uses tanh(ω·ĝ) instead, with ĝ the gradient divided by its largest value: for small ω "
             "it points along the gradient itself, inside the cube; as ω grows it slides out to the same corner as "
             "FGSM (paper Fig. 2). Move ω and watch the red step.",
-            r"\operatorname{sign}(g)\ \longrightarrow\ \tanh(\omega\cdot\hat g),\qquad \hat g = g/\max|g|"
-            r"\quad(\text{eq. 6})")
+            r"\begin{aligned}\operatorname{sign}(g)\ &\longrightarrow\ \tanh(\omega\cdot\hat g)\ \ (\text{eq. 6})\\"
+            r"\hat g &= g/\max|g|\end{aligned}")
     c0, c1 = st.columns([1, 3])
     widgets("omega", box=c0)
     omega = float(st.session_state[f"{P}_omega"])
@@ -212,7 +218,10 @@ def station_tanh() -> None:
         picks = None
     else:
         picks = lu.learn.pick_pixels(grad)
-        g = np.array([p["value"] for p in picks])
+        if grad_norm == "max":  # ĝ = g / max|g| over the whole image, as the attack normalises
+            g, grad_norm = np.array([p["g_hat"] for p in picks]), "none"
+        else:  # pow10 / none: the first pick is the image's largest |g|, so the 3-vector scales alike
+            g = np.array([p["value"] for p in picks])
     tabs = st.tabs(["(a) The cube", "(b) The paper's toy example", "(c) Saturation on this image",
                     "(d) Proposition 1 live"])
     with tabs[0]:
@@ -243,9 +252,10 @@ def cube(g: np.ndarray, omega: float, grad_norm: str, picks) -> None:
     c2.plotly_chart(learn_viz.cube_3d(three["points"], now3["points"][0], three["sign"], three["g_hat"], omega),
                     theme=None, key=f"{P}_cube3")
     if picks:
-        where = "; ".join(f"g{i + 1} = {p['value']:.2e} (channel {'RGB'[p['channel']]}, row {p['row']}, column "
-                          f"{p['col']}; {lu.rank_text(p['quantile'])} |g|)" for i, p in enumerate(picks))
-        st.caption(f"Real gradient values of this image: {where}. The 2-D picture uses g1 and g2.")
+        where = "; ".join(f"ĝ{i + 1} = {p['g_hat']:+.3f} ({lu.rank_text(p['quantile'])} |g|: channel "
+                          f"{'RGB'[p['channel']]}, row {p['row']}, column {p['col']})" for i, p in enumerate(picks))
+        st.caption(f"Three real pixels of this image's gradient, divided by its largest |g| as the attack does: "
+                   f"{where}. The 2-D picture uses the first two.")
     st.caption("tanh(ω·ĝ) = " + ", ".join(f"{v:+.3f}" for v in now3["points"][0]) + " · sign(g) = "
                + ", ".join(f"{v:+.0f}" for v in three["sign"]))
 
@@ -288,8 +298,9 @@ def station_replay() -> None:
     explain("The multi-step attack repeats one step T times: move by α·tanh(ω·ĝ), clip the change to the budget E, "
             "clip the image to [0, 1]. Drag the step slider to watch the image x_t, its change δ_t (×5, grey = 0) "
             "and the model's confidence; the red dashed line marks the step at which the label flips.",
-            r"x_{t+1} = \mathrm{clip}_{[0,1]}\Big(x + \mathrm{clip}_{[-E,E]}\big(x_t + \alpha\tanh(\omega\hat g_t)"
-            r" - x\big)\Big)")
+            r"\begin{aligned}x' &= x_t + \alpha\tanh(\omega\,\hat g_t)\ \ (\text{eq. 12})\\"
+            r"x_{t+1} &= \mathrm{clip}_{[0,1]}\big(x + \mathrm{clip}_{[-E,E]}(x' - x)\big)\ \ (\text{14–15})"
+            r"\end{aligned}")
     c = st.columns(4, vertical_alignment="bottom")
     st.session_state.setdefault(f"{P}_method", "sd-sgsm")
     if st.session_state[f"{P}_method"] not in lu.REPLAY_METHODS:
@@ -331,7 +342,8 @@ def replay_view(rec: dict) -> None:
     st.markdown(f"Step {t}: p(**{rec['label']}**) = {rec['p_true'][t]:.1%}, best other class "
                 f"**{rec['other_names'][t]}** = {rec['p_other'][t]:.1%}, loss {rec['loss'][t]:.2f}. The label {when}; "
                 f"final L∞ {rec['linf'] * 255:.2f}/255.")
-    st.caption(f"Attacked label: {rec['label']} ({rec['label_source']}).")
+    st.caption(f"Attacked label: {rec['label']} ({rec['label_source']}). Step size α = {rec['alpha'] * 255:.3g}/255"
+               f" ({'auto: ' if rec['alpha_auto'] else ''}{rec['steps']} step(s)).")
 
 
 def station_try() -> None:
@@ -344,7 +356,7 @@ def station_try() -> None:
         lu.hand_over_to_explorer()
         st.switch_page("pages/1_Explorer.py", query_params=query)
     st.markdown("A link to share (opens a fresh session with the same image and parameters):")
-    st.code(f"/Explorer?{urlencode(query)}", language=None)
+    st.code(f"/Explorer?{urlencode(query, safe='/')}", language=None)
     if not source.startswith("gallery:"):
         st.caption("An uploaded image cannot travel in a link or between pages: the button carries the method and "
                    "the parameters; upload the same file again in the Explorer.")
@@ -355,7 +367,7 @@ def station_try() -> None:
 STATION_FNS = [station_prediction, station_window, station_region, station_budget, station_tanh, station_replay,
                station_try]
 current = st.radio("Station", STATIONS, horizontal=True, key=f"{P}_station", label_visibility="collapsed")
-st.header(current.replace(" · ", ". ", 1))
+st.header(lu.TITLES[STATIONS.index(current)])
 STATION_FNS[STATIONS.index(current)]()
 st.divider()
 step_buttons()

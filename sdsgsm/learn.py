@@ -78,16 +78,20 @@ def tanh_path(g, omegas, grad_norm: str = "max") -> dict:
     return {"points": points, "sign": _direction(g, SIGN, 1.0, grad_norm).numpy(), "g_hat": (g / peak).numpy()}
 
 
-def pick_pixels(grad: np.ndarray, quantiles=(1.0, 0.9, 0.5)) -> list[dict]:
+def pick_pixels(grad: np.ndarray, quantiles=(1.0, 0.99, 0.9)) -> list[dict]:
     """Real gradient values for the cube pictures: for each quantile of |g| (1.0 = the largest) the
-    value g at that rank and where it is: [{'value', 'channel', 'row', 'col', 'quantile'}]."""
+    value g at that rank, ĝ = g / max|g| over the whole image (what the attack's ``max``
+    normalisation gives that pixel) and where it is:
+    [{'value', 'g_hat', 'channel', 'row', 'col', 'quantile'}]."""
     flat = np.asarray(grad).reshape(-1)
     order = np.argsort(np.abs(flat), kind="stable")
+    peak = float(np.abs(flat).max()) or 1.0
     out = []
     for q in quantiles:
         idx = int(order[min(len(order) - 1, int(round(q * (len(order) - 1))))])
         c, i, j = np.unravel_index(idx, np.asarray(grad).shape[-3:])
-        out.append({"value": float(flat[idx]), "channel": int(c), "row": int(i), "col": int(j), "quantile": q})
+        out.append({"value": float(flat[idx]), "g_hat": float(flat[idx]) / peak, "channel": int(c), "row": int(i),
+                    "col": int(j), "quantile": q})
     return out
 
 
@@ -221,6 +225,14 @@ def replay(model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, me
                   probs.gather(1, y_used[:, None])[:, 0].cpu().numpy(), others.amax(1).cpu().numpy(),
                   others.argmax(1).cpu().numpy(), logits.argmax(1).cpu().numpy(),
                   int(flips[0, 0]) if len(flips) else None)
+
+
+def step_alpha(cfg: AttackConfig, method: str) -> float:
+    """The step size α the FGSM-family loop uses for ``method`` under ``cfg`` (auto resolved)."""
+    from .attacks.fgsm_family import step_size
+
+    spec = FAMILY_SPECS[method]
+    return step_size(cfg, spec, cfg.budget.eps_strong if spec.spatial else cfg.eps)[0]
 
 
 def image_gradient(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

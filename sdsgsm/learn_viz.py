@@ -44,10 +44,10 @@ def cube_2d(path: np.ndarray, current: np.ndarray, sign: np.ndarray, g_hat: np.n
                              marker=dict(size=14, color=TANH_RED)))
     fig.add_annotation(x=current[0], y=current[1], ax=0, ay=0, xref="x", yref="y", axref="x", ayref="y",
                        showarrow=True, arrowhead=2, arrowwidth=3, arrowcolor=TANH_RED, text="")
-    fig.update_xaxes(range=[-1.2, 1.2], zeroline=True, title="component 1", constrain="domain")
-    fig.update_yaxes(range=[-1.2, 1.2], zeroline=True, title="component 2", scaleanchor="x")
-    fig.update_layout(height=430, margin=dict(l=10, r=10, t=10, b=10), font=FONT, plot_bgcolor="white",
-                      legend=dict(orientation="h", yanchor="top", y=-0.15))
+    fig.update_xaxes(range=[-1.2, 1.2], zeroline=True, title="g₁", constrain="domain")
+    fig.update_yaxes(range=[-1.2, 1.2], zeroline=True, title="g₂", scaleanchor="x")
+    fig.update_layout(height=520, margin=dict(l=10, r=10, t=10, b=10), font=FONT, plot_bgcolor="white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
     return fig
 
 
@@ -86,8 +86,8 @@ def cube_3d(path: np.ndarray, current: np.ndarray, sign: np.ndarray, g_hat: np.n
     fig.update_layout(scene=dict(xaxis=axis | dict(title="g₁"), yaxis=axis | dict(title="g₂"),
                                  zaxis=axis | dict(title="g₃"), aspectmode="cube",
                                  camera=dict(eye=dict(x=1.5, y=1.3, z=0.9))),
-                      height=430, margin=dict(l=0, r=0, t=0, b=0), font=FONT,
-                      legend=dict(orientation="h", yanchor="top", y=0.0))
+                      height=520, margin=dict(l=0, r=0, t=0, b=0), font=FONT,
+                      legend=dict(orientation="h", yanchor="top", y=0.02, x=0))
     return fig
 
 
@@ -101,7 +101,7 @@ def saturation_figure(counts: np.ndarray, edges: np.ndarray, saturated_from: flo
                            hovertemplate="|d| ≈ %{x:.2f}: %{y} values<extra></extra>"))
     fig.update_xaxes(title="|tanh(ω·ĝ)| (1 = saturated, as sign)", range=[0, 1])
     fig.update_yaxes(title="number of values", type="log")
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=10, b=10), font=FONT, showlegend=False,
+    fig.update_layout(height=330, margin=dict(l=70, r=10, t=10, b=50), font=FONT, showlegend=False,
                       plot_bgcolor="white")
     return fig
 
@@ -121,8 +121,8 @@ def prop1_figure(omegas: np.ndarray, ratios: np.ndarray, omega: float, ratio: fl
                   annotation_position="bottom right")
     fig.update_xaxes(type="log", title="ω")
     fig.update_yaxes(title="‖δ_tanh‖₂ / ‖δ_FGSM‖₂", range=[0, 1.1])
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=10, b=10), font=FONT, plot_bgcolor="white",
-                      legend=dict(orientation="h", yanchor="top", y=-0.25))
+    fig.update_layout(height=360, margin=dict(l=70, r=10, t=10, b=50), font=FONT, plot_bgcolor="white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
     return fig
 
 
@@ -148,6 +148,6 @@ def replay_figure(loss: np.ndarray, p_true: np.ndarray, p_other: np.ndarray, fli
     fig.update_xaxes(title="step t", dtick=1 if len(loss) <= 21 else None)
     fig.update_yaxes(title="probability", range=[0, 1.05], secondary_y=False)
     fig.update_yaxes(title="loss", secondary_y=True, rangemode="tozero", showgrid=False)
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), font=FONT, plot_bgcolor="white",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02))
+    fig.update_layout(height=400, margin=dict(l=70, r=70, t=60, b=50), font=FONT, plot_bgcolor="white",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0))
     return fig

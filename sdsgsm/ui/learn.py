@@ -63,8 +63,11 @@ def explorer_query(source: str, method: str) -> dict[str, str]:
     return query
 
 
-STATIONS = ("1 · Prediction", "2 · Zero out a window", "3 · Saliency and R", "4 · Budget map E",
-            "5 · Sign versus tanh", "6 · Iterations replayed", "7 · Try it yourself")
+STATIONS = ("1 Prediction", "2 One window", "3 Saliency and R", "4 Budget E", "5 Sign vs tanh", "6 Replay",
+            "7 Try it")
+TITLES = ("1. The prediction", "2. Zero out one window (paper Fig. 1)", "3. The saliency map and the region R",
+          "4. The budget map E", "5. Sign versus tanh (paper §3.4–3.5, Fig. 2)", "6. The iterations, replayed",
+          "7. Try it yourself")
 
 
 def station_from_query() -> list[str]:
@@ -83,10 +86,11 @@ def go_station(index: int) -> None:
     st.session_state[key(P, "station")] = STATIONS[index]
 
 
-def scan_config(values: dict, side: int) -> ScanConfig:
-    """The ScanConfig of native parameter values (patch, stride, score), auto patch resolved for ``side``."""
+def scan_config(values: dict) -> ScanConfig:
+    """The ScanConfig of native parameter values (patch, stride, score), exactly as the Explorer's
+    AttackConfig holds it (auto patch unresolved), so both pages share one cached scan."""
     fields = {p.target.split(".", 1)[1]: values[n] for n, p in PARAMS.items() if p.target.startswith("scan.")}
-    return ScanConfig(**fields).for_size(side)
+    return ScanConfig(**fields)
 
 
 def budget_config(values: dict) -> BudgetConfig:
@@ -188,7 +192,8 @@ def replay(source: str, model_key: str, method: str, cfg: AttackConfig, label: i
             "loss": r.loss, "p_true": r.p_true, "p_other": r.p_other,
             "other_names": [labels[i] for i in r.other], "pred_names": [labels[i] for i in r.pred],
             "label": labels[int(r.result.y[0])], "label_source": r.result.label_source, "flip": r.flip,
-            "steps": len(r.loss) - 1, "linf": float((r.states[-1] - x[0]).abs().max())}
+            "steps": len(r.loss) - 1, "linf": float((r.states[-1] - x[0]).abs().max()),
+            "alpha": learn.step_alpha(cfg, method), "alpha_auto": cfg.alpha is None}
 
 
 def hero(model_key: str) -> dict | None:
