@@ -152,6 +152,8 @@ def proposition1(grad: torch.Tensor, eps: float, omega: float, grad_norm: str = 
     d_tanh = _tanh64(g, omega, grad_norm)
     delta_fgsm = eps * d_sign
     gain = float(g @ delta_fgsm)  # ε‖g‖₁
+    if gain == 0.0 or float(g @ d_tanh) == 0.0:
+        raise ValueError("The gradient is zero here (or vanishes at this ω), so there is no step to compare.")
     alpha = gain / float(g @ d_tanh)
     delta_tanh = alpha * d_tanh
     l1, l2 = float(g.abs().sum()), float(torch.linalg.vector_norm(g))
