@@ -263,6 +263,7 @@ def cube(g: np.ndarray, omega: float, grad_norm: str, picks) -> None:
 def toy() -> None:
     st.markdown("§3.4's example: a 1-D gradient g = [−0.2, −0.05, 0, 0.05, 0.2], eq. 6 read literally "
                 "(no normalisation). The paper uses ω = 5.")
+    st.session_state.setdefault(f"{P}_toy_omega", 5.0)  # the paper's ω
     w = st.select_slider("ω for the toy example", [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0], key=f"{P}_toy_omega")
     t = lu.learn.toy_example(w)
     rows = {"g": t["g"], "sign(g)  (FGSM)": t["sign"], f"tanh({w:g}·g)  (SGSM)": t["tanh"]}

@@ -33,9 +33,9 @@ PICKED = (0, 190, 255)  # a window the user picked (Ω* stays red)
 
 # ----------------------------------------------------------------------------- state shared with the Explorer
 def adopt_explorer_state() -> bool:
-    """First Learn run of a session opened without a link: take the Explorer's image, method and
-    parameters when this session has used the Explorer. Returns True if it did."""
-    if st.session_state.get(key(P, "init")) or not st.session_state.get(key(EX, "init")) or st.query_params:
+    """First Learn run of a session that has used the Explorer: take its image, method and parameters
+    (a link's own values are applied after, by ``init_state``, and win). Returns True if it did."""
+    if st.session_state.get(key(P, "init")) or not st.session_state.get(key(EX, "init")):
         return False
     for name in (*PARAMS, *IMAGE_KEYS, "method"):
         if key(EX, name) in st.session_state:
