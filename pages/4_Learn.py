@@ -89,7 +89,7 @@ def scanned() -> dict:
 
 # ----------------------------------------------------------------------------- stations
 def station_prediction() -> None:
-    explain("The classifier *f* turns the image *x* (224 × 224 pixels, values in [0, 1]) into one score per "
+    explain(f"The classifier *f* turns the image *x* ({side} × {side} pixels, values in [0, 1]) into one score per "
             "class; softmax makes them probabilities. These are its five best guesses. The attack will try to "
             "change the top one while moving every pixel by only a few 1/255.",
             r"p = \mathrm{softmax}\big(f(x)\big),\qquad \hat y = \arg\max_k\, p_k")
@@ -280,7 +280,11 @@ def proposition(omega: float, grad_norm: str) -> None:
     st.latex(r"\alpha\,\langle g,\tanh(\omega\hat g)\rangle = \varepsilon\lVert g\rVert_1\ \Rightarrow\ "
              r"\lVert\delta_{\tanh}\rVert_2 \approx \varepsilon\frac{\lVert g\rVert_1}{\lVert g\rVert_2}"
              r"\le \varepsilon\sqrt{n} = \lVert\delta_{\mathrm{FGSM}}\rVert_2")
-    res = lu.prop1(source, model_key, label, eps, omega, grad_norm, *args)
+    try:
+        res = lu.prop1(source, model_key, label, eps, omega, grad_norm, *args)
+    except ValueError as exc:  # a zero gradient: nothing to compare
+        st.info(str(exc))
+        return
     curve = lu.prop1_curve(source, model_key, label, eps, grad_norm, *args)
     c1, c2 = st.columns([1, 2])
     c1.metric("‖δ_FGSM‖₂", f"{res['l2_fgsm']:.3f}", help=f"ε·sign(g), ε = {eps * 255:g}/255, n = {res['n']:,}")

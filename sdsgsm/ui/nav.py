@@ -33,7 +33,7 @@ PAGES: tuple[NavPage, ...] = (
 
 
 def sidebar() -> None:
-    """Draw the four page links at the top of the sidebar, the current page highlighted.
+    """Draw the page links at the top of the sidebar, the current page highlighted.
 
     When a page file is run on its own (`streamlit run pages/1_Explorer.py`, or
     `AppTest.from_file` on a page) there is no app to navigate, Streamlit knows no other page,
