@@ -215,17 +215,17 @@ def station_tanh() -> None:
         cols = c1.columns(3)
         g = np.array([cols[i].number_input(f"g{i + 1}", -10.0, 10.0, step=0.05, key=f"{P}_g{i + 1}")
                       for i in range(3)])
-        picks = None
+        picks, cube_norm = None, grad_norm
     else:
         picks = lu.learn.pick_pixels(grad)
         if grad_norm == "max":  # ĝ = g / max|g| over the whole image, as the attack normalises
-            g, grad_norm = np.array([p["g_hat"] for p in picks]), "none"
+            g, cube_norm = np.array([p["g_hat"] for p in picks]), "none"
         else:  # pow10 / none: the first pick is the image's largest |g|, so the 3-vector scales alike
-            g = np.array([p["value"] for p in picks])
+            g, cube_norm = np.array([p["value"] for p in picks]), grad_norm
     tabs = st.tabs(["(a) The cube", "(b) The paper's toy example", "(c) Saturation on this image",
                     "(d) Proposition 1 live"])
     with tabs[0]:
-        cube(g, omega, grad_norm, picks)
+        cube(g, omega, cube_norm, picks)
     with tabs[1]:
         toy()
     with tabs[2]:

@@ -121,8 +121,8 @@ def prop1_figure(omegas: np.ndarray, ratios: np.ndarray, omega: float, ratio: fl
                   annotation_position="bottom right")
     fig.update_xaxes(type="log", title="ω")
     fig.update_yaxes(title="‖δ_tanh‖₂ / ‖δ_FGSM‖₂", range=[0, 1.1])
-    fig.update_layout(height=360, margin=dict(l=70, r=10, t=10, b=50), font=FONT, plot_bgcolor="white",
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
+    fig.update_layout(height=380, margin=dict(l=70, r=10, t=10, b=60), font=FONT, plot_bgcolor="white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))
     return fig
 
 

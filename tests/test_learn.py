@@ -38,7 +38,18 @@ def metrics(at) -> dict:
     return {m.label: m.value for m in at.metric}
 
 
-def test_every_station_on_a_gallery_image():
+def expected_prop1(model, omega: float) -> float:
+    """‖δ_tanh‖₂ of the mastiff's gradient at ω with the default ``max`` normalisation, ε = 8/255."""
+    import torch
+
+    from sdsgsm import learn
+    from sdsgsm.data import gallery_item, load_image
+
+    x = load_image(gallery_item("imagenet/imagenet_00_243.jpg").path, 224)[None]
+    return learn.proposition1(learn.image_gradient(model, x, torch.tensor([243]))[0], 8 / 255, omega).l2_tanh
+
+
+def test_every_station_on_a_gallery_image(lite0):
     at = learn_page()
     assert not at.exception and not at.error
     # 1: the prediction
@@ -74,6 +85,7 @@ def test_every_station_on_a_gallery_image():
     assert list(toy["g1"]) == ["-0.200", "-1.000", "-0.762"] and list(toy["g5"]) == ["+0.200", "+1.000", "+0.762"]
     prop = metrics(at)
     assert float(prop["‖δ_tanh‖₂ at ω = 10"]) < float(prop["‖δ_FGSM‖₂"])
+    assert prop["‖δ_tanh‖₂ at ω = 10"] == f"{expected_prop1(lite0, 10.0):.3f}"  # the page's ĝ is the attack's
     at.select_slider(key="ln_omega").set_value(1e6).run()
     assert float(metrics(at)["‖δ_tanh‖₂ at ω = 1e+06"]) == pytest.approx(float(prop["‖δ_FGSM‖₂"]), rel=2e-3)
     assert any("saturated" in m.value and "linear regime" in m.value for m in at.markdown)
