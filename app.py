@@ -6,7 +6,8 @@ Streamlit serves each file in pages/ at its name without the number prefix (`/Ex
 
 import streamlit as st
 
-from sdsgsm import ui
+from sdsgsm import ui, viz
+from sdsgsm.ui import learn as learn_ui
 from sdsgsm.ui import nav
 
 st.set_page_config(page_title="SD-SGSM Explorer", layout="wide")
@@ -24,6 +25,27 @@ st.caption("Method: Xu, Li, Chang & Dong, *A Spatially Distributed Perturbation 
            "Sign Method for Adversarial Analysis of Image Classification Systems*, Entropy 2026, 28(2), 193, "
            "doi:10.3390/e28020193.")
 
+models = ui.model_options()
+default = next(m for m in models if m["available"])
+with st.spinner("Computing a first example (once; cached for every visitor) …"):
+    hero = learn_ui.hero(default["name"])
+if hero is not None:  # a real SD-SGSM run on a gallery photo at the defaults (sdsgsm/ui/learn.py)
+    s = hero["summary"]
+    cols = st.columns(4)
+    cols[0].image(viz.draw_boxes(viz.to_pil(hero["original"]), hero["region_boxes"], viz.RED), width="stretch",
+                  caption=f"Original: {s['clean']['name']} ({s['clean']['prob']:.0%}). Red: where it looks (R)")
+    cols[1].image(viz.saliency_image(hero["saliency_map"], hero["region_boxes"], hero["original"]), width="stretch",
+                  caption="Occlusion saliency: bright = zeroing this window moves the logits most")
+    cols[2].image(viz.to_pil(hero["adversarial"]), width="stretch",
+                  caption=f"Adversarial: {s['adversarial']['name']} ({s['adversarial']['prob']:.0%})")
+    cols[3].image(viz.draw_boxes(viz.to_pil(hero["perturbation_x5"]), hero["tile_boxes"], viz.YELLOW),
+                  width="stretch", caption=f"The change × 5 (at most {s['metrics']['linf'] * 255:.0f}/255 per pixel)")
+    st.markdown("**Learn** walks a class through these steps one at a time; the **Explorer** lets you change every "
+                "parameter on any image.")
+
+for col, page in zip([c for _ in range(0, len(nav.PAGES) - 1, 2) for c in st.columns(2)], nav.PAGES[1:]):
+    col.page_link(page.path, label=f"**{page.label}**: {page.blurb}", icon=page.icon)
+
 st.graphviz_chart("""
 digraph {
   rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#f3f5f9", fontname="Helvetica", fontsize=13];
@@ -37,11 +59,6 @@ digraph {
 }
 """)
 
-for col, page in zip(st.columns(3), nav.PAGES[1:]):
-    col.page_link(page.path, label=f"**{page.label}**: {page.blurb}", icon=page.icon)
-
-models = ui.model_options()
-default = next(m for m in models if m["available"])
 st.divider()
 st.markdown(f"**Device:** {ui.device_label()}  ·  **Default model:** {default['name']} — {default['description']}")
 missing = [f"{m['name']} ({m['reason']})" for m in models if not m["available"]]

@@ -10,7 +10,13 @@ the input-gradient error of each path (also against a float64 reference) and whe
 5-step x_adv keeps its sign pattern and label. Last line: ``step_speedup=<x>
 sdsgsm_T5_s=<before>-><after> max_rel_grad_err=<e> …``.
 
-    python bench/attack.py [--limit N] [--device cpu|cuda] [--repeats R] [--step]
+``--record [--baseline REV]``: the FGSM-family loop of git revision REV (default main, loaded from
+git beside the current code), the current loop with the trajectory recorder off (what every
+benchmark runs) and with it on (the Learn page's replay), SD-SGSM T = 5 with a cached scan on one
+image, interleaved in rotating order; checks that all three give the same x_adv. Last line:
+``record_off_over_baseline=<x> record_on_over_off=<y>``.
+
+    python bench/attack.py [--limit N] [--device cpu|cuda] [--repeats R] [--step | --record [--baseline REV]]
 """
 
 from __future__ import annotations
@@ -133,18 +139,73 @@ def step_bench(model, x, y, keys, repeats: int) -> None:
           f"adv_label_same={sum(ex['same'])}/{n}")
 
 
+def baseline_family(rev: str):
+    """sdsgsm/attacks/fgsm_family.py as it was at git revision ``rev``, as a module of this package."""
+    import subprocess
+    import types
+
+    root = Path(__file__).resolve().parent.parent
+    src = subprocess.run(["git", "show", f"{rev}:sdsgsm/attacks/fgsm_family.py"], cwd=root, check=True,
+                         capture_output=True, text=True).stdout
+    mod = types.ModuleType("sdsgsm.attacks._baseline_family")
+    mod.__package__ = "sdsgsm.attacks"  # its relative imports resolve to the current package
+    sys.modules[mod.__name__] = mod  # dataclasses look their module up there
+    exec(compile(src, f"{rev}:sdsgsm/attacks/fgsm_family.py", "exec"), mod.__dict__)
+    return mod
+
+
+def record_bench(model, x, y, repeats: int, rev: str) -> None:
+    """--record: baseline loop vs recorder off vs recorder on, interleaved (module docstring)."""
+    from functools import partial
+
+    from sdsgsm.attacks import FAMILY_SPECS, run_method
+    from sdsgsm.attacks.fgsm_family import Trajectory, family_core
+
+    base = baseline_family(rev)
+    spec = FAMILY_SPECS["sd-sgsm"]
+    cfg = AttackConfig(steps=5)
+    scan = occlusion_scan(model, x, cfg.scan, y=y)
+    cores = {"baseline": lambda: partial(base.family_core, spec=base.FamilySpec(**vars(spec))),
+             "off": lambda: partial(family_core, spec=spec),
+             "on": lambda: partial(family_core, spec=spec, record=Trajectory())}
+    times: dict[str, list[float]] = {k: [] for k in cores}
+    outs = {}
+    names = list(cores)
+    for r in range(repeats + 1):  # round 0 warms up and is not counted
+        for k in names[r % 3:] + names[:r % 3]:
+            t0 = time.perf_counter()
+            outs[k] = run_method("sd-sgsm", cores[k](), model, x, y, cfg, scan=scan).x_adv
+            sync(x.device)
+            if r:
+                times[k].append(time.perf_counter() - t0)
+    same = all(torch.equal(outs["baseline"], outs[k]) for k in ("off", "on"))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"sd-sgsm T=5 cached scan, {repeats} rounds: baseline {rev} {med['baseline']:.3f} s, recorder off "
+          f"{med['off']:.3f} s, recorder on {med['on']:.3f} s (min {min(times['baseline']):.3f} / "
+          f"{min(times['off']):.3f} / {min(times['on']):.3f}); same x_adv: {same}")
+    low = {k: min(v) for k, v in times.items()}  # the least disturbed run of each: steadier under load
+    print(f"record_off_over_baseline={med['off'] / med['baseline']:.3f} "
+          f"record_on_over_off={med['on'] / med['off']:.3f} (by minimum: {low['off'] / low['baseline']:.3f}, "
+          f"{low['on'] / low['off']:.3f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=8)
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeats", type=int, default=None, help="default 2 (15 with --step)")
     ap.add_argument("--step", action="store_true", help="plain vs prepared network, one attack step")
+    ap.add_argument("--record", action="store_true", help="trajectory recorder off/on vs a baseline revision")
+    ap.add_argument("--baseline", default="main", help="git revision for --record (default main)")
     args = ap.parse_args()
     model = load_model("efficientnet_lite0", device=args.device)
     x, y, keys = load_gallery("imagenet", model.input_size, args.limit)
     x, y = x.to(model.device), y.to(model.device)
     if args.step:
         step_bench(model, x, y, keys, max(10, args.repeats or 15))
+        return
+    if args.record:
+        record_bench(model, x[:1], y[:1], args.repeats or 12, args.baseline)
         return
     args.repeats = args.repeats or 2
     cfg = AttackConfig(steps=10, alpha=4 / 255)

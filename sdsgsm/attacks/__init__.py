@@ -51,8 +51,11 @@ def _wrapped(name: str, core: Core):
     return partial(run_method, name, core)
 
 
+FAMILY_SPECS: dict[str, FamilySpec] = {}  # FGSM-family method -> its loop switches (filled once, at import)
+
+
 def _family(name: str, description: str, **spec) -> Method:
-    fs = FamilySpec(**spec)
+    fs = FAMILY_SPECS[name] = FamilySpec(**spec)
     return Method(name, _wrapped(name, partial(family_core, spec=fs)), description,
                   spatial=fs.spatial, multi_step=fs.multi_step, deterministic=fs.deterministic)
 
@@ -102,6 +105,7 @@ _ENTRIES += [
 ]
 METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
 METHODS["bim"] = replace(METHODS["ifgsm"], name="bim", description="alias of ifgsm")
+FAMILY_SPECS["bim"] = FAMILY_SPECS["ifgsm"]
 
 
 def get_method(name: str) -> Method:

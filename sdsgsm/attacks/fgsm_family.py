@@ -15,7 +15,7 @@ the batch size. Gradients are taken w.r.t. the input only, in float32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -121,8 +121,26 @@ def _spatial_budget(model, x, y, cfg, scan: ScanResult | None):
     return scan, budget, region
 
 
+@dataclass
+class Trajectory:
+    """What the loop records when asked (``family_core(..., record=Trajectory())``; off by default,
+    so benchmarks run the plain loop): the iterates x_0 … x_T (eq. 12–15) and their logits f(x_t).
+
+    states[t] (N, 3, H, W) in [0, 1], detached copies, x_T equal to the attack's x_adv bit for bit;
+    logits[t] (N, K) float32, taken without gradients after the step (never fed back into it).
+    """
+
+    states: list[torch.Tensor] = field(default_factory=list)
+    logits: list[torch.Tensor] = field(default_factory=list)
+
+    def add(self, model, x_t: torch.Tensor) -> None:
+        with torch.inference_mode():
+            self.logits.append(model(x_t).float())  # (N, K)
+        self.states.append(x_t.detach().clone())  # (N, 3, H, W)
+
+
 def family_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, cfg: AttackConfig,
-                scan: ScanResult | None, *, spec: FamilySpec) -> CoreOutput:
+                scan: ScanResult | None, *, spec: FamilySpec, record: Trajectory | None = None) -> CoreOutput:
     """Core of one FGSM-family method for :func:`~sdsgsm.attacks.base.run_method` (paper
     Algorithm 1 for the SD-* members: scan eq. 1–2, budget map eq. 11, steps eq. 12–15).
 
@@ -130,22 +148,28 @@ def family_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, cf
     y (N,) the labels attacked; clean (N, K) clean logits (unused); scan a cached ScanResult
     of the same images and ``cfg.scan`` (spatial methods skip the zero-out scan), or None.
     Returns x_adv with |x_adv − x| ≤ E and x_adv ∈ [0, 1] elementwise, E (N, 1, H, W) and,
-    for the spatial methods, the scan used and the region R (N, nh, nw).
+    for the spatial methods, the scan used and the region R (N, nh, nw). ``record``: a
+    :class:`Trajectory` to fill with every iterate x_0 … x_T and its logits (None: record nothing).
     """
     if spec.spatial:
         scan, budget, region = _spatial_budget(model, x, y, cfg, scan)
-        return CoreOutput(_loop(model, x, y, budget, cfg, spec, cfg.budget.eps_strong), budget, scan, region)
+        return CoreOutput(_loop(model, x, y, budget, cfg, spec, cfg.budget.eps_strong, record), budget, scan,
+                          region)
     budget = scalar_budget(x, cfg.eps)  # (N, 1, H, W)
-    return CoreOutput(_loop(model, x, y, budget, cfg, spec, cfg.eps), budget)
+    return CoreOutput(_loop(model, x, y, budget, cfg, spec, cfg.eps, record), budget)
 
 
-def _loop(model, x, y, budget, cfg: AttackConfig, spec: FamilySpec, eps_top: float) -> torch.Tensor:
-    """The shared iteration (eq. 12–15) with momentum / Nesterov / TI switches."""
+def _loop(model, x, y, budget, cfg: AttackConfig, spec: FamilySpec, eps_top: float,
+          record: Trajectory | None = None) -> torch.Tensor:
+    """The shared iteration (eq. 12–15) with momentum / Nesterov / TI switches; ``record`` (if given)
+    receives x_0 (the start: x, PGD's random start or R+FGSM's pre-step) and every x_{t+1}."""
     alpha, steps = step_size(cfg, spec, eps_top)
     gen = torch.Generator(device=x.device).manual_seed(cfg.seed)
     x_adv = _start(x, budget, spec, eps_top, gen)
     kernel = gaussian_kernel(cfg.ti_kernel, cfg.ti_sigma, x.shape[1], x.device) if spec.smooth else None
     mom = torch.zeros_like(x)
+    if record is not None:
+        record.add(model, x_adv)
     for _ in range(steps):
         x_in = x_adv + alpha * cfg.decay * mom if spec.nesterov else x_adv
         g = input_gradient(model, x_in, y)
@@ -155,4 +179,6 @@ def _loop(model, x, y, budget, cfg: AttackConfig, spec: FamilySpec, eps_top: flo
             g = cfg.decay * mom + g / g.abs().sum(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
             mom = g
         x_adv = project(x, x_adv + alpha * direction(g, spec, cfg), budget)
+        if record is not None:
+            record.add(model, x_adv)
     return x_adv.detach()

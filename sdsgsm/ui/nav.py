@@ -26,13 +26,14 @@ class NavPage(NamedTuple):
 PAGES: tuple[NavPage, ...] = (
     NavPage("app.py", "Home", ":material/home:", "what SD-SGSM is, device and model"),
     NavPage("pages/1_Explorer.py", "Explorer", ":material/search:", "one image, every stage live"),
+    NavPage("pages/4_Learn.py", "Learn", ":material/school:", "the method step by step, for a class"),
     NavPage("pages/2_Compare.py", "Compare", ":material/compare:", "many methods side by side"),
     NavPage("pages/3_Benchmark.py", "Benchmark", ":material/table_chart:", "paper Tables 1 and 2"),
 )
 
 
 def sidebar() -> None:
-    """Draw the four page links at the top of the sidebar, the current page highlighted.
+    """Draw the page links at the top of the sidebar, the current page highlighted.
 
     When a page file is run on its own (`streamlit run pages/1_Explorer.py`, or
     `AppTest.from_file` on a page) there is no app to navigate, Streamlit knows no other page,

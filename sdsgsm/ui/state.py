@@ -39,8 +39,24 @@ def init_state(prefix: str, method_key: str | None = "method") -> list[str]:
             st.session_state[key(prefix, method_key)] = query["method"]
         else:
             warnings.append(f"Ignored method={query['method'][:40]!r} from the link: not a registered method.")
+    if "image" in query:
+        warnings += image_from_query(prefix, query["image"])
     st.session_state[key(prefix, "init")] = True
     return warnings
+
+
+def image_from_query(prefix: str, value: str) -> list[str]:
+    """``?image=<gallery key>`` (e.g. ``imagenet/imagenet_00_243.jpg``) into the image picker's state
+    (source, collection, image); a key that is not in the gallery is ignored with a one-line warning."""
+    from ..data import gallery_item
+
+    try:
+        item = gallery_item(value.strip())
+    except ValueError:
+        return [f"Ignored image={value[:40]!r} from the link: not a gallery image."]
+    for name, v in (("source", "Gallery"), ("collection", item.dataset), ("image", item.key)):
+        st.session_state[key(prefix, name)] = v
+    return []
 
 
 def keep(prefix: str) -> None:
