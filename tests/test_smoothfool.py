@@ -41,7 +41,7 @@ def test_roughness_of_a_constant_is_zero_and_of_a_checkerboard_large():
     idx = torch.arange(16)
     board = ((idx[:, None] + idx[None]) % 2 * 2 - 1).float().expand(1, 3, 16, 16) * 0.1
     assert roughness_normalised(board).item() > 0.95  # nearly all power above σ_h = 1's pass band
-    smooth = torch.sin(idx / 16 * math.pi).expand(1, 3, 16, 16)[..., None, :].expand(1, 3, 16, 16)
+    smooth = torch.sin(idx / 16 * math.pi).expand(1, 3, 16, 16)  # half a period across the width
     assert roughness_normalised(smooth).item() < 0.05
     assert math.isnan(roughness_normalised(torch.zeros(1, 3, 8, 8)).item())  # nothing moved
 
@@ -70,13 +70,14 @@ def test_smoothclip_moves_pixels_by_the_blurred_violation_not_per_pixel(rand_ima
 
 
 # ----------------------------------------------------------------------------- the attack
+@pytest.mark.slow
 def test_loop_stops_at_the_first_label_change(tiny_cnn, rand_images):
     """With cap i* (the first iteration count that fools) the result equals the uncapped run,
     and with cap i* − 1 the label has not changed yet (Algorithm 2's while condition)."""
-    x = rand_images[:2]
+    x = rand_images[:1]
     full = run_attack(tiny_cnn, x, None, CFG, "smoothfool")
     assert all(_fooled(full))
-    for i in range(2):
+    for i in range(1):
         xi = x[i:i + 1]
         first = next(n for n in range(1, 51)
                      if _fooled(run_attack(tiny_cnn, xi, None, replace(CFG, sf_max_iter=n), "smoothfool"))[0])
@@ -87,14 +88,15 @@ def test_loop_stops_at_the_first_label_change(tiny_cnn, rand_images):
             assert not _fooled(before)[0]
 
 
+@pytest.mark.slow
 def test_larger_sigma_gives_a_smoother_perturbation(tiny_cnn, rand_images):
     x = rand_images[:2]
     rough = {}
-    for sigma in (0.5, 4.0):
+    for sigma in (0.5, 2.0):
         r = run_attack(tiny_cnn, x, None, replace(CFG, sigma_g=sigma), "smoothfool")
         assert all(_fooled(r)) and r.x_adv.min() >= 0 and r.x_adv.max() <= 1
         rough[sigma] = roughness_normalised(r.x_adv - x)
-    assert (rough[4.0] < rough[0.5]).all(), rough
+    assert (rough[2.0] < rough[0.5]).all(), rough
 
 
 @pytest.mark.parametrize("kind", ["uniform", "linear"])
