@@ -90,7 +90,7 @@ def panels(res: dict) -> None:
                    help="the zero-out scan, computed once per image, model and scan settings, then cached")
     if m["roughness_n"] == m["roughness_n"]:  # NaN when nothing moved
         st.caption(f"Roughness of r = x_adv − x (SmoothFool eq. 4, Gaussian h, σ_h = 1): Ω = "
-                   f"{m['roughness'] * 1e3:.2f} ×10⁻³, Ω_n = Ω/‖r‖₂² = {m['roughness_n'] * 1e3:.1f} ×10⁻³ "
+                   f"{m['roughness']:.4g}, Ω_n = Ω/‖r‖₂² = {m['roughness_n']:.3f} "
                    "(lower is smoother).")
     st.markdown(reading(s))
     st.caption(f"Attacked label: {s['label']['name']} ({s['label']['source']}). {m['criterion']}.")
