@@ -51,8 +51,12 @@ def reading(s: dict) -> str:
                 f"**{m['ssim']:.3f}** and no pixel moved more than {m['linf'] * 255:.1f}/255.")
     p_after = next((r["prob"] for r in after["top5"] if r["index"] == before["index"]), None)
     drop = f" (its confidence went from {before['prob']:.1%} to {p_after:.1%})" if p_after is not None else ""
-    return (f"The label stayed **{before['name']}**{drop}. Try a larger ε_strong, more steps T, "
-            "or a region with more windows.")
+    hint = HINTS.get(s["method"], "Try a larger ε_strong, more steps T, or a region with more windows.")
+    return f"The label stayed **{before['name']}**{drop}. {hint}"
+
+
+HINTS = {"smoothfool": "Try a smaller σ_g or a higher iteration cap.",
+         "patch": "Try a larger adversarial patch or the omega-star placement."}
 
 
 def panels(res: dict) -> None:
@@ -65,8 +69,10 @@ def panels(res: dict) -> None:
     c2.plotly_chart(viz.saliency_figure(res["saliency_map"], res["region_boxes"]), key=f"{P}_sal", theme=None)
     c3.plotly_chart(viz.budget_figure(res["budget"]), key=f"{P}_budget", theme=None)
     c4, c5, c6 = st.columns(3)
-    c4.image(viz.to_pil(res["adversarial"]), width="stretch",
-             caption=f"Adversarial ({s['method']}): {after['name']} ({after['prob']:.1%})")
+    patch_box = viz.mask_box(res["budget"]) if s["method"] == "patch" else ()
+    c4.image(viz.draw_boxes(viz.to_pil(res["adversarial"]), patch_box, viz.CYAN), width="stretch",
+             caption=f"Adversarial ({s['method']}): {after['name']} ({after['prob']:.1%})"
+             + (". Blue: the adversarial patch" if len(patch_box) else ""))
     c5.image(viz.draw_boxes(viz.to_pil(res["perturbation_x5"]), res["tile_boxes"], viz.YELLOW), width="stretch",
              caption="Perturbation × 5 (grey = 0). Yellow: largest-perturbation tiles")
     for title, rows in (("Clean top-5", before["top5"]), ("Adversarial top-5", after["top5"])):
@@ -82,6 +88,10 @@ def panels(res: dict) -> None:
     cols[4].metric("Attack time", f"{m['attack_time_s']:.2f} s", help="the attack's steps, without the scan")
     cols[5].metric("Scan time", f"{res['scan_seconds']:.2f} s",
                    help="the zero-out scan, computed once per image, model and scan settings, then cached")
+    if m["roughness_n"] == m["roughness_n"]:  # NaN when nothing moved
+        st.caption(f"Roughness of r = x_adv − x (SmoothFool eq. 4, Gaussian h, σ_h = 1): Ω = "
+                   f"{m['roughness']:.4g}, Ω_n = Ω/‖r‖₂² = {m['roughness_n']:.3f} "
+                   "(lower is smoother).")
     st.markdown(reading(s))
     st.caption(f"Attacked label: {s['label']['name']} ({s['label']['source']}). {m['criterion']}.")
 

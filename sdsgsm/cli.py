@@ -72,7 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("benchmark", help="many methods on many images: results.csv/.md/.tex, per_sample.csv, "
                                              "config.json")
     _add_benchmark_flags(bench)
+    train = sub.add_parser("train-patch", help="train universal 'toaster' patches with ART (progress bar); writes "
+                                               "toaster_<s>.png and patches.json")
+    _add_train_patch_flags(train)
     return parser
+
+
+def _add_train_patch_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sizes", default="48", help="comma-separated patch sides in px, e.g. 32,48,64")
+    p.add_argument("--steps", type=int, default=30, help="ART iterations (each a pass over the data)")
+    p.add_argument("--seed", type=int, default=0, help="seed of numpy/torch (ART's random placements)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per optimisation step")
+    p.add_argument("--target", type=int, default=859, help="target class (default 859, ImageNet 'toaster')")
+    p.add_argument("--data", default="gallery:photo", help="training images, as benchmark --data (default: the "
+                   "gallery photos, which are not in the 20-image ImageNet evaluation gallery)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads for this run")
+    p.add_argument("--out", default=None, help="output directory (default: assets/patches)")
+    _add_model_flags(p)
 
 
 def config_from_args(args) -> AttackConfig:
@@ -191,6 +207,32 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
           flush=True)
 
 
+def cmd_train_patch(args) -> list[Path]:
+    """Train one universal patch per size (sdsgsm.patch_train) and save them; returns the PNG paths."""
+    import torch
+
+    from .benchmark import load_benchmark_data
+    from .patch_train import PATCH_DIR, PatchTraining, save_patch, train_universal_patch
+
+    try:
+        sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"--sizes must be comma-separated integers (got {args.sizes!r})") from None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = model_from_args(args)
+    x, _, _, _ = load_benchmark_data(args.data, model)
+    command = "python -m sdsgsm " + " ".join(getattr(args, "argv", []))
+    paths = []
+    for size in sizes:
+        run = PatchTraining(size=size, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+                            target=args.target, data=args.data)
+        patch, info = train_universal_patch(model, x, run)
+        paths.append(save_patch(patch, info, args.out or PATCH_DIR, command))
+        print(f"{paths[-1].name}: {info['seconds']} s on {info['device']}", file=sys.stderr, flush=True)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     with warnings.catch_warnings():
@@ -206,6 +248,8 @@ def _main(argv: list[str] | None) -> int:
             result = cmd_benchmark(args)
             if result is None:  # a torchrun rank other than 0: rank 0 writes and prints
                 return 0
+        elif args.command == "train-patch":
+            paths = cmd_train_patch(args)
         else:
             summary = cmd_attack(args)
     except CliError as exc:
@@ -222,6 +266,9 @@ def _main(argv: list[str] | None) -> int:
         return 1
     if args.command == "benchmark":
         print(result.markdown() + f"-> {args.out}")
+        return 0
+    if args.command == "train-patch":
+        print("wrote " + ", ".join(p.name for p in paths))
         return 0
     before, after = summary["clean"], summary["adversarial"]
     print(f"{summary['method']}: '{before['name']}' -> '{after['name']}' "

@@ -24,6 +24,8 @@ import pandas as pd
 import torch
 from skimage.metrics import structural_similarity
 
+from .smoothing import roughness, roughness_normalised
+
 ASR_CRITERION = {
     "clean_correct": "ASR over clean-correct samples (clean prediction = label); success = prediction changes",
     "all": "ASR over all samples; success = prediction differs from the clean prediction",
@@ -71,6 +73,11 @@ def _on_adv(fn: Callable[[torch.Tensor, torch.Tensor], np.ndarray]) -> Callable[
     return lambda x, result: fn(x, result.x_adv)
 
 
+def _rough(fn) -> Callable[[torch.Tensor, Any], np.ndarray]:
+    """(x, result) -> (N,): a roughness function of the perturbation r = x_adv − x (SmoothFool eq. 4)."""
+    return lambda x, result: fn(result.x_adv.detach() - x.detach()).cpu().numpy()
+
+
 def _seconds(attr: str) -> Callable[[torch.Tensor, Any], np.ndarray]:
     """(x, result) -> (N,): the batch's ``result.<attr>`` seconds divided by the batch size."""
     return lambda x, result: np.full(len(x), float(getattr(result, attr)) / len(x))
@@ -85,7 +92,8 @@ class Metric:
     itself, e.g. ``asr``). column: the per-sample column (default: key). label/unit/digits: display
     text, unit after ``scale`` ('%', 's' or ''), decimals. better: 'higher' | 'lower'.
     per_sample: (x (N, 3, H, W), AttackResult) -> (N,) values. over: 'evaluated' (samples of the ASR
-    criterion) or 'attacked' (all samples, e.g. time, which is spent on all of them). rate: a share
+    criterion), 'attacked' (all samples, e.g. time, which is spent on all of them) or 'successful'
+    (evaluated samples whose attack succeeded, SmoothFool's D_s for the roughness). rate: a share
     (mean only, no std). show_std: tables print mean ± std. track_max: also ``<key>_max``.
     in_radar: on the radar/bar charts; in_paper: a column of the paper tables (results.md/.tex).
     latex: TeX label (default: the label). note: the caption sentence defining the metric.
@@ -109,8 +117,8 @@ class Metric:
     note: str = ""
 
     def __post_init__(self):
-        if self.better not in ("higher", "lower") or self.over not in ("evaluated", "attacked"):
-            raise ValueError(f"Metric {self.key}: better must be higher|lower and over evaluated|attacked.")
+        if self.better not in ("higher", "lower") or self.over not in ("evaluated", "attacked", "successful"):
+            raise ValueError(f"Metric {self.key}: better must be higher|lower and over evaluated|attacked|successful.")
 
     @property
     def source(self) -> str:
@@ -162,6 +170,11 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
            note="Scan time: the zero-out scan's share (0 for non-spatial methods; a cached scan still counts)"),
     Metric("attack_time_s", "Attack time", "s", 3, "lower", _seconds("attack_time_s"), over="attacked",
            show_std=False, in_radar=False, in_paper=False, note="Attack time: the attack without the scan"),
+    Metric("roughness", "Ω ×1e3", "", 2, "lower", _rough(roughness), scale=1e3, over="successful", in_radar=False,
+           latex=r"$\Omega\times10^3$", note="Ω = ‖r − r∗h‖₂² (SmoothFool eq. 4, h Gaussian σ_h = 1, r = x_adv − x)"),
+    Metric("roughness_n", "Ω_n ×1e3", "", 1, "lower", _rough(roughness_normalised), scale=1e3, over="successful",
+           in_radar=False, latex=r"$\Omega_n\times10^3$",
+           note="Ω_n = Ω/‖r‖₂² (share of high-frequency power), both over the successful samples"),
 )}
 
 
@@ -213,6 +226,7 @@ def summarise(per_sample: pd.DataFrame | Iterable[dict]) -> dict:
       linf_max) are NaN — never a fall-back to the non-evaluated samples.
     * **Time** (scan, attack, total): mean over *all attacked* rows, evaluated or not, since time
       is spent on every one of them; NaN only when there are no rows.
+    * **Roughness** (Ω, Ω_n): over the evaluated samples whose attack succeeded (SmoothFool's D_s).
     * A registry column missing from the input gives NaN for that metric.
     """
     df = per_sample if isinstance(per_sample, pd.DataFrame) else pd.DataFrame(list(per_sample))
@@ -220,7 +234,12 @@ def summarise(per_sample: pd.DataFrame | Iterable[dict]) -> dict:
     out = {"n": int(evaluated.sum()), "n_attacked": len(df)}
     for m in METRICS.values():
         values = df[m.source].to_numpy(np.float64) if m.source in df else np.full(len(df), math.nan)
-        out.update(_stats(m, values[evaluated] if m.over == "evaluated" else values))
+        if m.over == "successful":
+            ok = df["success"].to_numpy(bool) if "success" in df else np.zeros(len(df), bool)
+            values = values[evaluated & ok]
+        elif m.over == "evaluated":
+            values = values[evaluated]
+        out.update(_stats(m, values))
     return out
 
 

@@ -25,6 +25,12 @@ SCORES = ("logit_l2", "confidence_drop")
 REGIONS = ("argmax", "topk", "threshold", "neighbours", "soft")
 GRAD_NORMS = ("max", "pow10", "none")
 FAIR_EPS_MAX = 8 / 255  # the paper's fairness cap (§4.1); ε_max above it is allowed but labelled
+SF_KERNELS = ("gaussian", "uniform", "linear")  # SmoothFool's low-pass kernels g
+PLACEMENTS = ("omega-star", "least-sensitive", "centre", "random")  # where the adversarial patch goes
+PATCH_MODES = ("universal", "paste")
+# the 20 ImageNet gallery samples (assets/gallery/imagenet), sources of a pasted crop (tests keep these equal)
+PASTE_IMAGES = tuple(f"imagenet_{i:02d}_{c}" for i, c in enumerate(
+    (243, 559, 438, 990, 949, 853, 609, 609, 915, 455, 541, 630, 741, 471, 129, 99, 251, 22, 317, 305)))
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,38 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           show_if=("method", ("tifgsm",))),
     Param("seed", int, 0, "Seed", "random start / pre-step / ART initialisation", "seed", "steps",
           lo=0, hi=2**31 - 1, step=1),
+    # --- SmoothFool (Dabouei et al. 2020, Algorithms 1–2, eq. 4–8)
+    Param("sigma_g", float, 2.0, "σ_g (Gaussian g)", "standard deviation of SmoothFool's Gaussian low-pass g, "
+          "width 5σ_g; w̃ = g ∗ w (SmoothFool eq. 7); larger is smoother", "sigma_g", "smoothfool",
+          widget="select_slider", lo=0.1, hi=500.0, stops=(0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0),
+          show_if=("method", ("smoothfool",))),
+    Param("sf_kernel", str, "gaussian", "Kernel g", "SmoothFool's low-pass g: gaussian (σ_g), uniform k×k, or "
+          "linear k×k (4/k² at the centre, 0 at the edges), per channel", "sf_kernel", "smoothfool",
+          widget="select", choices=SF_KERNELS, show_if=("method", ("smoothfool",))),
+    Param("sf_size", int, 25, "k (uniform / linear g, px)", "side of SmoothFool's uniform or linear kernel g "
+          "(unused by the Gaussian)", "sf_size", "smoothfool", lo=1, hi=1001, step=2,
+          show_if=("method", ("smoothfool",))),
+    Param("sf_clip_eps", float, 0.1, "SmoothClip step ε", "step of SmoothClip (SmoothFool Algorithm 1, eq. 11); "
+          "the paper uses 1 / 0.5 / 0.1 on MNIST / CIFAR-10 / ImageNet", "sf_clip_eps", "smoothfool",
+          lo=1e-3, hi=1.0, step=0.05, show_if=("method", ("smoothfool",))),
+    Param("sf_max_iter", int, 10, "SmoothFool iterations (cap)", "at most this many smooth projections "
+          "(Algorithm 2); past it the outcome is 'not fooled within N iterations'", "sf_max_iter", "smoothfool",
+          widget="select_slider", lo=1, hi=1000, stops=(1, 2, 3, 5, 10, 20, 50, 100),
+          show_if=("method", ("smoothfool",))),
+    # --- adversarial patch (fgsm-patch seed; Brown et al. 2017)
+    Param("patch_size", int, 48, "Adversarial patch (px)", "side of the square adversarial patch pasted on the "
+          "image (the seed's 32 / 48 / 64); not the scan window m", "patch_size", "patch",
+          widget="select_slider", lo=1, hi=1024, stops=(16, 24, 32, 48, 64, 96, 128),
+          show_if=("method", ("patch",))),
+    Param("placement", str, "omega-star", "Patch placement", "omega-star: centred on the most sensitive scan "
+          "window Ω* (eq. 11); least-sensitive: on the least; centre; random (seeded)", "placement", "patch",
+          widget="select", choices=PLACEMENTS, show_if=("method", ("patch",))),
+    Param("patch_mode", str, "universal", "Patch mode", "universal: the shipped optimised 'toaster' patch "
+          "(assets/patches); paste: a centre crop of another gallery image", "patch_mode", "patch",
+          widget="select", choices=PATCH_MODES, show_if=("method", ("patch",))),
+    Param("paste_image", str, "imagenet_04_949", "Pasted image (paste mode)", "gallery image whose centre crop "
+          "is pasted in paste mode", "paste_image", "patch", widget="select", choices=PASTE_IMAGES,
+          show_if=("patch_mode", ("paste",))),
 ]}
 
 

@@ -94,6 +94,8 @@ def attack_tensor(model, x: torch.Tensor, cfg: AttackConfig, method: str = "sd-s
     metrics = evaluate(x, result)
     summary = image_summary(model, x, result, scan, metrics, name)
     summary["warnings"] = region_warnings(scan.grid, cfg.budget) if get_method(method).spatial else []
+    if get_method(method).failure and not summary["metrics"]["success"]:
+        summary["warnings"].append(get_method(method).failure.format(cfg=cfg))
     return ImageReport(x, result, scan, metrics, summary)
 
 

@@ -229,3 +229,16 @@ def bars_figure(rows: list[dict]):
                       1, col)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+CYAN = (0, 200, 255)
+
+
+def mask_box(mask_hw: np.ndarray) -> np.ndarray:
+    """Bounding box (1, 4) (top, left, h, w) of the non-zero pixels of a map (H, W), e.g. the
+    adversarial patch's budget map; (0, 4) when the map is all zero."""
+    rows, cols = np.nonzero(np.asarray(mask_hw))
+    if not len(rows):
+        return np.zeros((0, 4), dtype=np.int64)
+    top, left = rows.min(), cols.min()
+    return np.array([[top, left, rows.max() - top + 1, cols.max() - left + 1]], dtype=np.int64)

@@ -48,7 +48,7 @@ def test_every_parameter_round_trips_and_has_a_flag(name):
         argv = argv[:-2] if sub == "attack" else argv
         args = build_parser().parse_args(argv)
         assert hasattr(args, name), f"{sub} has no {p.flag}"
-    assert p.help and p.label and p.group in ("scan", "budget", "steps")
+    assert p.help and p.label and p.group in ("scan", "budget", "steps", "smoothfool", "patch")
 
 
 def test_cli_flags_override_preset_values_which_override_defaults():

@@ -18,6 +18,8 @@ from .base import GRAD_NORMS, MAX_STEPS, AttackConfig, AttackResult, Core, resol
 from .fab import fab_core, fab_params
 from .fgsm_family import FamilySpec, family_core
 from .jitter import jitter_core, jitter_params
+from .patch import patch_core
+from .smoothfool import smoothfool_core, smoothfool_params
 
 __all__ = ["AttackConfig", "AttackResult", "METHODS", "Method", "get_method", "run_attack", "run_method",
            "GRAD_NORMS", "MAX_STEPS", "resolve_labels"]
@@ -33,6 +35,8 @@ class Method:
     ``backend``: 'sdsgsm' (our code) or 'art' (IBM ART). ``deterministic``: no random draw
     (random start, random pre-step, jitter noise, ART random init), so x_adv does not depend
     on the seed and a sample's result does not depend on the rest of its batch.
+    ``failure``: the outcome sentence for a sample the method did not fool (formatted with
+    ``cfg``), added to the single-image warnings, e.g. SmoothFool's iteration cap.
     """
 
     name: str
@@ -44,6 +48,7 @@ class Method:
     params: Callable[[AttackConfig], dict] | None = None
     backend: str = "sdsgsm"
     deterministic: bool = True
+    failure: str = ""
 
 
 def _wrapped(name: str, core: Core):
@@ -102,6 +107,18 @@ _ENTRIES += [
          "first success within L∞ ≤ ε", deterministic=False),
     _art("ead", "EAD: elastic-net attack (Chen et al. 2018) via ART ElasticNet (c from 1, 5 binary-search "
          "steps of T iterations); unbounded, budget = realised L∞", bounded=False),
+]
+_ENTRIES += [
+    Method("smoothfool", _wrapped("smoothfool", smoothfool_core), "SmoothFool: smooth minimum-L2 perturbation "
+           "(Dabouei et al. 2020), DeepFool steps projected along g ∗ w with SmoothClip; unbounded, budget = "
+           "realised L∞", bounded=False, params=smoothfool_params,
+           failure="SmoothFool did not fool the model within {cfg.sf_max_iter} iterations (raise the cap, or "
+                   "lower σ_g / k)."),
+    Method("patch", _wrapped("patch", patch_core), "Adversarial patch: a square patch (universal 'toaster' or a "
+           "pasted crop) at Ω*, the least sensitive window, the centre or at random (fgsm-patch seed; "
+           "Brown et al. 2017); not ε-bounded, budget = the patch box", bounded=False,
+           params=lambda cfg: {"patch_size": cfg.patch_size, "placement": cfg.placement, "mode": cfg.patch_mode,
+                               **({"paste_image": cfg.paste_image} if cfg.patch_mode == "paste" else {})}),
 ]
 METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
 METHODS["bim"] = replace(METHODS["ifgsm"], name="bim", description="alias of ifgsm")

@@ -31,7 +31,9 @@ class AttackConfig:
     ``budget.eps_strong``/``budget.eps_weak``. alpha None means ε_top for one step and
     2.5·ε_top/T for T > 1 (Madry et al.). omega is the tanh steepness ω (eq. 6) applied
     to the gradient normalised by ``grad_norm`` (DESIGN.md §2.4). decay is μ of
-    MI-/NI-FGSM; ti_kernel/ti_sigma the Gaussian of TI-FGSM.
+    MI-/NI-FGSM; ti_kernel/ti_sigma the Gaussian of TI-FGSM. sigma_g, sf_kernel, sf_size,
+    sf_clip_eps, sf_max_iter: SmoothFool's g, SmoothClip step and iteration cap; patch_size,
+    placement, patch_mode, paste_image: the adversarial patch (see sdsgsm/params.py).
     """
 
     eps: float = default("eps")
@@ -45,6 +47,15 @@ class AttackConfig:
     seed: int = default("seed")
     scan: ScanConfig = field(default_factory=ScanConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    sigma_g: float = default("sigma_g")
+    sf_kernel: str = default("sf_kernel")
+    sf_size: int = default("sf_size")
+    sf_clip_eps: float = default("sf_clip_eps")
+    sf_max_iter: int = default("sf_max_iter")
+    patch_size: int = default("patch_size")
+    placement: str = default("placement")
+    patch_mode: str = default("patch_mode")
+    paste_image: str = default("paste_image")
 
     def __post_init__(self):
         """Ranges from the parameter spec (sdsgsm/params.py), then ε ≤ ε_max."""

@@ -15,7 +15,8 @@ from ..params import FAIR_EPS_MAX, PARAMS, PRESETS, Param, app_limit_error, defa
 from . import cache
 from .state import apply_preset, config, key
 
-GROUPS = {"scan": "Zero-out scan", "budget": "Region and budget", "steps": "Steps and smoothing"}
+GROUPS = {"scan": "Zero-out scan", "budget": "Region and budget", "steps": "Steps and smoothing",
+          "smoothfool": "SmoothFool", "patch": "Adversarial patch"}
 SPATIAL_ONLY = ("region", "topk", "tau", "rho", "eps_strong", "eps_weak")
 
 
@@ -83,10 +84,12 @@ def attack_controls(prefix: str, method: str | None = None, input_size: int | No
                    help=PRESETS[name].description if name else "Back to the defaults", width="stretch")
     notes = {}
     for group, title in GROUPS.items():
-        with box.expander(title, expanded=group != "scan"):
-            for p in PARAMS.values():
-                if p.group == group and _visible(p, prefix, method):
-                    param_widget(prefix, p, input_size)
+        shown = [p for p in PARAMS.values() if p.group == group and _visible(p, prefix, method)]
+        if not shown and group in ("smoothfool", "patch"):
+            continue  # a method-specific group with nothing to show for this method
+        with box.expander(title, expanded=group in ("budget", "steps") or group == method):
+            for p in shown:
+                param_widget(prefix, p, input_size)
             notes[group] = st.empty()
     if st.session_state[key(prefix, "eps_max")] > FAIR_EPS_MAX * 255 + 1e-9:
         box.caption(f"ε_max above {FAIR_EPS_MAX * 255:g}/255 lifts the paper's fairness cap.")

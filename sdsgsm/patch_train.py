@@ -1,0 +1,86 @@
+"""Training a universal targeted adversarial patch (Brown et al. 2017) with IBM ART.
+
+ART's ``AdversarialPatchPyTorch`` maximises the expectation, over training images, random
+positions, rotations (±``rotation_max``°) and scales, of log p_target(image with the patch)
+(targeted cross-entropy, Adam). ART resizes the patch to the image side and then scales it by a
+factor drawn from [scale_min, scale_max]; we draw around s / side (±10 %), so the patch is trained
+at about the s×s pixels it is pasted at. Run from the command line
+(``python -m sdsgsm train-patch``) with a progress bar, on the GPU when there is one; the app only
+loads the shipped results (assets/patches), it never trains.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .attacks.art_baselines import art_classifier, seeded
+from .attacks.patch import EOT, PATCH_DIR, TARGET
+
+
+@dataclass(frozen=True)
+class PatchTraining:
+    """One training run: patch side (px), ART iterations (each a pass over the data), seed,
+    batch size, target class and the data spec the images come from."""
+
+    size: int = 48
+    steps: int = 30
+    seed: int = 0
+    batch_size: int = 8
+    target: int = TARGET
+    data: str = "gallery:photo"
+
+    def __post_init__(self):
+        for name in ("size", "steps", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer (got {getattr(self, name)!r}).")
+
+
+def train_universal_patch(model, x: torch.Tensor, run: PatchTraining, verbose: bool = True) -> tuple[np.ndarray, dict]:
+    """Train a universal patch for ``model`` on images x (N, 3, H, W) in [0, 1] (Brown et al. 2017).
+
+    Returns (patch (3, s, s) float32 in [0, 1], info: the run, ART parameters, seconds, device).
+    """
+    from art.attacks.evasion import AdversarialPatchPyTorch
+
+    side = min(x.shape[2:])
+    if run.size > side:
+        raise ValueError(f"Patch side {run.size} is larger than the image side {side}.")
+    with torch.inference_mode():
+        k = model(x[:1]).shape[1]
+    classifier = art_classifier(model, tuple(x.shape[1:]), k)
+    rel = run.size / side
+    params = {"rotation_max": EOT["rotation_max"], "scale_min": rel * (1 - EOT["scale_jitter"]),
+              "scale_max": min(1.0, rel * (1 + EOT["scale_jitter"])), "learning_rate": EOT["learning_rate"],
+              "max_iter": run.steps, "batch_size": run.batch_size, "patch_shape": (3, run.size, run.size),
+              "patch_type": "square", "optimizer": EOT["optimizer"], "targeted": True}
+    attack = AdversarialPatchPyTorch(classifier, verbose=verbose, **params)
+    target = np.eye(k, dtype=np.float32)[np.full(len(x), run.target)]
+    t0 = time.perf_counter()
+    with seeded(run.seed, x.device):
+        patch, _ = attack.generate(x=x.cpu().numpy().astype(np.float32), y=target)
+    seconds = time.perf_counter() - t0
+    info = {**asdict(run), "art": {"class": "AdversarialPatchPyTorch", **params}, "seconds": round(seconds, 1),
+            "device": str(x.device), "n_images": len(x), "model": getattr(model, "name", "")}
+    return np.clip(patch.astype(np.float32), 0.0, 1.0), info
+
+
+def save_patch(patch: np.ndarray, info: dict, out_dir: str | Path = PATCH_DIR, command: str = "") -> Path:
+    """Write toaster_<s>.png and merge the run's entry into patches.json in out_dir; returns the PNG path."""
+    from PIL import Image
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"toaster_{info['size']}.png"
+    Image.fromarray((patch.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(png)
+    meta_path = out / "patches.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    meta.setdefault("target", {"index": info["target"], "name": "toaster"})
+    meta.setdefault("patches", {})[png.name] = {"command": command, **info}
+    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return png
