@@ -121,8 +121,8 @@ def grid_figure(rows: Sequence[Sequence[Mapping]], names: Sequence[str], methods
         y_in = height - top - (i + 1) * panel_in - i * row_gap
         first = row[0]
         clean = first["summary"]["clean"]
-        fig.text((left - 0.08) / width, (y_in + panel_in / 2) / height, f"{_short(name)}\nclean: {_short(clean['name'], 18)}"
-                 f"\n({clean['prob']:.0%})", ha="right", va="center", fontsize=6)
+        label = f"{_short(name)}\nclean: {_short(clean['name'], 18)}\n({clean['prob']:.0%})"
+        fig.text((left - 0.08) / width, (y_in + panel_in / 2) / height, label, ha="right", va="center", fontsize=6)
         x_in = left
         for c in shared:
             ax = _panel(fig, box(x_in, y_in), first["original"], COLUMNS[c] if i == 0 else None)
@@ -228,6 +228,12 @@ def _shown(name: str, values) -> np.ndarray:
     return np.array([p.shown(None if (isinstance(v, float) and math.isnan(v)) else v) for v in values], float)
 
 
+def _axis_label(name: str) -> str:
+    p = PARAMS[name]
+    label = "ε (uniform methods; SD methods: ε_strong)" if name == "eps" else p.label
+    return label + (" (×1/255)" if p.unit else "")
+
+
 def sweep_figure(points, axes: Sequence[str], metrics: Sequence[str] = SWEEP_METRICS, metric2d: str = "asr") -> Figure:
     """A metric against one swept parameter (one line per method, one panel per metric), or for two
     parameters one heat map of ``metric2d`` per method. points: sweep.csv rows (a DataFrame).
@@ -241,28 +247,28 @@ def sweep_figure(points, axes: Sequence[str], metrics: Sequence[str] = SWEEP_MET
     lifted = bool(df.get("lifted", pd.Series([False])).astype(bool).any())
     if len(axes) == 2:
         return _sweep_heatmaps(df, axes, metric2d, lifted)
-    name, p = axes[0], PARAMS[axes[0]]
+    name = axes[0]
     chosen = [METRICS[k] for k in metrics]
     n_cols = min(3, len(chosen))
     n_rows = math.ceil(len(chosen) / n_cols)
     fig = Figure(figsize=(2.3 * n_cols + 0.4, 1.85 * n_rows + 0.45), layout="constrained")
     axs = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
     for ax, m in zip(axs, chosen):
-        for method, part in df[df["valid"].astype(bool)].groupby("method", sort=False):
-            ax.plot(_shown(name, part[name]), part[m.mean_key] * m.scale, marker="o", markersize=2.2,
-                    linewidth=1.1, color=method_colour(method), label=method)
+        for k, (method, part) in enumerate(df[df["valid"].astype(bool)].groupby("method", sort=False)):
+            ax.plot(_shown(name, part[name]), part[m.mean_key] * m.scale, marker="osD^v<>"[k % 7], markersize=2.4,
+                    linestyle=("-", "--", "-.", ":")[k % 4], linewidth=1.1, color=method_colour(method), label=method)
         if lifted and name in ("eps", "eps_strong", "eps_weak"):
             ax.axvline(FAIR_EPS_MAX * 255, color="0.4", linestyle="--", linewidth=0.7)
         ax.set_title(f"{m.header} {'↑' if m.higher else '↓'}")
-        ax.set_xlabel(p.label + (" (×1/255)" if p.unit else ""))
+        ax.set_xlabel(_axis_label(name))
         ax.grid(linewidth=0.3, alpha=0.5)
     for ax in axs[len(chosen):]:
         ax.set_visible(False)
     handles, labels = axs[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=max(1, len(labels)), frameon=False)
     if lifted:
-        fig.suptitle(f"dashed: {FAIR_EPS_MAX * 255:g}/255, the paper's fair cap; ε_max lifted beyond it on the right",
-                     fontsize=6, y=0.0, va="bottom", color="0.3")
+        fig.supxlabel(f"dashed line: {FAIR_EPS_MAX * 255:g}/255, the paper's fair cap; right of it ε_max is lifted "
+                      "beyond the cap", fontsize=6, color="0.3")
     return fig
 
 
@@ -290,8 +296,8 @@ def _sweep_heatmaps(df, axes: Sequence[str], metric: str, lifted: bool) -> Figur
                         color="white" if v < np.nanmean(z) else "black")
         ax.set_xticks(range(len(v1)), [f"{v:g}" for v in v1], rotation=90)
         ax.set_yticks(range(len(v0)), [f"{v:g}" for v in v0])
-        ax.set_xlabel(PARAMS[a1].label + (" (×1/255)" if PARAMS[a1].unit else ""))
-        ax.set_ylabel(PARAMS[a0].label + (" (×1/255)" if PARAMS[a0].unit else ""))
+        ax.set_xlabel(_axis_label(a1))
+        ax.set_ylabel(_axis_label(a0))
         ax.set_title(method, color=method_colour(method), fontweight="bold")
     fig.colorbar(im, ax=list(axs), label=m.header + (" — ε_max lifted above 8/255" if lifted else ""),
                  shrink=0.9)
