@@ -37,7 +37,7 @@ digraph {
 }
 """)
 
-for col, page in zip(st.columns(3), nav.PAGES[1:]):
+for col, page in zip([c for _ in range(0, len(nav.PAGES) - 1, 3) for c in st.columns(3)], nav.PAGES[1:]):
     col.page_link(page.path, label=f"**{page.label}**: {page.blurb}", icon=page.icon)
 
 models = ui.model_options()

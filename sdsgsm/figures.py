@@ -229,9 +229,16 @@ def _shown(name: str, values) -> np.ndarray:
 
 
 def _axis_label(name: str) -> str:
+    """Short axis label: the spec label without its parenthesis, plus the unit."""
     p = PARAMS[name]
-    label = "ε (uniform methods; SD methods: ε_strong)" if name == "eps" else p.label
-    return label + (" (×1/255)" if p.unit else "")
+    return p.label.split(" (")[0] + (" (×1/255)" if p.unit else "")
+
+
+def _sweep_note(name: str, lifted: bool) -> str:
+    notes = ["SD methods: ε_strong = ε, ε_weak = ε·(ε_weak/ε_strong of the base)"] if name == "eps" else []
+    if lifted:
+        notes.append(f"dashed line: {FAIR_EPS_MAX * 255:g}/255, the paper's fair cap; right of it ε_max is lifted")
+    return "; ".join(notes)
 
 
 def sweep_figure(points, axes: Sequence[str], metrics: Sequence[str] = SWEEP_METRICS, metric2d: str = "asr") -> Figure:
@@ -266,9 +273,8 @@ def sweep_figure(points, axes: Sequence[str], metrics: Sequence[str] = SWEEP_MET
         ax.set_visible(False)
     handles, labels = axs[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=max(1, len(labels)), frameon=False)
-    if lifted:
-        fig.supxlabel(f"dashed line: {FAIR_EPS_MAX * 255:g}/255, the paper's fair cap; right of it ε_max is lifted "
-                      "beyond the cap", fontsize=6, color="0.3")
+    if _sweep_note(name, lifted):
+        fig.supxlabel(_sweep_note(name, lifted), fontsize=6, color="0.3")
     return fig
 
 

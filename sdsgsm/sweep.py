@@ -143,15 +143,19 @@ class SweepResult:
         return [Axis(a["name"], tuple(a["values"])) for a in self.config["axes"]]
 
 
-def _grid(axes: Sequence[Axis]) -> list[dict]:
+def grid(axes: Sequence[Axis]) -> list[dict]:
     points = [dict(zip([a.name for a in axes], combo)) for combo in itertools.product(*(a.values for a in axes))]
     if len(points) > MAX_POINTS:
         raise ValueError(f"{len(points)} points; at most {MAX_POINTS} per sweep.")
     return points
 
 
-class _Scans:
-    """The zero-out scans of one sweep, keyed by (batch, resolved ScanConfig): computed once each."""
+class ScanCache:
+    """The zero-out scans of a sweep, keyed by (batch, resolved ScanConfig): each computed once.
+
+    A caller that runs a sweep point by point (the Sweeps page) passes one ScanCache to every
+    :func:`run_sweep` call over the same images, batch size and criterion, so the scan is still
+    reused across points."""
 
     def __init__(self, model, side: int):
         self.model, self.side, self.cache, self.count = model, side, {}, 0
@@ -178,7 +182,7 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
               base: Mapping[str, object] | None = None, *, batch_size: int = 16, criterion: str = "clean_correct",
               progress: Callable[[str, int, int], None] | None = None,
               should_stop: Callable[[], bool] | None = None, keys: Sequence[str] | None = None,
-              data: str = "") -> SweepResult:
+              data: str = "", scans: ScanCache | None = None) -> SweepResult:
     """Attack x with every method at every point of the axes' grid; every registry metric per point.
 
     Args: model a Classifier ((B, 3, H, W) in [0, 1] -> (B, K)); x (N, 3, H, W); y (N,) labels or
@@ -186,7 +190,8 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
     :class:`Axis`; base native values of every other parameter (default: the spec's defaults);
     batch_size images per attack call; criterion 'clean_correct' or 'all' (``ASR_CRITERION``);
     progress(text, done, total) after every batch; should_stop polled before every batch (True
-    ends the sweep, keeping the finished points); keys N sample names; data the data-set name.
+    ends the sweep, keeping the finished points); keys N sample names; data the data-set name;
+    scans a :class:`ScanCache` shared with other calls over the same x, batch_size and criterion.
     Returns a :class:`SweepResult`. Raises ValueError (one line) for bad methods, axes or criteria.
     """
     methods = parse_methods(methods)
@@ -197,11 +202,12 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"Batch size must be a positive integer (got {batch_size!r}).")
     base = {n: p.default for n, p in PARAMS.items()} | dict(base or {})
-    points, t0 = _grid(axes), time.perf_counter()
+    points, t0 = grid(axes), time.perf_counter()
     x = x.detach().float().to(model.device)
     y_used, label_source, correct, idx = _select(model, x, y, batch_size, criterion)
     keys = list(keys) if keys is not None else [str(i) for i in range(len(x))]
-    scans, rows, parts, done, stopped = _Scans(model, min(x.shape[2:])), [], [], 0, False
+    scans = scans if scans is not None else ScanCache(model, min(x.shape[2:]))
+    count0, rows, parts, done, stopped = scans.count, [], [], 0, False
     total = len(points) * len(methods) * len(idx)
     for method in methods:
         _warm_up(model, x[idx[:1]], method, method != methods[0])
@@ -226,7 +232,7 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
               "methods": methods, "base": base, "criterion": criterion, "criterion_text": ASR_CRITERION[criterion],
               "model": getattr(model, "name", type(model).__name__), "data": data, "n_total": len(x),
               "n_attacked": len(idx), "n_clean_correct": int(correct.sum()), "label_source": label_source,
-              "batch_size": batch_size, "seed": base["seed"], "n_points": len(points), "n_scans": scans.count,
+              "batch_size": batch_size, "seed": base["seed"], "n_points": len(points), "n_scans": scans.count - count0,
               "lifted": any(r["lifted"] for r in rows), "fair_eps_max": FAIR_EPS_MAX, "keys": keys,
               "stopped_early": stopped, "wall_time_s": time.perf_counter() - t0, "device": str(x.device),
               "versions": package_versions()}
@@ -274,5 +280,5 @@ def load_points(path_or_bytes) -> pd.DataFrame:
     return df
 
 
-__all__ = ["Axis", "SWEEPABLE", "SweepResult", "parse_values", "point_values", "run_sweep", "sweep_files",
+__all__ = ["Axis", "ScanCache", "SWEEPABLE", "SweepResult", "parse_values", "point_values", "run_sweep", "sweep_files",
            "load_points"]

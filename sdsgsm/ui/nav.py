@@ -28,6 +28,8 @@ PAGES: tuple[NavPage, ...] = (
     NavPage("pages/1_Explorer.py", "Explorer", ":material/search:", "one image, every stage live"),
     NavPage("pages/2_Compare.py", "Compare", ":material/compare:", "many methods side by side"),
     NavPage("pages/3_Benchmark.py", "Benchmark", ":material/table_chart:", "paper Tables 1 and 2"),
+    NavPage("pages/5_Figures.py", "Figures", ":material/image:", "paper Fig. 3–6 as PDF, PNG, SVG"),
+    NavPage("pages/6_Sweeps.py", "Sweeps", ":material/show_chart:", "a metric against ε, ω, m, T, α"),
 )
 
 
