@@ -35,7 +35,8 @@ st.caption("How a metric moves with ε, ω, the patch size m, the steps T, α �
 st.sidebar.header("Model and data")
 model_key, ckpt, arch, facts = ui.chosen_model(P)
 spec = "gallery"
-limit = st.sidebar.number_input("Images (first N of the gallery)", 1, 20, value=4, key=f"{P}_limit",
+st.session_state.setdefault(f"{P}_limit", 4)
+limit = st.sidebar.number_input("Images (first N of the gallery)", 1, 20, key=f"{P}_limit",
                                 help="20 = the whole ImageNet gallery; fewer keeps a CPU sweep short")
 criterion = st.sidebar.selectbox("Samples", ["clean_correct", "all"], key=f"{P}_criterion",
                                  format_func={"clean_correct": "clean-correct only (ASR criterion)",
@@ -82,8 +83,8 @@ request = (model_key, int(limit), criterion, tuple(chosen), tuple(names), tuple(
 run_col, stop_col = st.columns([1, 6])
 if run_col.button("Run sweep", type="primary", key=f"{P}_run"):
     st.session_state.update({f"{P}_request": request, f"{P}_stopped": False})
-if stop_col.button("Stop", key=f"{P}_stop"):
-    st.session_state[f"{P}_stopped"] = True
+if stop_col.button("Stop", key=f"{P}_stop", help="Finish no more points; show the finished ones"):
+    st.session_state.update({f"{P}_request": request, f"{P}_stopped": True})
 if st.session_state.get(f"{P}_request") != request:
     st.info("Press **Run sweep**. Finished points are kept, so Stop, a re-run or an extra point is quick.")
     st.stop()
