@@ -228,7 +228,7 @@ def _shown(name: str, values) -> np.ndarray:
     return np.array([p.shown(None if (isinstance(v, float) and math.isnan(v)) else v) for v in values], float)
 
 
-def _axis_label(name: str) -> str:
+def axis_label(name: str) -> str:
     """Short axis label: the spec label without its parenthesis, plus the unit."""
     p = PARAMS[name]
     return p.label.split(" (")[0] + (" (×1/255)" if p.unit else "")
@@ -267,7 +267,7 @@ def sweep_figure(points, axes: Sequence[str], metrics: Sequence[str] = SWEEP_MET
         if lifted and name in ("eps", "eps_strong", "eps_weak"):
             ax.axvline(FAIR_EPS_MAX * 255, color="0.4", linestyle="--", linewidth=0.7)
         ax.set_title(f"{m.header} {'↑' if m.higher else '↓'}")
-        ax.set_xlabel(_axis_label(name))
+        ax.set_xlabel(axis_label(name))
         ax.grid(linewidth=0.3, alpha=0.5)
     for ax in axs[len(chosen):]:
         ax.set_visible(False)
@@ -302,8 +302,8 @@ def _sweep_heatmaps(df, axes: Sequence[str], metric: str, lifted: bool) -> Figur
                         color="white" if v < np.nanmean(z) else "black")
         ax.set_xticks(range(len(v1)), [f"{v:g}" for v in v1], rotation=90)
         ax.set_yticks(range(len(v0)), [f"{v:g}" for v in v0])
-        ax.set_xlabel(_axis_label(a1))
-        ax.set_ylabel(_axis_label(a0))
+        ax.set_xlabel(axis_label(a1))
+        ax.set_ylabel(axis_label(a0))
         ax.set_title(method, color=method_colour(method), fontweight="bold")
     fig.colorbar(im, ax=list(axs), label=m.header + (" — ε_max lifted above 8/255" if lifted else ""),
                  shrink=0.9)

@@ -140,12 +140,14 @@ def sweep_chart(points: pd.DataFrame, name: str, metric: str):
 
     m, p = METRICS[metric], PARAMS[name]
     fig = go.Figure()
-    for method, part in points[points["valid"].astype(bool)].groupby("method", sort=False):
+    for k, (method, part) in enumerate(points[points["valid"].astype(bool)].groupby("method", sort=False)):
         xs = [p.shown(None if pd.isna(v) else v) for v in part[name]]
+        dash = ("solid", "dash", "dashdot", "dot")[k % 4]
         fig.add_trace(go.Scatter(x=xs, y=part[m.mean_key] * m.scale, name=method, mode="lines+markers",
-                                 line=dict(color=method_colour(method))))
+                                 line=dict(color=method_colour(method), dash=dash),
+                                 marker=dict(symbol=("circle", "square", "diamond", "triangle-up")[k % 4])))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"),
-                      xaxis_title=p.label + (" (×1/255)" if p.unit else ""), yaxis_title=m.header)
+                      xaxis_title=figures.axis_label(name), yaxis_title=m.header)
     if name in ("eps", "eps_strong", "eps_weak") and bool(points["lifted"].astype(bool).any()):
         fig.add_vline(x=8, line_dash="dash", line_color="grey", annotation_text="8/255 fair cap; ε_max lifted →")
     return fig
