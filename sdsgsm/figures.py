@@ -387,8 +387,8 @@ def grid_records(model, images: Sequence[str], methods: Sequence[str], cfg) -> t
     from .report import attack_tensor, image_record, resolve_image
 
     rows, names = [], []
-    for ref in images:
-        x, label, name = resolve_image(ref, model.input_size)
+    loaded = [resolve_image(ref, model.input_size) for ref in images]  # every file checked before any attack
+    for x, label, name in loaded:
         x = x.to(model.device)
         if label is not None and not 0 <= label < model.num_classes:
             label = None
