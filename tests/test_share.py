@@ -172,3 +172,12 @@ def test_a_copied_link_opened_on_a_fresh_server_shows_the_same_numbers(tmp_path)
     assert "image=" in link and "omega=5" in link and "eps_weak=1" in link
 
 
+
+
+def test_compare_link_holds_images_and_methods():
+    at = _page("pages/2_Compare.py", images=f"{IMAGE},nope.jpg", methods="pgd,fgsm", steps="3")
+    assert not at.exception
+    assert at.multiselect(key="cmp_images_imagenet_photo").value == [IMAGE]  # unknown keys dropped
+    assert at.multiselect(key="cmp_methods").value == ["pgd", "fgsm"]
+    link = next(c.value for c in at.code if "steps=" in c.value)
+    assert "methods=pgd%2Cfgsm" in link and "steps=3" in link and f"images={IMAGE.replace('/', '%2F')}" in link
