@@ -27,6 +27,7 @@ def _attack(tmp_path, name: str, *extra) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_result_json_runs_again_from_the_cli_with_the_same_numbers(tmp_path, capsys):
     first = _attack(tmp_path, "a")
     saved = json.loads((first / "result.json").read_text())

@@ -109,6 +109,7 @@ def test_stop_keeps_finished_points_and_invalid_points_are_rows(tiny_cnn, rand_i
         run_sweep(tiny_cnn, rand_images, None, ["fgsm"], [Axis("eps", (0.0,))] * 2)
 
 
+@pytest.mark.slow
 def test_cli_sweep_writes_csv_json_and_figure_then_replots(tmp_path, capsys):
     out = tmp_path / "s"
     rc = main(["sweep", "--param", "eps", "--values", "0:8/255:3", "--methods", "fgsm", "--data", "gallery",
