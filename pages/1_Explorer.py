@@ -8,15 +8,24 @@ import streamlit as st
 
 from sdsgsm import ui, viz
 from sdsgsm.ui import nav
+from sdsgsm.ui import state as links
 
 st.set_page_config(page_title="Explorer · SD-SGSM", layout="wide")
 nav.sidebar()
 P = "ex"
 for warning in ui.init_state(P):
     st.warning(warning)
+for warning in links.apply_run_query(P, links.first_query(P)):  # image, model, label from a shared link
+    st.warning(warning)
 
 st.title("Explorer")
 st.sidebar.header("Image")
+with st.sidebar.expander("Load a result.json", icon=":material/upload_file:"):
+    st.file_uploader("result.json from `python -m sdsgsm attack` or a download", type=["json"], key=f"{P}_saved",
+                     on_change=links.load_saved_run, args=(P, f"{P}_saved"))
+saved = st.session_state.pop(f"{P}_saved_message", None)
+if saved:
+    getattr(st, saved[0])(saved[1])
 picked = ui.image_picker(P)
 st.sidebar.header("Model and method")
 model_key, ckpt, arch, facts = ui.chosen_model(P)
@@ -106,6 +115,10 @@ def live() -> None:
     except ValueError as exc:  # invalid parameters, e.g. ε_weak > ε_strong: said in the main area
         st.error(str(exc))
         return
+    with st.sidebar:
+        links.share_link(P, {"image": source.split(":", 1)[1] if source.startswith("gallery:") else None,
+                          "model": None if ckpt else model_key, "method": method,
+                          "label": {"clean prediction": "pred", "choose…": label}.get(label_mode)}, st.container())
     flags = ui.method_flags(method)
     steps = cfg.steps if flags["multi_step"] else 1
     try:

@@ -6,6 +6,7 @@ from sdsgsm import ui, viz
 from sdsgsm.metrics import aggregate
 from sdsgsm.tables import metric_notes, table_frame
 from sdsgsm.ui import nav
+from sdsgsm.ui import state as links
 
 st.set_page_config(page_title="Compare · SD-SGSM", layout="wide")
 nav.sidebar()
@@ -13,6 +14,9 @@ P = "cmp"
 for warning in ui.init_state(P, method_key=None):
     st.warning(warning)
 ABLATION = ["fgsm", "sgsm", "sd-fgsm", "sd-sgsm"]
+link = links.first_query(P)  # a shared link's model, images and methods, once
+for warning in links.apply_run_query(P, {k: v for k, v in link.items() if k == "model"}):
+    st.warning(warning)
 
 st.title("Compare methods")
 st.sidebar.header("Model")
@@ -21,17 +25,20 @@ model_key, ckpt, arch, facts = ui.chosen_model(P)
 st.sidebar.header("Images and methods")
 collections = ["cifar10"] if facts["input_size"] <= 64 else ["imagenet", "photo"]
 items = {g["key"]: g for c in collections for g in ui.gallery_options(c)}
-keys = st.sidebar.multiselect("Gallery images", list(items), default=list(items)[:2],
+linked = [k for k in link.get("images", "").split(",") if k in items]
+keys = st.sidebar.multiselect("Gallery images", list(items), default=linked or list(items)[:2],
                               key=f"{P}_images_{'_'.join(collections)}",  # its own state per image size
                               format_func=lambda k: items[k]["caption"].split(";")[0][:50])
 methods = ui.method_options()
-chosen = st.sidebar.multiselect("Methods", list(methods), default=ABLATION, key=f"{P}_methods")
+linked = [m for m in link.get("methods", "").split(",") if m in methods]
+chosen = st.sidebar.multiselect("Methods", list(methods), default=linked or ABLATION, key=f"{P}_methods")
 st.sidebar.header("Shared parameters")
 try:
     cfg, _ = ui.attack_controls(P, None, facts["input_size"])
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
+links.share_link(P, {"model": None if ckpt else model_key, "images": ",".join(keys), "methods": ",".join(chosen)})
 st.caption(f"Model **{facts['name']}** ({facts['input_size']} px) · device **{ui.device_label()}** · "
            f"ε = {cfg.eps * 255:g}/255, ε_strong/ε_weak = {cfg.budget.eps_strong * 255:g}/"
            f"{cfg.budget.eps_weak * 255:g}/255, T = {cfg.steps}, ω = {cfg.omega:g}. "

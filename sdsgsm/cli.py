@@ -15,6 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import cli_figures
 from .attacks import METHODS, AttackConfig
 from .models import first_line
 from .params import PRESETS, add_flags, build_config, get_preset, values_from_args
@@ -39,7 +40,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_attack_flags(p: argparse.ArgumentParser) -> None:
     _add_model_flags(p)
-    p.add_argument("--method", default="sd-sgsm", choices=sorted(METHODS))
+    p.add_argument("--method", default=None, choices=sorted(METHODS), help="registry method (default: sd-sgsm)")
     p.add_argument("--preset", default=None, choices=tuple(PRESETS),
                    help="paper setting whose numbers explicit flags override (see README: Presets)")
     add_flags(p, preset_defaults=True)
@@ -66,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m sdsgsm", description="SD-SGSM Explorer command line")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     attack = sub.add_parser("attack", help="attack one image and write PNGs, result.json, arrays.npz")
-    attack.add_argument("--image", required=True, help="image file or gallery key (e.g. imagenet/imagenet_00_243.jpg)")
+    attack.add_argument("--image", default=None, help="image file or gallery key (e.g. imagenet/imagenet_00_243.jpg)")
+    attack.add_argument("--from", dest="from_json", default=None,
+                        help="a result.json to run again (its image, method, label, parameters; flags override)")
     attack.add_argument("--out", required=True, help="output directory")
     _add_attack_flags(attack)
     bench = sub.add_parser("benchmark", help="many methods on many images: results.csv/.md/.tex, per_sample.csv, "
@@ -75,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train-patch", help="train universal 'toaster' patches with ART (progress bar); writes "
                                                "toaster_<s>.png and patches.json")
     _add_train_patch_flags(train)
+    cli_figures.add_parsers(sub, _Parser, _add_model_flags)
     return parser
 
 
@@ -121,9 +125,29 @@ def cmd_attack(args) -> dict:
     from .report import attack_image, write_outputs
 
     out_dir(args)
+    if args.from_json:
+        return cmd_attack_from(args)
+    if not args.image:
+        raise CliError("attack needs --image PATH|GALLERY_KEY or --from result.json")
     cfg = config_from_args(args)
     model = model_from_args(args)
-    report = attack_image(model, args.image, cfg, args.method, label=args.label)
+    report = attack_image(model, args.image, cfg, args.method or "sd-sgsm", label=args.label)
+    write_outputs(report, Path(args.out))
+    return report.summary
+
+
+def cmd_attack_from(args) -> dict:
+    """Run a saved result.json again (same image, method, label and parameters; flags given override)."""
+    from .params import config_values
+    from .report import attack_tensor, resolve_image, write_outputs
+    from .share import load_result, override
+
+    run = load_result(args.from_json)
+    cfg = override(run.cfg, values_from_args(args, config_values(run.cfg)))
+    model = model_from_args(args)
+    x, _, name = resolve_image(args.image or run.image, model.input_size)
+    label = args.label if args.label is not None else run.label
+    report = attack_tensor(model, x, cfg, args.method or run.method, label, name)
     write_outputs(report, Path(args.out))
     return report.summary
 
@@ -244,6 +268,9 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
+        if args.command in ("figure", "sweep"):
+            print(cli_figures.run(args))
+            return 0
         if args.command == "benchmark":
             result = cmd_benchmark(args)
             if result is None:  # a torchrun rank other than 0: rank 0 writes and prints

@@ -68,6 +68,11 @@ def _success(x: torch.Tensor, result) -> np.ndarray:
     return success_mask(result.clean_pred, result.adv_pred, result.y)[1]
 
 
+def _adv_correct(x: torch.Tensor, result) -> np.ndarray:
+    """(N,) bool: the adversarial prediction still equals the attacked label (accuracy under attack)."""
+    return (result.adv_pred == result.y.to(result.adv_pred.device)).cpu().numpy()
+
+
 def _on_adv(fn: Callable[[torch.Tensor, torch.Tensor], np.ndarray]) -> Callable[[torch.Tensor, Any], np.ndarray]:
     """Lift an (x, x_adv) -> (N,) function to the registry's (x, result) -> (N,) form."""
     return lambda x, result: fn(x, result.x_adv)
@@ -175,6 +180,9 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("roughness_n", "Ω_n ×1e3", "", 1, "lower", _rough(roughness_normalised), scale=1e3, over="successful",
            in_radar=False, latex=r"$\Omega_n\times10^3$",
            note="Ω_n = Ω/‖r‖₂² (share of high-frequency power), both over the successful samples"),
+    Metric("acc_adv", "Accuracy under attack", "%", 1, "lower", _adv_correct, scale=100.0, column="adv_correct",
+           rate=True, show_std=False, in_radar=False, in_paper=False,
+           note="Accuracy under attack: share of the evaluated samples whose adversarial prediction is the label"),
 )}
 
 

@@ -42,11 +42,11 @@ from sdsgsm.tables import metric_table, table_frame
 # three hand-made samples; the third is attacked but not evaluated (clean prediction wrong)
 ROWS = [
     {"evaluated": True, "success": True, "l2": 1.0, "linf": 0.01, "ssim": 0.90,
-     "time_s": 0.3, "scan_time_s": 0.1, "attack_time_s": 0.2},
+     "time_s": 0.3, "scan_time_s": 0.1, "attack_time_s": 0.2, "adv_correct": False},
     {"evaluated": True, "success": False, "l2": 3.0, "linf": 0.03, "ssim": 0.96,
-     "time_s": 0.5, "scan_time_s": 0.1, "attack_time_s": 0.4},
+     "time_s": 0.5, "scan_time_s": 0.1, "attack_time_s": 0.4, "adv_correct": True},
     {"evaluated": False, "success": True, "l2": 100.0, "linf": 0.5, "ssim": 0.0,
-     "time_s": 1.0, "scan_time_s": 0.1, "attack_time_s": 0.9},
+     "time_s": 1.0, "scan_time_s": 0.1, "attack_time_s": 0.9, "adv_correct": False},
 ]
 EVALUATED_STATS = [k for m in METRICS.values() if m.over == "evaluated" for k in m.summary_keys]
 TIME_STATS = [k for m in METRICS.values() if m.over == "attacked" for k in m.summary_keys]
@@ -97,7 +97,7 @@ def test_summarise_exact_means_and_population_stds():
     expected = {"n": 2, "n_attacked": 3, "asr": 0.5, "l2_mean": 2.0, "l2_std": 1.0, "linf_mean": 0.02,
                 "linf_std": 0.01, "linf_max": 0.03, "ssim_mean": 0.93, "ssim_std": 0.03,
                 "time_s_mean": 0.6, "time_s_std": spread, "scan_time_s_mean": 0.1, "scan_time_s_std": 0.0,
-                "attack_time_s_mean": 0.5, "attack_time_s_std": spread}
+                "attack_time_s_mean": 0.5, "attack_time_s_std": spread, "acc_adv": 0.5}
     assert list(s) == summary_keys() and {k: s[k] for k in expected} == pytest.approx(expected)
     assert summarise(pd.DataFrame(ROWS)) == pytest.approx(expected)  # DataFrame or result.json dicts
 

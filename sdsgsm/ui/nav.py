@@ -29,6 +29,8 @@ PAGES: tuple[NavPage, ...] = (
     NavPage("pages/4_Learn.py", "Learn", ":material/school:", "the method step by step, for a class"),
     NavPage("pages/2_Compare.py", "Compare", ":material/compare:", "many methods side by side"),
     NavPage("pages/3_Benchmark.py", "Benchmark", ":material/table_chart:", "paper Tables 1 and 2"),
+    NavPage("pages/5_Figures.py", "Figures", ":material/image:", "paper Fig. 3–6 as PDF, PNG, SVG"),
+    NavPage("pages/6_Sweeps.py", "Sweeps", ":material/show_chart:", "a metric against ε, ω, m, T, α"),
 )
 
 

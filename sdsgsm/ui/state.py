@@ -88,3 +88,99 @@ def apply_preset(prefix: str, name: str | None) -> None:
         pairs = list(get_preset(name).values)
     for pname, value in pairs:
         st.session_state[key(prefix, pname)] = PARAMS[pname].shown(value)
+
+
+# ----------------------------------------------------------------------------- shareable links (issue 10)
+LABEL_MODES = {"true": "true label (gallery)", "pred": "clean prediction", "index": "choose…"}
+
+
+def first_query(prefix: str) -> dict[str, str]:
+    """The link's query parameters on the page's first run in this session, else {} (read once)."""
+    k = key(prefix, "links_read")
+    if st.session_state.get(k):
+        return {}
+    st.session_state[k] = True
+    return st.query_params.to_dict()
+
+
+def apply_run_query(prefix: str, query: dict[str, str]) -> list[str]:
+    """A link's (or a result.json's) ``image``, ``model`` and ``label`` into the page's picker state.
+
+    image: a gallery key (collection and image pickers); model: a registered model name; label: a
+    class index or ``pred``. Returns one-line warnings for values that were ignored.
+    """
+    from ..data import gallery_item
+    from .cache import model_options
+
+    warnings = []
+    if "image" in query:
+        try:
+            item = gallery_item(query["image"])
+            st.session_state.update({key(prefix, "source"): "Gallery", key(prefix, "collection"): item.dataset,
+                                     key(prefix, "image"): item.key})
+        except ValueError:
+            warnings.append(f"Ignored image={query['image'][:60]!r} from the link: not a gallery image "
+                            "(upload it again).")
+    if "model" in query:
+        if query["model"] in [m["name"] for m in model_options() if m["available"]]:
+            st.session_state[key(prefix, "model")] = query["model"]
+        else:
+            warnings.append(f"Ignored model={query['model'][:40]!r} from the link: not available here.")
+    label = query.get("label")
+    if label == "pred":
+        st.session_state[key(prefix, "label_mode")] = LABEL_MODES["pred"]
+    elif label is not None and label.isdigit():
+        st.session_state.update({key(prefix, "label_mode"): LABEL_MODES["index"], key(prefix, "label"): int(label)})
+    elif label is not None:
+        warnings.append(f"Ignored label={label[:20]!r} from the link: give a class index or 'pred'.")
+    return warnings
+
+
+def load_saved_run(prefix: str, upload_key: str) -> None:
+    """on_change callback of a result.json uploader: the saved run's image, model, method, label and
+    every parameter into the page's state (before its widgets are drawn); a bad file leaves a one-line
+    message in ``<prefix>_saved_message``."""
+    from ..share import load_result, run_query
+
+    up = st.session_state.get(upload_key)
+    if up is None:
+        return
+    try:
+        run = load_result(up.getvalue())
+    except ValueError as exc:
+        st.session_state[key(prefix, "saved_message")] = ("error", str(exc))
+        return
+    query = run_query(run)
+    values, warnings = parse_query(query)
+    for name, value in values.items():
+        st.session_state[key(prefix, name)] = PARAMS[name].shown(value)
+    st.session_state[key(prefix, "method")] = run.method
+    warnings += apply_run_query(prefix, query)
+    text = f"Loaded {run.method} on {run.image} from result.json." + (" " + " ".join(warnings) if warnings else "")
+    st.session_state[key(prefix, "saved_message")] = ("warning" if warnings else "success", text)
+
+
+def link_query(prefix: str, extra: dict) -> dict[str, str]:
+    """The page's full state as query parameters: ``extra`` (image, model, method, …) then every spec
+    parameter in shown units (:func:`sdsgsm.share.param_query`)."""
+    from ..share import param_query
+
+    out = {k: str(v) for k, v in extra.items() if v is not None and v != ""}
+    return {**out, **param_query(values(prefix))}
+
+
+def share_link(prefix: str, extra: dict, box=None) -> str:
+    """Keep the URL equal to the page's state and offer it in a 'Copy link' box (st.code has a copy
+    button). Returns the link (absolute when the browser's address is known)."""
+    from urllib.parse import urlencode
+
+    query = link_query(prefix, extra)
+    if st.query_params.to_dict() != query:
+        st.query_params.from_dict(query)
+    base = (st.context.url or "").split("?")[0]
+    link = f"{base}?{urlencode(query)}"
+    with (box or st.sidebar).expander("Share: copy link", icon=":material/link:"):
+        st.code(link, language=None, wrap_lines=True)
+        st.caption("The copy button sits at the code box's top right. The link holds the image, model, method "
+                   "and every parameter; opened on any server it reproduces the same numbers.")
+    return link
