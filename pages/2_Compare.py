@@ -34,7 +34,7 @@ linked = [m for m in link.get("methods", "").split(",") if m in methods]
 chosen = st.sidebar.multiselect("Methods", list(methods), default=linked or ABLATION, key=f"{P}_methods")
 st.sidebar.header("Shared parameters")
 try:
-    cfg, _ = ui.attack_controls(P, None, facts["input_size"])
+    cfg, _ = ui.attack_controls(P, chosen or None, facts["input_size"])
 except ValueError as exc:
     st.error(str(exc))
     st.stop()

@@ -47,7 +47,7 @@ if not st.session_state.get(f"{P}_preset_applied"):  # the first preset's number
     st.session_state[f"{P}_preset_applied"] = True
 st.sidebar.header("Parameters")
 try:
-    cfg, _ = ui.attack_controls(P, None, facts["input_size"])
+    cfg, _ = ui.attack_controls(P, chosen or None, facts["input_size"])
 except ValueError as exc:
     st.error(str(exc).splitlines()[0])
     st.stop()

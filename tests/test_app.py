@@ -164,6 +164,21 @@ def test_compare_page_has_a_row_per_method():
     assert len(at.get("plotly_chart")) == 2
 
 
+def _widget_keys(at) -> set[str]:
+    return {w.key for kind in ("slider", "select_slider", "selectbox", "number_input") for w in at.get(kind)}
+
+
+def test_compare_shows_only_the_parameters_of_the_chosen_methods():
+    at = page("pages/2_Compare.py")
+    at.multiselect(key="cmp_methods").set_value(["fgsm", "pgd"]).run()
+    keys = _widget_keys(at)
+    assert "cmp_eps" in keys and not {"cmp_sigma_g", "cmp_patch_size", "cmp_eps_strong"} & keys
+    at.multiselect(key="cmp_methods").set_value(["sd-sgsm", "smoothfool"]).run()
+    keys = _widget_keys(at)
+    assert {"cmp_sigma_g", "cmp_eps_strong", "cmp_patch"} <= keys and "cmp_patch_size" not in keys
+    assert not at.exception
+
+
 def test_compare_runs_on_an_uploaded_cifar_checkpoint():
     import torch
 

@@ -8,6 +8,8 @@ computed per run — never by changing a shared list.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import streamlit as st
 
 from ..attacks import METHODS, AttackConfig
@@ -53,25 +55,31 @@ def param_widget(prefix: str, p: Param, input_size: int | None = None) -> None:
         st.number_input(label, lo, hi, step=p.step, key=k, help=help_, format="%.4f" if p.lo is None else None)
 
 
-def _visible(p: Param, prefix: str, method: str | None) -> bool:
+def _visible(p: Param, prefix: str, methods: tuple[str, ...] | None) -> bool:
+    """Whether parameter ``p`` matters for any of ``methods`` (None: every method)."""
     if p.show_if is not None:
         other, allowed = p.show_if
-        current = method if other == "method" else st.session_state[key(prefix, other)]
-        if current not in allowed and not (other == "method" and method is None):
+        if other == "method":
+            if methods is not None and not set(methods) & set(allowed):
+                return False
+        elif st.session_state[key(prefix, other)] not in allowed:
             return False
-    if method is None:
+    if methods is None:
         return True
-    spatial = METHODS[method].spatial
-    if p.name in SPATIAL_ONLY and not spatial or p.name == "eps" and spatial:
+    chosen = [METHODS[m] for m in methods]
+    if p.name in SPATIAL_ONLY and not any(m.spatial for m in chosen):
         return False
-    return not (p.name in ("steps", "alpha") and not METHODS[method].multi_step)
+    if p.name == "eps" and all(m.spatial for m in chosen):
+        return False
+    return not (p.name in ("steps", "alpha") and not any(m.multi_step for m in chosen))
 
 
-def attack_controls(prefix: str, method: str | None = None, input_size: int | None = None,
+def attack_controls(prefix: str, method: str | Sequence[str] | None = None, input_size: int | None = None,
                     box=None) -> tuple[AttackConfig, dict]:
     """Preset buttons and one expander per spec group, in ``box`` (default: the sidebar).
 
-    ``method`` hides what it does not use (None: show everything, for multi-method pages).
+    ``method`` (one name, or the names a multi-method page runs) hides what none of them uses;
+    None shows everything.
     Returns (AttackConfig, {group: empty placeholder at the end of its expander}) for notes
     such as the Δ range. Raises ValueError (one line) for invalid combinations.
     """
@@ -82,9 +90,10 @@ def attack_controls(prefix: str, method: str | None = None, input_size: int | No
         label = PRESETS[name].label if name else "Reset"
         col.button(label, key=key(prefix, f"preset_{name or 'reset'}"), on_click=apply_preset, args=(prefix, name),
                    help=PRESETS[name].description if name else "Back to the defaults", width="stretch")
+    methods = None if method is None else (method,) if isinstance(method, str) else tuple(method)
     notes = {}
     for group, title in GROUPS.items():
-        shown = [p for p in PARAMS.values() if p.group == group and _visible(p, prefix, method)]
+        shown = [p for p in PARAMS.values() if p.group == group and _visible(p, prefix, methods)]
         if not shown and group in ("smoothfool", "patch"):
             continue  # a method-specific group with nothing to show for this method
         with box.expander(title, expanded=group in ("budget", "steps") or group == method):
@@ -94,7 +103,7 @@ def attack_controls(prefix: str, method: str | None = None, input_size: int | No
     if st.session_state[key(prefix, "eps_max")] > FAIR_EPS_MAX * 255 + 1e-9:
         box.caption(f"ε_max above {FAIR_EPS_MAX * 255:g}/255 lifts the paper's fairness cap.")
     cfg = config(prefix)
-    chosen = [METHODS[method]] if method else list(METHODS.values())
+    chosen = [METHODS[m] for m in methods] if methods else list(METHODS.values())
     too_much = app_limit_error(cfg, input_size or 224, any(m.multi_step for m in chosen),
                                any(m.spatial for m in chosen))
     if too_much:
