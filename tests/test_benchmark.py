@@ -33,7 +33,8 @@ EPS = 8 / 255
 BASELINES = ["jitter", "cw", "deepfool", "fab", "apgd", "apgd-dlr", "autoattack", "ead"]
 REQUIRED = ["method", "n", "asr", "l2_mean", "l2_std", "linf_mean", "linf_std", "linf_max", "ssim_mean", "ssim_std",
             "time_s_mean", "time_s_std", "scan_time_s_mean", "scan_time_s_std", "attack_time_s_mean",
-            "attack_time_s_std", "acc_adv", "device", "model", "data"]
+            "attack_time_s_std", "roughness_mean", "roughness_std", "roughness_n_mean", "roughness_n_std", "acc_adv",
+            "device", "model", "data"]
 
 
 def linear_model(num_classes: int = 10, size: int = 32, seed: int = 0) -> Classifier:
