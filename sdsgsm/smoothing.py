@@ -76,6 +76,7 @@ def roughness(r: torch.Tensor, sigma_h: float = SIGMA_H) -> torch.Tensor:
 
 
 def roughness_normalised(r: torch.Tensor, sigma_h: float = SIGMA_H) -> torch.Tensor:
-    """Ω_n = Ω(r; h) / ‖r‖₂² per sample (SmoothFool §4.1): (N,) float64 in [0, ~1]; NaN where r = 0."""
+    """Ω_n = Ω(r; h) / ‖r‖₂² per sample (SmoothFool §4.1): (N,) float64 in [0, ~1]. Where r = 0
+    (nothing moved) Ω = 0 too and Ω_n is defined as 0: no high-frequency power, and no NaN in a table."""
     power = r.detach().double().pow(2).flatten(1).sum(1)
-    return torch.where(power > 0, roughness(r, sigma_h) / power.clamp_min(1e-300), torch.nan)
+    return torch.where(power > 0, roughness(r, sigma_h) / power.clamp_min(1e-300), 0.0)
