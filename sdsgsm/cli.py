@@ -226,7 +226,12 @@ def cmd_benchmark(args):
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings (e.g. out-of-memory retries, sdsgsm.memory) as 'warning: …' without a source path."""
+    """Our warnings (e.g. out-of-memory retries, sdsgsm.memory) as 'warning: …' without a source path;
+    libraries' own notices (torch's pickle-protocol and TorchScript deprecation warnings) are not shown."""
+    from .memory import MemoryRetryWarning
+
+    if not issubclass(category, MemoryRetryWarning) and "sdsgsm" not in Path(str(filename)).parts:
+        return
     print(f"warning: {str(message).splitlines()[0] if str(message) else category.__name__}", file=sys.stderr,
           flush=True)
 
