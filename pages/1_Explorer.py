@@ -15,7 +15,8 @@ nav.sidebar()
 P = "ex"
 for warning in ui.init_state(P):
     st.warning(warning)
-for warning in links.apply_run_query(P, links.first_query(P)):  # image, model, label from a shared link
+# model and label from a shared link (init_state above took its image and parameters)
+for warning in links.apply_run_query(P, {k: v for k, v in links.first_query(P).items() if k != "image"}):
     st.warning(warning)
 
 st.title("Explorer")

@@ -25,8 +25,8 @@ def test_bad_uploads_and_an_odd_link_in_chromium(server, browser, tmp_path):  # 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/Explorer?patch=56&steps=2", timeout=120_000)
     page.get_by_text("Attack success").wait_for(timeout=LONG)
-    page.locator('[data-testid="stSidebar"]').get_by_text("Upload", exact=True).click()
-    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').get_by_text("Upload", exact=True).click()
+    uploader = page.locator('[data-testid="stFileUploader"]', has_text="Upload an image").locator('input[type="file"]')
     uploader.wait_for(state="attached", timeout=LONG)
     for name in ("truncated.jpg", "notes.jpg"):
         path = tmp_path / name

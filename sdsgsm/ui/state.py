@@ -53,7 +53,8 @@ def image_from_query(prefix: str, value: str) -> list[str]:
     try:
         item = gallery_item(value.strip())
     except ValueError:
-        return [f"Ignored image={value[:40]!r} from the link: not a gallery image."]
+        return [f"Ignored image={value[:40]!r} from the link: not a gallery image (an upload must be uploaded "
+                "again)."]
     for name, v in (("source", "Gallery"), ("collection", item.dataset), ("image", item.key)):
         st.session_state[key(prefix, name)] = v
     return []
@@ -109,18 +110,9 @@ def apply_run_query(prefix: str, query: dict[str, str]) -> list[str]:
     image: a gallery key (collection and image pickers); model: a registered model name; label: a
     class index or ``pred``. Returns one-line warnings for values that were ignored.
     """
-    from ..data import gallery_item
     from .cache import model_options
 
-    warnings = []
-    if "image" in query:
-        try:
-            item = gallery_item(query["image"])
-            st.session_state.update({key(prefix, "source"): "Gallery", key(prefix, "collection"): item.dataset,
-                                     key(prefix, "image"): item.key})
-        except ValueError:
-            warnings.append(f"Ignored image={query['image'][:60]!r} from the link: not a gallery image "
-                            "(upload it again).")
+    warnings = image_from_query(prefix, query["image"]) if "image" in query else []
     if "model" in query:
         if query["model"] in [m["name"] for m in model_options() if m["available"]]:
             st.session_state[key(prefix, "model")] = query["model"]
