@@ -13,11 +13,7 @@ from sdsgsm.ui import state as links
 st.set_page_config(page_title="Explorer · SD-SGSM", layout="wide")
 nav.sidebar()
 P = "ex"
-for warning in ui.init_state(P):
-    st.warning(warning)
-# model and label from a shared link (init_state above took its image and parameters)
-for warning in links.apply_run_query(P, {k: v for k, v in links.first_query(P).items() if k != "image"}):
-    st.warning(warning)
+links.open_page(P, "method", ("model", "label"))  # parameters, method, image, model and label from a link
 
 st.title("Explorer")
 st.sidebar.header("Image")

@@ -11,12 +11,8 @@ from sdsgsm.ui import state as links
 st.set_page_config(page_title="Compare · SD-SGSM", layout="wide")
 nav.sidebar()
 P = "cmp"
-for warning in ui.init_state(P, method_key=None):
-    st.warning(warning)
 ABLATION = ["fgsm", "sgsm", "sd-fgsm", "sd-sgsm"]
-link = links.first_query(P)  # a shared link's model, images and methods, once
-for warning in links.apply_run_query(P, {k: v for k, v in link.items() if k == "model"}):
-    st.warning(warning)
+link = links.open_page(P)  # a shared link's model, images and methods, once
 
 st.title("Compare methods")
 st.sidebar.header("Model")

@@ -13,11 +13,7 @@ from sdsgsm.ui.figures import COLUMNS, DEFAULT_COLUMNS, grid_layout
 st.set_page_config(page_title="Figures · SD-SGSM", layout="wide")
 nav.sidebar()
 P = "fig"
-for warning in ui.init_state(P, method_key=None):
-    st.warning(warning)
-query = links.first_query(P)
-for warning in links.apply_run_query(P, {k: v for k, v in query.items() if k == "model"}):
-    st.warning(warning)
+query = links.open_page(P)
 st.title("Figures for papers")
 st.caption("Print-ready figures: PDF (vector text, embedded TrueType fonts), PNG at 300 dpi, SVG, and a .json "
            "caption with every parameter, the model, the seed and the package versions.")

@@ -14,11 +14,7 @@ from sdsgsm.ui.figures import SWEEP_METRICS, SWEEPABLE, VALUE_HELP, param_label
 st.set_page_config(page_title="Sweeps · SD-SGSM", layout="wide")
 nav.sidebar()
 P = "sw"
-for warning in ui.init_state(P, method_key=None):
-    st.warning(warning)
-query = links.first_query(P)
-for warning in links.apply_run_query(P, {k: v for k, v in query.items() if k == "model"}):
-    st.warning(warning)
+query = links.open_page(P)
 if query:  # the link's sweep settings, once
     for name, k in (("param", "param"), ("values", "values"), ("param2", "param2"), ("values2", "values2"),
                     ("criterion", "criterion")):

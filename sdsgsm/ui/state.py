@@ -176,3 +176,15 @@ def share_link(prefix: str, extra: dict, box=None) -> str:
         st.caption("The copy button sits at the code box's top right. The link holds the image, model, method "
                    "and every parameter; opened on any server it reproduces the same numbers.")
     return link
+
+
+def open_page(prefix: str, method_key: str | None = None, link_keys: tuple[str, ...] = ("model",)) -> dict[str, str]:
+    """The start of every page after ``nav.sidebar()``: :func:`init_state` (spec parameters, method and
+    image from the link), then the link's ``link_keys`` (model, label) into the pickers, each ignored
+    value said in one warning line. Returns the link's query parameters on the page's first run, else {}."""
+    for warning in init_state(prefix, method_key):
+        st.warning(warning)
+    query = first_query(prefix)
+    for warning in apply_run_query(prefix, {k: v for k, v in query.items() if k in link_keys}):
+        st.warning(warning)
+    return query
