@@ -1,9 +1,10 @@
 """Issue 14, soak: 200 parameter changes and 50 different uploads in one Explorer session.
 
 AppTest runs the page in this process, with the same process-wide caches a server has, so this
-process's resident memory is the server's. The caches have entry limits (sdsgsm/ui/cache.py), so
-memory must level off: after a warm-up, the growth from the middle of the soak to its end must be
-small. The measured figures are printed (run with ``-s`` to see them).
+process's resident memory is the server's. The caches have entry limits (sdsgsm/ui/cache.py; an
+attack record with its images is ~5 MB, 64 are kept), so memory must level off: the first 100
+changes fill the attack cache (~100 distinct configurations), and the growth from there to the end
+of each part must be small. The measured figures are printed (run with ``-s`` to see them).
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def scan_label(cfg: ScanConfig, label: int | None) -> int | None:
     return label if cfg.score == "confidence_drop" else None
 
 
-@st.cache_data(max_entries=128, ttl=CACHE_TTL, show_spinner=False)
+@st.cache_data(max_entries=64, ttl=CACHE_TTL, show_spinner=False)
 def attack(source: str, model_key: str, method: str, cfg: AttackConfig, label: int | None,
            _data: bytes | None = None, _checkpoint: bytes | None = None, arch: str = "") -> dict:
     """Attack one image with the cached scan: :func:`sdsgsm.report.image_record` plus 'scan_seconds'."""
