@@ -113,7 +113,8 @@ def model_from_args(args):
 
 
 def out_dir(args) -> Path:
-    """``--out`` as a Path; a CliError when it names an existing file (checked before any work)."""
+    """``--out`` as a Path; a CliError when it names an existing file (:func:`main` checks it for every
+    command before any work)."""
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {args.out} is an existing file; give a directory (it is created if missing)")
@@ -124,7 +125,6 @@ def cmd_attack(args) -> dict:
     """Attack one image; write the seven output files; return result.json's content."""
     from .report import attack_image, write_outputs
 
-    out_dir(args)
     if args.from_json:
         return cmd_attack_from(args)
     if not args.image:
@@ -187,7 +187,6 @@ def cmd_benchmark(args):
     from .benchmark import load_benchmark_data, run_benchmark, write_benchmark
     from .distributed import finish, gather_rows, start
 
-    out_dir(args)
     methods, cfg = benchmark_config_from_args(args)
     for flag, value in (("--batch-size", args.batch_size), ("--limit", args.limit), ("--threads", args.threads)):
         if value is not None and value < 1:
@@ -273,6 +272,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
+        if getattr(args, "out", None):
+            out_dir(args)  # every command: refuse an --out that is a file before any work
         if args.command in ("figure", "sweep"):
             print(cli_figures.run(args))
             return 0

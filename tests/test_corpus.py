@@ -142,8 +142,10 @@ def test_parameter_corpus_through_the_cli(tmp_path, capsys):
 def test_out_pointing_at_a_file_and_seed_minus_one(tmp_path, capsys):
     existing = tmp_path / "taken.txt"
     existing.write_text("keep me")
-    code, _, err = _cli(capsys, "attack", "--image", GALLERY, "--out", existing)
-    assert code == 2 and "is an existing file" in _one_line(err) and existing.read_text() == "keep me"
+    for argv in (["attack", "--image", GALLERY], ["benchmark", "--data", "gallery", "--methods", "fgsm"],
+                 ["sweep", "--param", "eps", "--values", "0.01,0.02", "--methods", "fgsm", "--data", "gallery"]):
+        code, _, err = _cli(capsys, *argv, "--out", existing)  # refused before any work
+        assert code == 2 and "is an existing file" in _one_line(err) and existing.read_text() == "keep me", argv
     code, _, err = _cli(capsys, "attack", "--image", GALLERY, "--out", tmp_path / "o", "--seed", "-1")
     assert code == 2 and "seed" in _one_line(err).lower()
 
