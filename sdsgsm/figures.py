@@ -8,7 +8,8 @@ both use one colour per method (:func:`sdsgsm.viz.method_colour`).
 Builders are pure functions returning a matplotlib ``Figure`` (no pyplot, no global figure
 state): :func:`grid_figure` (Fig. 5/6: rows = images, column groups = methods),
 :func:`radar_figure` (Fig. 3), :func:`bars_figure` (Fig. 4), :func:`sweep_figure` (a metric
-against one swept parameter, or a heat map over two). :func:`figure_files` renders a figure to
+against one swept parameter, or a heat map over two), :func:`matrix_figure` (annotated heat maps:
+defence grid, transfer matrix). :func:`figure_files` renders a figure to
 ``{name: bytes}`` (``<stem>.pdf/.png/.svg/.json``); :func:`sdsgsm.report.write_files` writes them.
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import pandas as pd
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -307,6 +309,42 @@ def _sweep_heatmaps(df, axes: Sequence[str], metric: str, lifted: bool) -> Figur
         ax.set_title(method, color=method_colour(method), fontweight="bold")
     fig.colorbar(im, ax=list(axs), label=m.header + (" — ε_max lifted above 8/255" if lifted else ""),
                  shrink=0.9)
+    return fig
+
+
+def matrix_figure(panels: Sequence[tuple[str, pd.DataFrame]], value_label: str, *, digits: int = 0,
+                  vmin: float | None = 0.0, vmax: float | None = 100.0, cmap: str = "viridis",
+                  title: str | None = None) -> Figure:
+    """Annotated heat maps side by side, one per ``(panel title, DataFrame)``: rows × columns of
+    each frame (index and column names are the tick labels; NaN cells stay blank), one shared
+    colour scale from ``vmin`` to ``vmax`` (None: the data's range) and one colour bar labelled
+    ``value_label``. Used for the defence grid (attack × defence, non-adaptive | adaptive) and
+    the transfer matrix (source × target per method)."""
+    values = np.concatenate([np.asarray(df, dtype=float).ravel() for _, df in panels]) if panels else np.zeros(0)
+    finite = values[np.isfinite(values)]
+    lo = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
+    hi = vmax if vmax is not None else (finite.max() if finite.size else 1.0)
+    widths = [max(1.6, 0.55 * df.shape[1] + 1.0) for _, df in panels] or [2.0]
+    rows = max((df.shape[0] for _, df in panels), default=1)
+    fig = Figure(figsize=(sum(widths) + 1.0, 0.42 * rows + 1.6), layout="constrained")
+    axs = np.atleast_1d(fig.subplots(1, max(1, len(panels)), squeeze=False, width_ratios=widths)).ravel()
+    im = None
+    for ax, (name, df) in zip(axs, panels):
+        z = np.asarray(df, dtype=float)
+        im = ax.imshow(z, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+        for (i, j), v in np.ndenumerate(z):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=6,
+                        color="white" if v < lo + 0.5 * (hi - lo) else "black")
+        ax.set_xticks(range(z.shape[1]), [str(c) for c in df.columns], rotation=45, ha="right")
+        ax.set_yticks(range(z.shape[0]), [str(r) for r in df.index])
+        ax.set_xlabel(str(df.columns.name or ""))
+        ax.set_ylabel(str(df.index.name or ""))
+        ax.set_title(name, fontweight="bold")
+    if im is not None:
+        fig.colorbar(im, ax=list(axs), label=value_label, shrink=0.9)
+    if title:
+        fig.suptitle(title)
     return fig
 
 

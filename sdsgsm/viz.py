@@ -12,6 +12,7 @@ import zlib
 from functools import cache
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
@@ -242,3 +243,28 @@ def mask_box(mask_hw: np.ndarray) -> np.ndarray:
         return np.zeros((0, 4), dtype=np.int64)
     top, left = rows.min(), cols.min()
     return np.array([[top, left, rows.max() - top + 1, cols.max() - left + 1]], dtype=np.int64)
+
+
+def matrix_figure(panels: list[tuple[str, pd.DataFrame]], value_label: str, digits: int = 0,
+                  zmin: float | None = 0.0, zmax: float | None = 100.0, colorscale: str = "Viridis"):
+    """Interactive twin of :func:`sdsgsm.figures.matrix_figure`: annotated heat maps side by side,
+    one per ``(title, DataFrame)`` (rows × columns, NaN blank), one shared colour scale and bar."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[t for t, _ in panels],
+                        horizontal_spacing=0.12)
+    for k, (_, df) in enumerate(panels, start=1):
+        z = np.asarray(df, dtype=float)
+        text = [["" if not np.isfinite(v) else f"{v:.{digits}f}" for v in row] for row in z]
+        fig.add_trace(go.Heatmap(z=z, x=[str(c) for c in df.columns], y=[str(r) for r in df.index], text=text,
+                                 texttemplate="%{text}", colorscale=colorscale, zmin=zmin, zmax=zmax,
+                                 coloraxis="coloraxis", hovertemplate="%{y} → %{x}: %{z:.3g}<extra></extra>"),
+                      row=1, col=k)
+        fig.update_yaxes(autorange="reversed", title_text=str(df.index.name or "") if k == 1 else None, row=1, col=k)
+        fig.update_xaxes(title_text=str(df.columns.name or ""), row=1, col=k)
+    fig.update_layout(coloraxis=dict(colorscale=colorscale, cmin=zmin, cmax=zmax,
+                                     colorbar=dict(title=value_label, thickness=12)),
+                      margin=dict(l=10, r=10, t=40, b=10),
+                      height=160 + 34 * max((len(d) for _, d in panels), default=1))
+    return fig

@@ -138,3 +138,20 @@ def test_figure_from_a_results_csv(tmp_path, tiny_cnn, rand_images):
         check_files({p.name: p.read_bytes() for p in (tmp_path / kind).iterdir()}, kind)
 
 
+
+
+def test_matrix_figure_annotates_every_finite_cell_and_leaves_nan_blank():
+    import pandas as pd
+
+    from sdsgsm import viz
+
+    df = pd.DataFrame([[10.0, np.nan], [30.0, 40.0]], index=pd.Index(["fgsm", "pgd"], name="attack"),
+                      columns=pd.Index(["none", "jpeg"], name="defence"))
+    fig = figures.build(figures.matrix_figure, [("non-adaptive", df), ("adaptive", df + 1)], "ASR (%)")
+    texts = [t.get_text() for ax in fig.axes[:2] for t in ax.texts]
+    assert texts == ["10", "30", "40", "11", "31", "41"]
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["non-adaptive", "adaptive"]
+    files = figures.figure_files(fig, "m", {"kind": "test"}, "matrix", formats=("png",))
+    assert files["m.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    live = viz.matrix_figure([("a", df)], "ASR (%)")
+    assert live.data[0].text[0] == ["10", ""] and list(live.data[0].y) == ["fgsm", "pgd"]
