@@ -192,9 +192,10 @@ def _range_text(p: Param) -> str:
     return f"{fmt(p.lo)} … {fmt(p.hi)}"
 
 
-def check(name: str, value) -> None:
-    """Raise ValueError with a one-line message unless native ``value`` is valid for ``name``."""
-    p = PARAMS[name]
+def check(name: str, value, spec: Mapping[str, Param] | None = None) -> None:
+    """Raise ValueError with a one-line message unless native ``value`` is valid for ``name``
+    (an entry of ``spec``, default :data:`PARAMS`; :data:`DEFENCE_PARAMS` for the defences)."""
+    p = (PARAMS if spec is None else spec)[name]
     if value is None and p.auto:
         return
     if p.choices:
@@ -234,9 +235,9 @@ def parse_number(text: str) -> float:
     return value
 
 
-def parse_shown(name: str, raw: str):
+def parse_shown(name: str, raw: str, spec: Mapping[str, Param] | None = None):
     """A query-parameter string in shown units -> the native value; ValueError(short reason)."""
-    p = PARAMS[name]
+    p = (PARAMS if spec is None else spec)[name]
     if p.kind is str:
         value = raw.strip()
     else:
@@ -250,7 +251,7 @@ def parse_shown(name: str, raw: str):
             raise ValueError("not an integer")
         value = p.native(int(shown) if p.kind is int else shown)
     try:
-        check(name, value)
+        check(name, value, spec)
     except ValueError as exc:
         if p.odd and "odd" in str(exc):
             raise ValueError("must be odd") from None
@@ -260,17 +261,18 @@ def parse_shown(name: str, raw: str):
     return value
 
 
-def parse_query(query: Mapping[str, str]) -> tuple[dict, list[str]]:
-    """Spec'd query parameters -> ({name: native value}, one warning per ignored value).
+def parse_query(query: Mapping[str, str], spec: Mapping[str, Param] | None = None) -> tuple[dict, list[str]]:
+    """Spec'd query parameters (of ``spec``, default :data:`PARAMS`) -> ({name: native value}, one
+    warning per ignored value).
 
     Unknown keys are left to the caller; an invalid value is ignored, never raised.
     """
     values, warnings = {}, []
     for name, raw in query.items():
-        if name not in PARAMS:
+        if name not in (PARAMS if spec is None else spec):
             continue
         try:
-            values[name] = parse_shown(name, str(raw))
+            values[name] = parse_shown(name, str(raw), spec)
         except ValueError as exc:
             warnings.append(f"Ignored {name}={str(raw)[:40]!r} from the link: {exc}.")
     return values, warnings
@@ -385,9 +387,11 @@ def app_limit_error(cfg, side: int, multi_step: bool = True, spatial: bool = Tru
 
 
 # ----------------------------------------------------------------------------- CLI and README
-def add_flags(parser: argparse.ArgumentParser, *, preset_defaults: bool = False) -> None:
-    """One flag per parameter. ``preset_defaults``: defaults are None so a preset can fill them."""
-    for p in PARAMS.values():
+def add_flags(parser: argparse.ArgumentParser, *, preset_defaults: bool = False,
+              spec: Mapping[str, Param] | None = None) -> None:
+    """One flag per parameter of ``spec`` (default :data:`PARAMS`). ``preset_defaults``: defaults are
+    None so a preset can fill them."""
+    for p in (PARAMS if spec is None else spec).values():
         kwargs = {"dest": p.name, "help": f"{p.help} [{_range_text(p)}; default {_default_text(p)}]"}
         if p.choices:
             kwargs["choices"] = p.choices
@@ -396,15 +400,17 @@ def add_flags(parser: argparse.ArgumentParser, *, preset_defaults: bool = False)
         parser.add_argument(p.flag, default=None if preset_defaults else p.default, **kwargs)
 
 
-def values_from_args(args: argparse.Namespace, base: Mapping[str, object] | None = None) -> dict:
-    """Native values from parsed flags: flags given (not None) override ``base``; checked here."""
+def values_from_args(args: argparse.Namespace, base: Mapping[str, object] | None = None,
+                     spec: Mapping[str, Param] | None = None) -> dict:
+    """Native values from parsed flags (of ``spec``, default :data:`PARAMS`): flags given (not None)
+    override ``base``; checked here."""
     values = dict(base or {})
-    for name, p in PARAMS.items():
+    for name, p in (PARAMS if spec is None else spec).items():
         given = getattr(args, name, None)
         if given is not None:
             values[name] = None if (p.auto and given == 0) else given
     for name, value in values.items():
-        check(name, value)
+        check(name, value, spec)
     return values
 
 
@@ -416,11 +422,43 @@ def _default_text(p: Param) -> str:
     return str(p.default)
 
 
-def markdown_table() -> str:
-    """The README's parameter table (a test keeps README.md equal to it)."""
+def markdown_table(spec: Mapping[str, Param] | None = None) -> str:
+    """The README's parameter table of ``spec`` (default :data:`PARAMS`; a test keeps README.md equal to it)."""
     lines = ["| Parameter | CLI flag | Query / widget | Default | Range | Meaning |", "|---|---|---|---|---|---|"]
-    for p in PARAMS.values():
+    for p in (PARAMS if spec is None else spec).values():
         unit = " (×1/255)" if p.unit else ""
         cells = [p.label, f"`{p.flag}`", f"`{p.name}`{unit}", _default_text(p), _range_text(p), p.help]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- input-transform defences (issue 12)
+# A spec table of its own: these parameters feed sdsgsm.defences.DefenceConfig, never AttackConfig. Their
+# CLI flags (``add_flags(..., spec=DEFENCE_PARAMS)``), widgets, query parsing and README table derive from it.
+DEFENCE_NAMES = ("none", "jpeg", "median", "gaussian", "bitdepth", "tvm")  # sdsgsm.defences.DEFENCES, in order
+
+
+def _defence(name: str, kind: type, default, label: str, help_: str, defence: str, **kw) -> Param:
+    return Param(name, kind, default, label, help_, name, "defence", show_if=("defence", (defence,)), **kw)
+
+
+DEFENCE_PARAMS: dict[str, Param] = {p.name: p for p in [
+    _defence("jpeg_quality", int, 75, "JPEG quality", "quality of the JPEG round trip (Guo et al. 2018); lower "
+             "removes more detail, and more of the clean signal", "jpeg", widget="select_slider", lo=1, hi=100,
+             stops=(10, 20, 30, 50, 60, 75, 85, 90, 95)),
+    _defence("median_window", int, 3, "Median window (px)", "side of the median filter's square window, per channel "
+             "(Xu et al. 2018 spatial smoothing; odd)", "median", widget="select_slider", lo=1, hi=15,
+             stops=(1, 3, 5, 7, 9, 11), odd=True),
+    _defence("gaussian_sigma", float, 1.0, "Gaussian σ (px)", "standard deviation of the Gaussian blur, kernel width "
+             "5σ (odd), replicate padding; differentiable, so attacked with its exact gradient", "gaussian",
+             widget="select_slider", lo=0.1, hi=10.0, stops=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0)),
+    _defence("bit_depth", int, 4, "Bit depth", "bits per colour channel kept by feature squeezing (Xu et al. 2018: "
+             "4 on ImageNet, 5 on CIFAR-10, 1 on MNIST)", "bitdepth", widget="select_slider", lo=1, hi=8,
+             stops=(1, 2, 3, 4, 5, 6, 7, 8)),
+    _defence("tvm_prob", float, 0.3, "TVM keep probability", "share of pixels (Bernoulli mask, fixed seed 0) the "
+             "total-variation minimisation must match (Guo et al. 2018)", "tvm", lo=0.01, hi=1.0, step=0.05),
+    _defence("tvm_lamb", float, 0.5, "TVM λ", "weight of the total-variation term; larger is smoother", "tvm",
+             lo=0.0, hi=10.0, step=0.1),
+    _defence("tvm_iter", int, 10, "TVM iterations", "L-BFGS-B iterations per channel (ART's default 10); the cost "
+             "grows with it", "tvm", lo=1, hi=100, step=1),
+]}

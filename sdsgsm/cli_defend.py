@@ -1,0 +1,83 @@
+"""``python -m sdsgsm defend --methods fgsm,pgd,sd-sgsm --defences jpeg,median,gaussian,bitdepth --data gallery
+--out DIR`` (see sdsgsm/cli.py): the attack × defence grid, non-adaptive and adaptive (sdsgsm/defence_grid.py).
+
+Writes defences.csv (one row per method, defence and mode), defences_per_sample.csv, defences.json (every
+parameter, the ASR criterion, clean accuracy per defence, package versions) and the figure
+defences_asr.pdf/.png/.svg/.json; prints a Markdown table. Progress goes to stderr. Errors are
+ValueError with one line (exit status 2 in :func:`sdsgsm.cli.main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .params import DEFENCE_PARAMS, PRESETS, add_flags, build_config, get_preset, values_from_args
+
+DEFAULT_DEFENCES = "jpeg,median,gaussian,bitdepth"
+
+
+def add_parser(sub, parser_class, add_model_flags) -> None:
+    """Add the ``defend`` sub-command to the CLI's subparsers."""
+    p = sub.add_parser("defend", help="attack × input-transform defence grid, non-adaptive vs adaptive (BPDA): "
+                                      "defences.csv, per-sample CSV, JSON, ASR figure")
+    p.add_argument("--methods", default="fgsm,pgd,sd-sgsm", help="comma-separated registry names")
+    p.add_argument("--defences", default=DEFAULT_DEFENCES,
+                   help="comma-separated from none, jpeg, median, gaussian, bitdepth, tvm ('none' is always added; "
+                        f"default {DEFAULT_DEFENCES}; tvm takes seconds per image)")
+    p.add_argument("--preset", default=None, choices=tuple(PRESETS), help="paper setting for the attack parameters")
+    p.add_argument("--data", default="gallery",
+                   help="gallery | gallery:imagenet|cifar10|photo | cifar10:PATH | a folder")
+    p.add_argument("--limit", type=int, default=None, help="use at most N images")
+    p.add_argument("--batch-size", type=int, default=8, help="images per attack call")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads for this run")
+    p.add_argument("--stem", default="defences", help="output file name stem")
+    p.add_argument("--out", required=True, help="output directory")
+    add_model_flags(p)
+    add_flags(p, preset_defaults=True)
+    add_flags(p, spec=DEFENCE_PARAMS)
+
+
+def _progress(text: str, done: int, total: int) -> None:
+    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
+
+
+def configs_from_args(args: argparse.Namespace):
+    """(methods, defences, AttackConfig, DefenceConfig) from the flags; ValueError (one line) when invalid."""
+    from .benchmark import parse_methods
+    from .defences import DefenceConfig, parse_defences
+
+    base = get_preset(args.preset).apply() if args.preset else None
+    cfg = build_config(values_from_args(args, base))
+    dcfg = DefenceConfig(**values_from_args(args, spec=DEFENCE_PARAMS))
+    return parse_methods(args.methods), parse_defences(args.defences), cfg, dcfg
+
+
+def run(args: argparse.Namespace) -> str:
+    """Run the grid from parsed flags, write its files; returns the text to print (table + written files)."""
+    import torch
+
+    from .benchmark import load_benchmark_data
+    from .cli import model_from_args
+    from .defence_grid import defence_files, run_defence_grid
+    from .report import write_files
+
+    for flag in ("batch_size", "limit", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1 (got {value}).")
+    methods, defences, cfg, dcfg = configs_from_args(args)  # every flag checked before the model loads
+    threads = torch.get_num_threads()
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model = model_from_args(args)
+        x, y, keys, info = load_benchmark_data(args.data, model, args.limit)
+        grid = run_defence_grid(model, x, y, methods, defences, cfg, dcfg, batch_size=args.batch_size,
+                                progress=_progress, keys=keys, data=info["name"])
+    finally:
+        torch.set_num_threads(threads)
+    grid.config["command"] = "python -m sdsgsm " + " ".join(getattr(args, "argv", []))
+    paths = write_files(defence_files(grid, args.stem), args.out)
+    return (grid.markdown() + f"wall time {grid.config['wall_time_s']:.1f} s\n"
+            f"wrote {', '.join(p.name for p in paths)} -> {args.out}")
