@@ -122,6 +122,19 @@ def grid_labels(model, x: torch.Tensor, y: torch.Tensor | None, batch_size: int)
     return resolve_labels(None if y is None else y.to(x.device), clean)
 
 
+def dkey(defence: str, dcfg: DefenceConfig) -> tuple:
+    """A defence and the parameter values it uses: part of every store key that depends on the defence."""
+    return defence, tuple(sorted(dcfg.params_of(defence).items()))
+
+
+def crafted(store: MutableMapping, method: str, defence: str, mode: str, dcfg: DefenceConfig) -> AttackResult | None:
+    """The x_adv source of a cell from a run's ``store``: the bare-model attack (non-adaptive, or no
+    defence) or the adaptive one; None when that cell has not run."""
+    if mode == "adaptive" and defence != "none":
+        return store.get(("adaptive", method, dkey(defence, dcfg)))
+    return store.get(("craft", method))
+
+
 def _memo(store: MutableMapping, key: tuple, compute: Callable[[], object]):
     if key not in store:
         store[key] = compute()
@@ -148,11 +161,8 @@ class _Grid:
     store: MutableMapping
     keys: list[str]
 
-    def dkey(self, defence: str) -> tuple:
-        return (defence, tuple(sorted(self.dcfg.params_of(defence).items())))
-
     def clean(self, defence: str) -> torch.Tensor:
-        return _memo(self.store, ("clean", self.dkey(defence)),
+        return _memo(self.store, ("clean", dkey(defence, self.dcfg)),
                      lambda: defended_logits(self.model, self.x, defence, self.dcfg, self.batch_size))
 
     def craft(self, method: str) -> AttackResult:
@@ -160,7 +170,7 @@ class _Grid:
                      lambda: attack_batches(self.model, self.x, self.y, method, self.cfg, self.batch_size))
 
     def adaptive(self, method: str, defence: str) -> AttackResult:
-        return _memo(self.store, ("adaptive", method, self.dkey(defence)),
+        return _memo(self.store, ("adaptive", method, dkey(defence, self.dcfg)),
                      lambda: attack_batches(Defended(self.model, defence, self.dcfg), self.x, self.y, method,
                                             self.cfg, self.batch_size))
 
@@ -171,7 +181,7 @@ class _Grid:
         craft = self.craft(method)
         if defence == "none":
             return craft
-        adv = _memo(self.store, ("eval", method, self.dkey(defence)),
+        adv = _memo(self.store, ("eval", method, dkey(defence, self.dcfg)),
                     lambda: defended_logits(self.model, craft.x_adv, defence, self.dcfg, self.batch_size))
         return replace(craft, clean_logits=self.clean(defence), adv_logits=adv)
 
@@ -287,5 +297,5 @@ def defence_files(grid: DefenceGrid, stem: str = "defences") -> dict[str, bytes]
     return files | figures.figure_files(asr_figure(grid), f"{stem}_asr", info, "defences")
 
 
-__all__ = ["CRITERION", "DefenceGrid", "MODES", "asr_figure", "attack_batches", "defence_files", "defended_logits",
-           "grid_labels", "run_defence_grid"]
+__all__ = ["CRITERION", "DefenceGrid", "MODES", "asr_figure", "attack_batches", "crafted", "defence_files",
+           "defended_logits", "dkey", "grid_labels", "run_defence_grid"]
