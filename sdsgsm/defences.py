@@ -190,16 +190,17 @@ def params_text(name: str, cfg: DefenceConfig) -> str:
     """'quality 75', 'window 3', 'σ 1', '4 bits', … : a defence's parameters in a few words."""
     p = cfg.params_of(name)
     texts = {"jpeg": lambda: f"quality {p['jpeg_quality']}", "median": lambda: f"window {p['median_window']}",
-             "gaussian": lambda: f"σ {p['gaussian_sigma']:g} (width {gaussian_width(p['gaussian_sigma'])})",
+             "gaussian": lambda: f"σ {p['gaussian_sigma']:g}, width {gaussian_width(p['gaussian_sigma'])}",
              "bitdepth": lambda: f"{p['bit_depth']} bits",
              "tvm": lambda: f"keep {p['tvm_prob']:g}, λ {p['tvm_lamb']:g}, {p['tvm_iter']} iterations"}
     return texts.get(name, lambda: "")()
 
 
 def transform(x: torch.Tensor, name: str, cfg: DefenceConfig | None = None) -> torch.Tensor:
-    """T(x) of defence ``name`` without gradients: x (N, 3, H, W) in [0, 1] -> (N, 3, H, W) float32 in [0, 1]."""
+    """T(x) of defence ``name`` without gradients: x (N, 3, H, W) in [0, 1] -> (N, 3, H, W) in [0, 1], float32
+    (gaussian and none keep x's dtype)."""
     with torch.no_grad():
-        return get_defence(name).transform(x.detach().float(), cfg or DefenceConfig())
+        return get_defence(name).transform(x.detach(), cfg or DefenceConfig())
 
 
 # ----------------------------------------------------------------------------- BPDA and the defended model
