@@ -61,7 +61,8 @@ if "tvm" in defences and limit > ud.TVM_MAX_IMAGES:
              "use the command line (python -m sdsgsm defend --defences tvm …).")
     st.stop()
 
-st.caption(f"{len(chosen)} methods × {len(defences) + 1} defences (with none) × 2 modes on {limit} images · model "
+st.caption(f"{len(chosen)} method{'s' * (len(chosen) > 1)} × {len(defences) + 1} defences (with none) × 2 modes on "
+           f"{limit} image{'s' * (limit > 1)} · model "
            f"**{facts['name']}** · command line: `python -m sdsgsm defend --methods {','.join(chosen)} --defences "
            f"{','.join(defences)} --data gallery --limit {limit} --out DIR` (other parameters as in the sidebar)")
 request = (model_key, limit, tuple(chosen), tuple(defences), dcfg, cfg, arch)

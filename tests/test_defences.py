@@ -291,9 +291,12 @@ def test_defences_page_runs_from_a_link_and_explains_bad_values():
     assert len(at.get("plotly_chart")) == 1
     table = at.dataframe[0].value
     assert list(table["defence"]) == ["none", "jpeg", "bitdepth"] and "ASR adaptive (%)" in table
-    assert [b.proto.label for b in at.get("download_button")][:3] == ["defences.csv", "defences_per_sample.csv",
-                                                                      "defences.json"]
-    assert any("clean → " in str(getattr(i.proto, "caption", "")) for i in at.get("imgs")) or len(at.get("imgs"))
+    assert {b.proto.label for b in at.get("download_button")} == {
+        "defences.csv", "defences_per_sample.csv", "defences.json", *(f"defences_asr.{e}" for e in ("pdf", "png", "svg",
+                                                                                                      "json"))}
+    assert any("the jpeg output (quality 50)" in c.value for c in at.caption)  # the one-image panel
+    captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert len(captions) == 4 and captions[0].startswith("clean → ") and "defended" in captions[3]
     link = next(c.value for c in at.code if "defences=" in c.value)
     assert "jpeg_quality=50" in link and "methods=fgsm" in link
     at.multiselect(key="def_defences").set_value(["tvm"]).run()

@@ -96,7 +96,9 @@ def heatmaps(grid):
     """The interactive twin of the print figure: ASR (%) non-adaptive | adaptive (``viz.matrix_figure``)."""
     from ..viz import matrix_figure
 
-    return matrix_figure([(m, grid.matrix(m)) for m in MODES], "ASR (%)", digits=0)
+    fig = matrix_figure([(m, grid.matrix(m)) for m in MODES], "ASR (%)", digits=0)
+    fig.update_layout(height=250 + 40 * len(grid.matrix(MODES[0])))  # room for the colour bar with few rows
+    return fig
 
 
 def table(grid) -> pd.DataFrame:
