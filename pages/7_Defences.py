@@ -17,13 +17,18 @@ query = links.open_page(P)
 for warning in ud.init_defence_state(P, query):
     st.warning(warning)
 options = ud.defence_options()
-if query:  # the link's grid settings, once
-    if "methods" in query:
-        st.session_state[f"{P}_methods"] = [m for m in query["methods"].split(",") if m in ui.method_options()]
-    if "defences" in query:
-        st.session_state[f"{P}_defences"] = [d for d in query["defences"].split(",") if d in options]
+if query:  # the link's grid settings, once; what cannot be used is said in one line each
+    for name, known in (("methods", ui.method_options()), ("defences", options)):
+        if name in query:
+            given = [v for v in query[name].split(",") if v]
+            st.session_state[f"{P}_{name}"] = [v for v in given if v in known]
+            if [v for v in given if v not in known]:
+                st.warning(f"Ignored {name} {', '.join(repr(v[:20]) for v in given if v not in known)} from the link: "
+                           f"not registered {name}.")
     if query.get("limit", "").isdigit() and 1 <= int(query["limit"]) <= 20:
         st.session_state[f"{P}_limit"] = int(query["limit"])
+    elif "limit" in query:
+        st.warning(f"Ignored limit={query['limit'][:20]!r} from the link: expected 1 … 20 images.")
 st.title("Defences")
 st.caption("Does an attack survive JPEG, smoothing or bit-depth reduction in front of the model? **Non-adaptive**: "
            "crafted on the bare model, then the defended model classifies it. **Adaptive**: crafted through the "

@@ -285,6 +285,7 @@ def test_defences_page_runs_from_a_link_and_explains_bad_values():
     assert not at.exception
     assert at.multiselect(key="def_defences").value == ["jpeg", "bitdepth"]  # unknown names dropped
     assert any("median_window" in w.value and "odd" in w.value for w in at.warning)
+    assert any("defences 'bogus'" in w.value for w in at.warning)
     assert at.session_state["def_jpeg_quality"] == 50
     at.button(key="def_run").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
