@@ -70,7 +70,8 @@ st.caption(f"{len(chosen)} method{'s' * (len(chosen) > 1)} × {len(defences) + 1
            f"{limit} image{'s' * (limit > 1)} · model "
            f"**{facts['name']}** · command line: `python -m sdsgsm defend --methods {','.join(chosen)} --defences "
            f"{','.join(defences)} --data gallery --limit {limit} --out DIR` (other parameters as in the sidebar)")
-request = (model_key, limit, tuple(chosen), tuple(defences), dcfg, cfg, arch)
+used = tuple((k, v) for d in defences for k, v in dcfg.params_of(d).items())  # a hidden defence's value: no re-run
+request = (model_key, limit, tuple(chosen), tuple(defences), used, cfg, arch)
 run_col, stop_col = st.columns([1, 6])
 if run_col.button("Run", type="primary", key=f"{P}_run"):
     st.session_state.update({f"{P}_request": request, f"{P}_stopped": False})
@@ -83,8 +84,9 @@ with st.expander("Why adaptive attacks? BPDA and the survey's lesson", icon=":ma
         "*f(T(x))*. Most of these transforms are not differentiable, which also seems to block gradient attacks "
         "through them — *gradient masking*. Athalye, Carlini & Wagner (ICML 2018) showed that this protection is "
         "an illusion: with **BPDA** (backward pass differentiable approximation) the attacker runs the real T "
-        "forward and treats it as the identity backward (T(x) ≈ x), and the attack works again. The survey's §2 "
-        "draws the lesson: judge a defence only against an **adaptive** attacker who knows it. Here the Gaussian "
+        "forward and treats it as the identity backward (T(x) ≈ x), and the attack works again. The survey draws "
+        "the lesson (§2.3 gradient masking, §2.5 input transformations, §3.1): judge a defence only against an "
+        "**adaptive** attacker who knows it. Here the Gaussian "
         "blur is differentiable and is attacked with its exact gradient; the others through BPDA.")
 if st.session_state.get(f"{P}_request") != request:
     st.info("Press **Run**. Finished cells are kept, so Stop, a re-run or an extra defence is quick.")
