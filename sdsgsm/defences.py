@@ -161,7 +161,7 @@ DEFENCES: dict[str, Defence] = {d.name: d for d in [
             "differentiable, exact gradient", gaussian_blur, bpda=False),
     Defence("bitdepth", "bit depth", "bit-depth reduction to b bits, feature squeezing (Xu et al. 2018) via ART "
             "FeatureSqueezing; BPDA", _bitdepth, art_class="FeatureSqueezing"),
-    Defence("tvm", "TVM", "total-variation minimisation (Guo et al. 2018) via ART TotalVarMin, seconds per "
+    Defence("tvm", "TVM", "total-variation minimisation (Guo et al. 2018) via ART TotalVarMin, 0.5–7 s per "
             "image; BPDA, no adaptive zero-out scan", _tvm, art_class="TotalVarMin", slow=True),
 ]}
 assert tuple(DEFENCES) == DEFENCE_NAMES, "sdsgsm/params.py DEFENCE_NAMES must list the registry in order"
