@@ -117,7 +117,10 @@ def table(grid) -> pd.DataFrame:
                 "SSIM adaptive": ad["ssim_mean"], "s/image non-adaptive": na["time_s_mean"],
                 "s/image adaptive": ad["time_s_mean"], "note": ad["note"]}
         rows.append(row)
-    return pd.DataFrame(rows).round(4)
+    df = pd.DataFrame(rows)
+    digits = {c: 1 for c in df.columns if "(%)" in c or "(pp)" in c} | {c: 3 for c in df.columns if "L2" in c} | {
+        c: 4 for c in df.columns if "SSIM" in c} | {c: 2 for c in df.columns if "s/image" in c}
+    return df.round(digits)
 
 
 def example(spec: str, limit: int, model_key: str, cfg, batch: int, method: str, defence: str, mode: str,
