@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -64,12 +64,15 @@ def relation(source: ModelSpec, target: ModelSpec) -> str:
 @dataclass
 class TransferResult:
     """summary: one row per (method, source, target) (SUMMARY_COLUMNS); per_sample: one row per
-    (method, source, target, sample) (SAMPLE_COLUMNS); config: JSON-ready settings; stopped: ended early."""
+    (method, source, target, sample) (SAMPLE_COLUMNS); config: JSON-ready settings; stopped: ended early;
+    adversarial: {(method, source): (indices (M,), x_adv (M, 3, S, S) float32 numpy)} of the attacked
+    samples (kept in memory for the app's example image; not written to files)."""
 
     summary: pd.DataFrame
     per_sample: pd.DataFrame
     config: dict
     stopped: bool = False
+    adversarial: dict = field(default_factory=dict)
 
     def matrix(self, method: str, value: str = "asr") -> pd.DataFrame:
         """Sources × targets of ``value`` for one method (ASR in %), in the run's order; NaN = not run."""
@@ -129,9 +132,11 @@ def _source(spec: ModelSpec, model, x: torch.Tensor, y, batch_size: int, keys: l
 
 
 def _attack_source(src: _Source, x: torch.Tensor, targets: list[Model], clean: dict, method: str,
-                   cfg: AttackConfig, batch_size: int, tick: Callable[[int], bool], scans: dict) -> tuple[list, bool]:
-    """Craft with one method on one source in the benchmark's batches; rows for every target.
-    ``tick(n)`` reports progress and returns True to stop before the next batch."""
+                   cfg: AttackConfig, batch_size: int, tick: Callable[[int], bool], scans: dict,
+                   adv: list) -> tuple[list, bool]:
+    """Craft with one method on one source in the benchmark's batches; rows for every target; appends
+    (indices, x_adv numpy) per batch to ``adv``. ``tick(n)`` reports progress and returns True to stop
+    before the next batch."""
     m, parts = METHODS[method], []
     for b, start in enumerate(range(0, len(src.idx), batch_size)):
         if tick(0):
@@ -149,8 +154,31 @@ def _attack_source(src: _Source, x: torch.Tensor, targets: list[Model], clean: d
                              "source_adv_pred": result.adv_pred.cpu().numpy(), "source_success": per["success"],
                              **{c: per[c].to_numpy() for c in ("l2", "linf", "ssim", "time_s")}, "batch": b})
         parts += _target_rows(rows, src.spec, targets, clean, result.x_adv, rows["label"].to_numpy(), i)
+        adv.append((i, result.x_adv.detach().float().cpu().numpy()))
         tick(len(idx))
     return parts, False
+
+
+def _craft_all(srcs: list[_Source], x, targets, clean, methods, cfg_of, batch_size, tick, state) -> tuple:
+    """Every (source, method) in order: (per-target rows, [(method, source, complete)], x_adv per pair,
+    stopped). The zero-out scan of a batch is shared by the source's spatial methods."""
+    parts, done, adversarial = [], [], {}
+    for src in srcs:
+        scans = {}
+        for k, method in enumerate(methods):
+            state["label"] = f"{method} on {src.spec.label}"
+            _warm_up(src.model, x[src.idx[:1]], method, k > 0)
+            adv = []
+            got, stopped = _attack_source(src, x, targets, clean, method, cfg_of[method], batch_size, tick, scans,
+                                          adv)
+            parts += got
+            if adv:
+                adversarial[(method, src.spec.label)] = (np.concatenate([a for a, _ in adv]),
+                                                         np.concatenate([b for _, b in adv]))
+            done.append((method, src.spec.label, not stopped))
+            if stopped:
+                return parts, done, adversarial, True
+    return parts, done, adversarial, False
 
 
 def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y: torch.Tensor | None,
@@ -188,25 +216,12 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
             progress(state["label"], state["done"], state["total"])
         return n == 0 and should_stop is not None and should_stop()
 
-    parts, stopped, done = [], False, []
-    for src in srcs:
-        scans, warm = {}, False
-        for method in methods:
-            state["label"] = f"{method} on {src.spec.label}"
-            _warm_up(src.model, x[src.idx[:1]], method, warm)
-            warm = True
-            got, stopped = _attack_source(src, x, targets, clean, method, cfg_of[method], batch_size, tick, scans)
-            parts += got
-            done.append((method, src.spec.label, not stopped))
-            if stopped:
-                break
-        if stopped:
-            break
+    parts, done, adversarial, stopped = _craft_all(srcs, x, targets, clean, methods, cfg_of, batch_size, tick, state)
     per_sample = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*SAMPLE_COLUMNS,
                                                                                           "source_success"])
     config = _config(sources, targets, methods, cfg_of, srcs, x, data, keys, time.perf_counter() - t0, meta)
     summary = _summary(per_sample, cfg_of, done, config)
-    return TransferResult(summary, per_sample[SAMPLE_COLUMNS], config, stopped)
+    return TransferResult(summary, per_sample[SAMPLE_COLUMNS], config, stopped, adversarial)
 
 
 def _summary(per_sample: pd.DataFrame, cfg_of: dict, done: list, config: dict) -> pd.DataFrame:
@@ -266,7 +281,8 @@ def merge_transfer(parts: list[TransferResult]) -> TransferResult:
     config["wall_time_s"] = sum(p.config["wall_time_s"] for p in parts)
     stopped = any(p.stopped for p in parts)
     return TransferResult(pd.concat([p.summary for p in parts], ignore_index=True),
-                          pd.concat([p.per_sample for p in parts], ignore_index=True), config, stopped)
+                          pd.concat([p.per_sample for p in parts], ignore_index=True), config, stopped,
+                          {k: v for p in parts for k, v in p.adversarial.items()})
 
 
 def _md(cells: pd.DataFrame) -> str:
