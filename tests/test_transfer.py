@@ -243,3 +243,50 @@ def test_cli_transfer_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         assert err.startswith("error: ") and err.count("\n") == 1 and match in err, (extra, err)
         assert "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------- the page
+def _page(**query):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "9_Transfer.py"),
+                           default_timeout=600)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+@pytest.mark.slow
+def test_transfer_page_runs_shows_matrix_example_and_downloads():
+    at = _page(sources="lite0", ens="lite0,lite1", targets="lite0,lite1", methods="fgsm", limit="2", steps="2",
+               patch="112")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.multiselect(key="tr_sources").value == ["lite0"] and at.multiselect(key="tr_ens").value == ["lite0",
+                                                                                                          "lite1"]
+    assert any("--sources lite0,ens:lite0+lite1 --targets lite0,lite1" in c.value for c in at.caption)
+    at.button(key="tr_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 1
+    table = at.dataframe[0].value
+    assert list(table["source"]) == ["lite0", "ens:lite0+lite1"]
+    assert list(table["models"]) == ["efficientnet_lite0", "efficientnet_lite0+efficientnet_lite1"]
+    example = at.dataframe[1].value
+    assert list(example["target"]) == ["lite0", "lite1"] and list(example["relation"]) == ["white-box", "held-out"]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {"transfer.csv", "transfer_per_sample.csv", "transfer.json", "transfer_matrix.pdf"} <= set(labels)
+    link = next(c.value for c in at.code if "sources=" in c.value)
+    assert "ens=lite0%2Clite1" in link and "targets=lite0%2Clite1" in link and "steps=2" in link
+    at.multiselect(key="tr_methods").set_value(["fgsm", "pgd"]).run()
+    at.button(key="tr_stop").click().run()  # pgd never ran: the finished fgsm runs are shown
+    assert not at.exception and any("Stopped: 2 of 4" in w.value for w in at.warning)
+
+
+def test_transfer_page_odd_link_values_are_ignored_and_empty_choices_explained():
+    at = _page(sources="nope,lite0", targets="", methods="zz", limit="999", eps="nan")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.multiselect(key="tr_sources").value == ["lite0"] and at.multiselect(key="tr_targets").value == []
+    assert at.number_input(key="tr_limit").value == 4
+    assert any("eps" in w.value for w in at.warning)
+    assert any("at least one source" in i.value for i in at.info)
