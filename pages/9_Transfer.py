@@ -41,7 +41,8 @@ members = st.sidebar.multiselect("Ensemble source (2+ members)", names, key=f"{P
 targets = st.sidebar.multiselect("Targets (evaluated on)", names, key=f"{P}_targets")
 missing = ut.unavailable()
 if missing:
-    st.sidebar.caption("Not available offline here: " + "; ".join(missing))
+    st.sidebar.caption(f"Not available offline here: {', '.join(missing)} (weights not in the local torch cache; "
+                       "nothing is downloaded).")
 st.sidebar.header("Attack")
 st.session_state.setdefault(f"{P}_methods", ["fgsm", "pgd", "sd-sgsm"])
 methods = st.sidebar.multiselect("Methods", list(methods_all), key=f"{P}_methods",
@@ -70,8 +71,8 @@ with st.expander("How it works: one image space, the criterion, the models"):
                 f"- **ASR criterion**: {ut.CRITERION}.\n"
                 "- **Relation** of a cell: " + "; ".join(f"*{k}*: {v}" for k, v in ut.RELATIONS.items()) + ".\n"
                 "- **Models**: " + "; ".join(f"{s} = {ut.spec_models(s)}" for s in all_sources) + ".")
-st.caption(f"{len(all_sources)} sources × {len(methods)} methods on {limit} images → {len(targets)} targets · command "
-           f"line: `python -m sdsgsm transfer --sources {','.join(all_sources)} --targets {','.join(targets)} "
+st.caption(f"Sources: {len(all_sources)} · methods: {len(methods)} · images: {limit} · targets: {len(targets)} · "
+           f"command line: `python -m sdsgsm transfer --sources {','.join(all_sources)} --targets {','.join(targets)} "
            f"--methods {','.join(methods)} --limit {limit} --out DIR` (other parameters as in the sidebar)")
 request = (tuple(all_sources), tuple(targets), tuple(methods), limit, cfg)
 run_col, stop_col = st.columns([1, 6])

@@ -41,8 +41,8 @@ def model_choices() -> dict[str, str]:
 
 
 def unavailable() -> list[str]:
-    """'name (reason)' of the registered models that cannot load here (torchvision without cached weights)."""
-    return [f"{m.name} ({m.reason})" for m in available_models() if not m.available]
+    """Names of the registered models that cannot load here (torchvision without cached weights)."""
+    return [m.name for m in available_models() if not m.available]
 
 
 def ensemble_label(members: list[str]) -> str | None:
@@ -107,7 +107,11 @@ def matrix_chart(result: TransferResult):
     """Plotly heat maps, one panel per method: sources (rows) × targets (columns), ASR %."""
     from ..viz import matrix_figure
 
-    return matrix_figure(result.panels(), "ASR (%)", digits=0)
+    panels = result.panels()
+    fig = matrix_figure(panels, "ASR (%)", digits=0)
+    rows = max((len(df) for _, df in panels), default=1)
+    fig.update_layout(height=190 + 46 * rows)  # room for the colour bar with a single source row
+    return fig
 
 
 def matrix_preview(result: TransferResult) -> bytes:
