@@ -19,7 +19,11 @@ methods_all = ui.method_options()
 if query:  # the link's transfer settings, once
     for name in ("sources", "ens", "targets"):
         if name in query:
-            st.session_state[f"{P}_{name}"] = [m for m in query[name].split(",") if m in choices]
+            given = [m for m in query[name].split(",") if m]
+            st.session_state[f"{P}_{name}"] = [m for m in given if m in choices]
+            if any(m not in choices for m in given):
+                st.warning(f"Ignored {name}={query[name][:40]!r} entries from the link that are not available here "
+                           f"(choose from {', '.join(choices)}).")
     if "methods" in query:
         st.session_state[f"{P}_methods"] = [m for m in query["methods"].split(",") if m in methods_all]
     if query.get("limit", "").isdigit() and 1 <= int(query["limit"]) <= 20:
@@ -127,7 +131,7 @@ keys = list(dict.fromkeys(result.per_sample.loc[(result.per_sample["method"] == 
 ex_key = c3.selectbox("Image", keys, key=f"{P}_ex_key", format_func=lambda k: k.rsplit("/", 1)[-1])
 ex = ut.example(result, ex_method, ex_source, ex_key) if ex_key else None
 if ex is not None:
-    i1, i2, i3 = st.columns([1, 1, 2])
+    i1, i2, i3 = st.columns([1, 1, 3])
     i1.image(ex["original"], caption=f"Original · label: {ex['label']}", clamp=True, width="stretch")
     i2.image(ex["adversarial"], caption=f"{ex_method} on {ex_source}", clamp=True, width="stretch")
     i3.dataframe(ex["table"], hide_index=True, key=f"{P}_ex_table")

@@ -288,5 +288,5 @@ def test_transfer_page_odd_link_values_are_ignored_and_empty_choices_explained()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.multiselect(key="tr_sources").value == ["lite0"] and at.multiselect(key="tr_targets").value == []
     assert at.number_input(key="tr_limit").value == 4
-    assert any("eps" in w.value for w in at.warning)
+    assert any("eps" in w.value for w in at.warning) and any("sources='nope,lite0'" in w.value for w in at.warning)
     assert any("at least one source" in i.value for i in at.info)
