@@ -3,8 +3,9 @@
 Every model takes the same 224-px gallery image (sdsgsm/ensemble.py: Lite1 and Lite2 resize it
 bilinearly to 240 / 260 px inside their forward); the ensemble is the mean of the members' logits.
 Models are timed interleaved in rotating order, so drift in machine load hits all alike. Prints one
-line per model (median seconds per image, ratio to Lite0) and, as its last line,
-``lite0_s=… lite1_s=… lite2_s=… ens_s=…``.
+line per model (median seconds per image, ratio to Lite0, and top-1 accuracy on the 20 gallery
+images at 224 px, resized inside the model as in a transfer run) and, as its last line,
+``lite0_s=… lite1_s=… lite2_s=… ens_…_s=…``.
 
     python bench/transfer.py [--models lite0,lite1,lite2,ens:lite0+lite1] [--repeats R] [--batch B]
                              [--threads N] [--device cpu|cuda]
@@ -57,11 +58,15 @@ def main() -> None:
             step(models[name], x)
             sync(x.device)
             times[name].append((time.perf_counter() - t0) / len(x))
+    xs, ys, _ = load_gallery("imagenet", 224)
+    with torch.inference_mode():
+        acc = {n: (m(xs.to(args.device)).argmax(1).cpu() == ys).float().mean().item() for n, m in models.items()}
     base = statistics.median(times[names[0]])
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {len(x)}, {args.repeats} repeats")
     for name in names:
         med = statistics.median(times[name])
-        print(f"{name:28s} forward+backward {med * 1e3:8.1f} ms/image  ×{med / base:.2f} of {names[0]}")
+        print(f"{name:24s} forward+backward {med * 1e3:7.1f} ms/image  ×{med / base:.2f} of {names[0]}  "
+              f"top-1 {100 * acc[name]:.0f} % of {len(ys)} gallery images")
     print(" ".join(f"{n.replace('ens:', 'ens_').replace('+', '_')}_s={statistics.median(t):.4f}"
                    for n, t in times.items()))
 
