@@ -15,8 +15,9 @@ another native size resizes bilinearly inside its forward).
 
 ASR criterion (:data:`CRITERION`): a (source, target) cell counts the samples that **both** the source
 and the target classify correctly when clean; success = the target's prediction of x_adv differs
-from the label. L2, L∞, SSIM and time are properties of x_adv, hence of the source: measured
-through the metric registry over every sample attacked on that source (the source-clean-correct ones).
+from the label (an unknown label, −1, is replaced by the source's clean prediction, as in the benchmark, so
+the target must then agree with the source). L2, L∞, SSIM and time are properties of x_adv, hence of the
+source: measured through the metric registry over every sample attacked on that source (its clean-correct ones).
 """
 
 from __future__ import annotations
