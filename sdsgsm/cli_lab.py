@@ -47,7 +47,7 @@ def add_parsers(sub, parser_class) -> None:
     ev.add_argument("--cw-limit", type=int, default=50, help="CW runs on the first N test images")
     ev.add_argument("--no-cw", action="store_true", help="skip CW-L2")
     ev.add_argument("--limit", type=int, default=None, help="use the first N test images (default: all 450)")
-    ev.add_argument("--stem", default="lab", help="figure file stem")
+    ev.add_argument("--stem", default="lab_figure", help="figure file stem (lab_figure.pdf/.png/.svg/.json)")
 
 
 def _number(text: str) -> float:
@@ -109,6 +109,8 @@ def cmd_eval(args) -> str:
     from .report import write_files
 
     ecfg = eval_config(args)
+    if f"{args.stem}.json" in (lab.LAB_JSON, "lab_eval.json"):
+        raise ValueError(f"--stem {args.stem} would overwrite {args.stem}.json of the lab; choose another stem.")
     loaded = lab.load_models(args.weights)
     split = lab.load_split(loaded.cfg.seed, loaded.cfg.test_size)
     if args.limit:

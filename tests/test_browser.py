@@ -20,7 +20,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-NAV = ["Home", "Explorer", "Learn", "Compare", "Benchmark", "Figures", "Sweeps"]
+NAV = ["Home", "Explorer", "Learn", "Compare", "Benchmark", "Figures", "Sweeps", "Robust training"]
 LONG = 600_000  # ms: the first attack on 2 shared CPU cores can be slow
 
 
