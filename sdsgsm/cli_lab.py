@@ -131,7 +131,9 @@ def _summary(ev) -> str:
     """The accuracy table (%) and the headline as printable text."""
     from .lab import wide_table
 
-    lines = [wide_table(ev.curve).round({"eps": 4}).to_string(index=False, float_format=lambda v: f"{v:.1f}")]
+    table = wide_table(ev.curve)
+    table.insert(1, "eps_255", table.pop("eps") * 255)
+    lines = [table.to_string(index=False, float_format=lambda v: f"{v:.1f}")]
     h = ev.headline
     if h.get("eps") is not None:
         accs = ", ".join(f"{k} {v * 100:.1f} %" for k, v in h["accuracy"].items())

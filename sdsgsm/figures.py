@@ -473,5 +473,5 @@ def torch_tensor(values, device):
 
 
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "DPI", "FORMATS", "bars_figure", "build", "caption", "figure_files",
-           "grid_figure", "grid_layout", "grid_records", "image_list", "lab_figure", "parse_columns", "radar_figure", "render",
-           "sweep_figure"]
+           "grid_figure", "grid_layout", "grid_records", "image_list", "lab_figure", "parse_columns", "radar_figure",
+           "render", "sweep_figure"]
