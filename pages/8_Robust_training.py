@@ -85,7 +85,7 @@ def progress(text, done, total):
 
 
 try:
-    ev = ul.evaluation(T, teps, epochs, _progress=progress)
+    ev = ul.evaluation(T, teps, epochs, progress)
 except (ValueError, RuntimeError) as exc:
     st.error(f"The lab could not run: {str(exc).splitlines()[0]}")
     st.stop()

@@ -47,11 +47,11 @@ LAB_DIR = Path(__file__).resolve().parent.parent / "assets" / "lab"
 LAB_JSON = "lab.json"
 MODELS = ("standard", "distilled", "fgsm_at", "pgd_at")
 MODEL_TEXT = {
-    "standard": "Standard: cross-entropy on the labels",
-    "distilled": "Defensive distillation: student on the teacher's softmax(z/T), deployed at T = 1 "
-                 "(Papernot et al. 2016)",
-    "fgsm_at": "FGSM adversarial training: ½ clean + ½ FGSM loss at ε_train (Goodfellow et al. 2015)",
-    "pgd_at": "PGD adversarial training: loss on PGD examples at ε_train (Madry et al. 2018)",
+    "standard": "cross-entropy on the labels",
+    "distilled": "defensive distillation: a teacher trained on softmax(z/T), a student on the teacher's soft labels "
+                 "at the same T, deployed at T = 1 (Papernot et al. 2016)",
+    "fgsm_at": "FGSM adversarial training: ½ clean + ½ FGSM loss at the training ε (Goodfellow et al. 2015)",
+    "pgd_at": "PGD adversarial training: the loss on PGD examples at the training ε (Madry et al. 2018)",
 }
 LABELS = [str(i) for i in range(10)]
 EPS_TOP = PARAMS["eps"].hi  # 32/255: the spec's ε range bounds every registry attack
@@ -324,7 +324,7 @@ def train_all(cfg: TrainConfig, split: Split | None = None, progress: Progress |
 def clean_accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Share of images (N, 1, 8, 8) whose argmax logit is the label."""
     with torch.no_grad():
-        return float((net(x).argmax(1) == y).float().mean())
+        return int((net(x).argmax(1) == y).sum()) / len(y)
 
 
 def lab_files(nets: Mapping[str, nn.Module], cfg: TrainConfig, seconds: Mapping[str, float], command: str,

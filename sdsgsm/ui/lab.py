@@ -2,8 +2,9 @@
 
 The shipped models (assets/lab) and their saved evaluation are read from disk; other settings
 (temperature T, training ε, epochs) retrain the four models through ``st.cache_resource`` keyed on the
-settings, with the page's progress bar, and evaluate them through ``st.cache_data`` (a shorter ε grid and
-CW on fewer images than the CLI's defaults, said on the page). No module-level mutable state.
+settings (the server's run store, :func:`sdsgsm.ui.cache.run_store`), with the page's progress bar, and
+evaluate them (a shorter ε grid and CW on fewer digits than the CLI's defaults, said on the page). No
+module-level mutable state.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import streamlit as st
 
 from .. import lab
 from ..lab import EPS_TOP, LAB_DIR, LAB_METHODS, MODEL_COLOURS, MODEL_TEXT, MODELS  # noqa: F401  (for the page)
-from .cache import CACHE_TTL
+from .cache import CACHE_TTL, run_store, work_gate
 
 APP_EVAL = lab.EvalConfig(eps=tuple(np.linspace(0.0, EPS_TOP, 5).tolist()), cw_limit=20)
 EXAMPLES = 6  # digits shown clean vs adversarial
@@ -34,49 +35,61 @@ def settings_config(temperature: float, train_eps: float, epochs: int) -> lab.Tr
     return replace(base, temperature=float(temperature), train_eps=float(train_eps), epochs=int(epochs))
 
 
-@st.cache_resource(max_entries=4, ttl=CACHE_TTL, show_spinner=False)
-def models(temperature: float, train_eps: float, epochs: int, _progress=None) -> dict:
+def models(temperature: float, train_eps: float, epochs: int, progress=None) -> dict:
     """{name: frozen Classifier}: the shipped ones for the shipped settings, else trained now (seconds per
-    model; ``_progress(text, done, total)`` per epoch)."""
-    if (temperature, train_eps, epochs) == shipped_settings():
-        return lab.load_models(LAB_DIR).nets
-    cfg = settings_config(temperature, train_eps, epochs)
-    total = len(MODELS) * cfg.epochs + cfg.epochs  # the distillation pair trains two nets
-    done = [0]
+    model; ``progress(text, done, total)`` per epoch). Kept in the server's run store (an
+    ``st.cache_resource``, keyed on the settings): a live progress bar cannot sit inside a cached function."""
+    key = ("lab-models", float(temperature), float(train_eps), int(epochs))
+    hit = run_store().get(key)
+    if hit is not None:
+        return hit
+    if key[1:] == shipped_settings():
+        nets = lab.load_models(LAB_DIR).nets
+    else:
+        cfg = settings_config(temperature, train_eps, epochs)
+        total, done = len(MODELS) * cfg.epochs + cfg.epochs, [0]  # the distillation pair trains two nets
 
-    def tick(text, epoch, epochs):
-        done[0] += 1
-        if _progress is not None:
-            _progress(f"training {text}: epoch {epoch}/{epochs}", done[0], total)
+        def tick(text, epoch, epochs):
+            done[0] += 1
+            if progress is not None:
+                progress(f"training {text}: epoch {epoch}/{epochs}", done[0], total)
 
-    nets, _ = lab.train_all(cfg, progress=tick)
-    return lab.frozen(nets)
+        with work_gate():
+            nets = lab.frozen(lab.train_all(cfg, progress=tick)[0])
+    run_store().put(key, nets)
+    return nets
 
 
-@st.cache_data(max_entries=4, ttl=CACHE_TTL, show_spinner=False)
-def evaluation(temperature: float, train_eps: float, epochs: int, _progress=None) -> dict:
-    """{'curve', 'cw', 'saturation' DataFrames, 'headline' dict, 'eval' settings text, 'shipped' bool}."""
-    shipped = (temperature, train_eps, epochs) == shipped_settings()
+def evaluation(temperature: float, train_eps: float, epochs: int, progress=None) -> dict:
+    """{'curve', 'cw', 'saturation' DataFrames, 'headline', 'eval' settings text, 'seconds', 'shipped'}: the
+    saved evaluation of the shipped models, else a fresh one (:data:`APP_EVAL`), kept in the run store."""
+    key = ("lab-eval", float(temperature), float(train_eps), int(epochs))
+    hit = run_store().get(key)
+    if hit is not None:
+        return hit
+    shipped = key[1:] == shipped_settings()
     record = lab.read_record(LAB_DIR)
     saved = lab.read_eval(LAB_DIR, record) if shipped else None
+    ecfg = _saved_eval_config() if saved is not None else APP_EVAL
     if saved is None:
-        nets = models(temperature, train_eps, epochs, _progress)
+        nets = models(temperature, train_eps, epochs, progress)
         split = lab.load_split(record["split"]["seed"], record["split"]["test_size"])
-        saved = lab.evaluate_lab(nets, split, APP_EVAL, _progress)
-        ecfg = APP_EVAL
-    else:
-        ecfg = lab.EvalConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in _saved_eval_settings().items()})
-    return {"curve": saved.curve, "cw": saved.cw, "saturation": saved.saturation, "headline": saved.headline,
-            "eval": f"{len(ecfg.eps)} ε values, T = {ecfg.steps} steps, SD-SGSM m = {ecfg.patch} px with ε_weak = "
-                    f"{ecfg.weak_ratio:g}·ε; CW-L2 {ecfg.cw_steps} iterations on the first {ecfg.cw_limit} test images",
-            "seconds": saved.seconds, "shipped": shipped}
+        with work_gate():
+            saved = lab.evaluate_lab(nets, split, APP_EVAL, progress)
+    out = {"curve": saved.curve, "cw": saved.cw, "saturation": saved.saturation, "headline": saved.headline,
+           "eval": f"{len(ecfg.eps)} ε values, {ecfg.steps} steps for PGD and SD-SGSM, SD-SGSM m = {ecfg.patch} px "
+                   f"with ε_weak = {ecfg.weak_ratio:g}·ε; CW-L2 {ecfg.cw_steps} iterations on the first "
+                   f"{ecfg.cw_limit} test digits",
+           "seconds": saved.seconds, "shipped": shipped}
+    run_store().put(key, out)
+    return out
 
 
-def _saved_eval_settings() -> dict:
+def _saved_eval_config() -> lab.EvalConfig:
     import json
 
-    return json.loads((LAB_DIR / "lab_eval.json").read_text(encoding="utf-8"))["eval"]
+    saved = json.loads((LAB_DIR / "lab_eval.json").read_text(encoding="utf-8"))["eval"]
+    return lab.EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
 
 
 def accuracy_chart(curve: pd.DataFrame, headline: dict | None = None):
