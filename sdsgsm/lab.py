@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
@@ -177,15 +178,20 @@ def classifier(net: nn.Module, name: str) -> Classifier:
 
 
 # ----------------------------------------------------------------------------- training
+_THREADS = threading.RLock()  # torch's thread count is process-wide: one lab computation sets it at a time
+
+
 @contextmanager
 def threads(n: int):
-    """Run with ``n`` torch CPU threads (fixed for bit-identical results), then restore the count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    """Run with ``n`` torch CPU threads (fixed for bit-identical results), then restore the count. Lab runs
+    in two app sessions take turns (a re-entrant lock), so each restores the count it found."""
+    with _THREADS:
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def _input_grad(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
