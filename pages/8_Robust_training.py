@@ -34,13 +34,16 @@ def _from_link(name: str, raw: str):
 
 for name, default in DEFAULTS.items():
     st.session_state.setdefault(f"{P}_{name}", default)
+ignored = []
 for name in DEFAULTS:
     if name in query:
         value = _from_link(name, query[name])
         if value is None:
-            st.warning(f"Ignored {name}={query[name][:30]!r} from the link: not a valid value.")
+            ignored.append(f"{name}={query[name][:30]!r}")
         else:
             st.session_state[f"{P}_{name}"] = value
+if ignored:
+    st.warning(f"Ignored from the link (not valid values): {', '.join(ignored)}.")
 if query:
     st.session_state[f"{P}_settings"] = tuple(st.session_state[f"{P}_{n}"] for n in ("T", "teps", "epochs"))
 settings = st.session_state.setdefault(f"{P}_settings", (T0, E0, N0))
