@@ -140,7 +140,7 @@ def test_landing_page_links_every_page(server, browser, shots):
     page.get_by_text("Device:", exact=False).wait_for(timeout=LONG)
     assert_clean_page(page)
     body = page.locator('[data-testid="stMain"] [data-testid="stPageLink"] a')
-    assert [a.get_attribute("href").rstrip("/").rsplit("/", 1)[-1] for a in body.all()] == NAV[1:]
+    assert [a.get_attribute("href").rstrip("/").rsplit("/", 1)[-1].replace("_", " ") for a in body.all()] == NAV[1:]
     page.screenshot(path=str(shots / "home.png"), full_page=True)
     page.close()
 
