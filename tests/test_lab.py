@@ -215,3 +215,19 @@ def test_page_retrains_with_other_settings():
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("Retrained here: T = 5" in i.value for i in at.info)
     assert at.query_params["epochs"] == "1" and len(at.dataframe[0].value) == 3 * 5
+
+
+def test_cw_fools_the_distilled_model_where_fgsm_does_not(shipped, split):
+    """Survey §2.3: the distilled model resists FGSM (its gradient is masked) but not CW-L2 on the logits."""
+    x, y = split.x_test[:20], split.y_test[:20]
+    ecfg = lab.EvalConfig(eps=(lab.EPS_TOP,), methods=("fgsm",), cw_limit=20, cw_steps=50)
+    cw = lab.cw_table(shipped.nets, x, y, ecfg, names=("distilled",)).iloc[0]
+    fgsm = lab.accuracy_curve({"distilled": shipped.nets["distilled"]}, x, y, ecfg)["accuracy"].iloc[0]
+    clean = lab.clean_accuracy(shipped.nets["distilled"], x, y)
+    assert cw["success_rate"] >= 0.8 and cw["accuracy"] <= 0.2
+    assert clean - fgsm < cw["success_rate"] * clean - 0.2  # FGSM at 32/255 fools far fewer (0.40 vs 0.80)
+    assert _finite(cw)
+
+
+def _finite(row) -> bool:
+    return all(pd.notna(row[k]) and abs(row[k]) < float("inf") for k in ("l2_mean", "linf_mean"))
