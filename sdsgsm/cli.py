@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import cli_figures, cli_transfer
+from . import cli_figures, cli_lab, cli_transfer
 from .attacks import METHODS, AttackConfig
 from .models import first_line
 from .params import PRESETS, add_flags, build_config, get_preset, values_from_args
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "toaster_<s>.png and patches.json")
     _add_train_patch_flags(train)
     cli_figures.add_parsers(sub, _Parser, _add_model_flags)
+    cli_lab.add_parsers(sub, _Parser)
     cli_transfer.add_parser(sub, _Parser)
     return parser
 
@@ -277,6 +278,9 @@ def _main(argv: list[str] | None) -> int:
             out_dir(args)  # every command: refuse an --out that is a file before any work
         if args.command in ("figure", "sweep"):
             print(cli_figures.run(args))
+            return 0
+        if args.command == "lab":
+            print(cli_lab.run(args))
             return 0
         if args.command == "transfer":
             print(cli_transfer.run(args))
