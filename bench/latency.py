@@ -23,16 +23,17 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from sdsgsm.server import start_server, stop_server  # noqa: E402
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -60,24 +61,6 @@ DONE_JS = """
   if (window.__sawRunning) return {l2: s.l2, changed: false};
   return false;
 }""".replace("STATE", STATE_JS)
-
-
-def start_server(cwd: Path = ROOT) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1"],
-                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(1)
-    proc.kill()
-    raise SystemExit("streamlit did not start")
 
 
 def next_key(index: int, lo: int, hi: int, seen: set[int], mode: str, i: int) -> str:
@@ -163,8 +146,7 @@ def main() -> None:
             browser.close()
     finally:
         for proc, _ in servers:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(proc)
         if base_dir is not None:
             subprocess.run(["git", "worktree", "remove", "--force", str(base_dir)], cwd=ROOT, check=False)
     for name, ts in times.items():

@@ -5,11 +5,14 @@ import streamlit as st
 from sdsgsm import ui, viz
 from sdsgsm.params import PRESETS
 from sdsgsm.ui import nav
+from sdsgsm.ui import state as links
 
 st.set_page_config(page_title="Benchmark · SD-SGSM", layout="wide")
 nav.sidebar()
 P = "bench"
-for warning in ui.init_state(P, method_key=None):
+LINK_DATA = ("gallery", "gallery:photo")  # a link may name these; a server path never travels in a link
+query = links.open_page(P)  # the link's parameters and model, once
+for warning in links.bench_query(P, query, PRESETS, LINK_DATA, ui.method_options()):
     st.warning(warning)
 st.title("Benchmark")
 st.caption("Paper-style tables (mean ± std, best in bold) on the gallery or on data you already have. "
@@ -23,8 +26,10 @@ spec = st.sidebar.selectbox("Data set", ["gallery", "gallery:photo", "folder on 
 if spec in ("folder on disk", "cifar10 on disk"):
     path = st.sidebar.text_input("Path", key=f"{P}_path", placeholder="/data/my_images")
     spec = ("cifar10:" + path) if spec.startswith("cifar10") and path else path
-limit = st.sidebar.number_input("Limit (0 = all)", 0, 100000, value=0, key=f"{P}_limit") or None
-batch = st.sidebar.number_input("Batch size", 1, 256, value=8, key=f"{P}_batch")
+st.session_state.setdefault(f"{P}_limit", 0)
+st.session_state.setdefault(f"{P}_batch", 8)
+limit = st.sidebar.number_input("Limit (0 = all)", 0, 100000, key=f"{P}_limit") or None
+batch = st.sidebar.number_input("Batch size", 1, 256, key=f"{P}_batch")
 st.sidebar.header("Methods")
 
 
@@ -38,8 +43,9 @@ preset = st.sidebar.selectbox("Preset", [*PRESETS, "custom"], key=f"{P}_preset",
                               format_func=lambda n: PRESETS[n].label if n in PRESETS else "custom",
                               help="Choosing a preset sets its numbers in the sidebar below; you may change them.")
 methods = ui.method_options()
-default = list(PRESETS[preset].methods) if preset in PRESETS else ["fgsm", "sd-sgsm"]
-chosen = st.sidebar.multiselect("Methods", list(methods), default=default, key=f"{P}_methods_{preset}")
+st.session_state.setdefault(f"{P}_methods_{preset}",
+                            list(PRESETS[preset].methods) if preset in PRESETS else ["fgsm", "sd-sgsm"])
+chosen = st.sidebar.multiselect("Methods", list(methods), key=f"{P}_methods_{preset}")
 if preset in PRESETS:
     st.info(f"**{PRESETS[preset].label}** — {PRESETS[preset].description}.")
 if not st.session_state.get(f"{P}_preset_applied"):  # the first preset's numbers on a fresh page
@@ -51,6 +57,8 @@ try:
 except ValueError as exc:
     st.error(str(exc).splitlines()[0])
     st.stop()
+links.share_link(P, {"model": None if ckpt else model_key, "data": spec if spec in LINK_DATA else None,
+                     "preset": preset, "methods": ",".join(chosen), "limit": limit or 0, "batch": int(batch)})
 if not spec or not chosen:
     st.info("Choose a data set and at least one method.")
     st.stop()

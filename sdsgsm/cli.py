@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import cli_defend, cli_figures
+from . import cli_defend, cli_figures, cli_lab, cli_transfer
 from .attacks import METHODS, AttackConfig
 from .models import first_line
 from .params import PRESETS, add_flags, build_config, get_preset, values_from_args
@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_patch_flags(train)
     cli_figures.add_parsers(sub, _Parser, _add_model_flags)
     cli_defend.add_parser(sub, _Parser, _add_model_flags)
+    cli_lab.add_parsers(sub, _Parser)
+    cli_transfer.add_parser(sub, _Parser)
     return parser
 
 
@@ -280,6 +282,12 @@ def _main(argv: list[str] | None) -> int:
             return 0
         if args.command == "defend":
             print(cli_defend.run(args))
+            return 0
+        if args.command == "lab":
+            print(cli_lab.run(args))
+            return 0
+        if args.command == "transfer":
+            print(cli_transfer.run(args))
             return 0
         if args.command == "benchmark":
             result = cmd_benchmark(args)

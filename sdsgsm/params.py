@@ -366,13 +366,15 @@ def default_patch(side: int) -> int:
 # ----------------------------------------------------------------------------- per-request limits of the app
 APP_MAX_STEPS = 200  # a shared server runs at most this many steps per request (the CLI: the spec's range)
 APP_MAX_WINDOWS = 56 * 56  # and scans at most this many windows per image (m = 4 at 224 px)
+APP_MAX_SF_ITER = 50  # and SmoothFool takes at most this many outer iterations (each a DeepFool run)
 
 
-def app_limit_error(cfg, side: int, multi_step: bool = True, spatial: bool = True) -> str | None:
+def app_limit_error(cfg, side: int, multi_step: bool = True, spatial: bool = True,
+                    smoothfool: bool = False) -> str | None:
     """One line when one app request with AttackConfig ``cfg`` on ``side``-px images would be more
     work than a shared server allows (issue 14: ``?steps=999`` or ``?patch=1`` ran for minutes);
-    None when it is within the limits. ``multi_step`` / ``spatial``: whether the method(s) take
-    T steps / run the zero-out scan. The CLI has no such limit."""
+    None when it is within the limits. ``multi_step`` / ``spatial`` / ``smoothfool``: whether the
+    method(s) take T steps / run the zero-out scan / include SmoothFool. The CLI has no such limit."""
     from .occlusion import grid_shape
 
     if multi_step and cfg.steps > APP_MAX_STEPS:
@@ -383,6 +385,9 @@ def app_limit_error(cfg, side: int, multi_step: bool = True, spatial: bool = Tru
         return (f"A {cfg.scan.for_size(side).patch}-px window with stride {cfg.scan.for_size(side).step} gives "
                 f"{nh * nw:,} windows to scan, above this app's limit of {APP_MAX_WINDOWS:,}; choose a larger "
                 "patch or stride, or use the command line.")
+    if smoothfool and cfg.sf_max_iter > APP_MAX_SF_ITER:
+        return (f"SmoothFool iterations = {cfg.sf_max_iter} is above this app's limit of {APP_MAX_SF_ITER} per run; "
+                f"use the command line (python -m sdsgsm attack --method smoothfool --sf-max-iter {cfg.sf_max_iter}).")
     return None
 
 

@@ -252,8 +252,9 @@ def matrix_figure(panels: list[tuple[str, pd.DataFrame]], value_label: str, digi
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    shared = all(list(df.index) == list(panels[0][1].index) for _, df in panels)
     fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[t for t, _ in panels],
-                        horizontal_spacing=0.12)
+                        horizontal_spacing=0.04 if shared else 0.12)
     for k, (_, df) in enumerate(panels, start=1):
         z = np.asarray(df, dtype=float)
         text = [["" if not np.isfinite(v) else f"{v:.{digits}f}" for v in row] for row in z]
@@ -261,7 +262,8 @@ def matrix_figure(panels: list[tuple[str, pd.DataFrame]], value_label: str, digi
                                  texttemplate="%{text}", colorscale=colorscale, zmin=zmin, zmax=zmax,
                                  coloraxis="coloraxis", hovertemplate="%{y} → %{x}: %{z:.3g}<extra></extra>"),
                       row=1, col=k)
-        fig.update_yaxes(autorange="reversed", title_text=str(df.index.name or "") if k == 1 else None, row=1, col=k)
+        fig.update_yaxes(autorange="reversed", title_text=str(df.index.name or "") if k == 1 else None,
+                         showticklabels=k == 1 or not shared, row=1, col=k)  # shared row labels once, on the left
         fig.update_xaxes(title_text=str(df.columns.name or ""), row=1, col=k)
     fig.update_layout(coloraxis=dict(colorscale=colorscale, cmin=zmin, cmax=zmax,
                                      colorbar=dict(title=value_label, thickness=12)),

@@ -221,3 +221,13 @@ def test_benchmark_page_runs_table1_stops_keeping_finished_methods_and_explains_
     assert not at.exception and at.error
     at.text_input(key="bench_path").input(str(tmp_path)).run()  # exists but holds no images
     assert not at.exception and at.error
+
+
+def test_explorer_refuses_more_smoothfool_iterations_than_the_app_allows_only_for_smoothfool():
+    from sdsgsm.params import APP_MAX_SF_ITER
+
+    at = page("pages/1_Explorer.py", method="smoothfool", sf_max_iter=str(APP_MAX_SF_ITER + 1))
+    assert not at.exception
+    assert any("above this app's limit of 50" in e.value and "--sf-max-iter 51" in e.value for e in at.error)
+    other = page("pages/1_Explorer.py", method="fgsm", sf_max_iter=str(APP_MAX_SF_ITER + 1))
+    assert not other.exception and not any("app's limit" in e.value for e in other.error)

@@ -19,6 +19,10 @@ def test_registry_has_every_named_method():
     assert {m for m in METHODS if METHODS[m].spatial} == {"sd-fgsm", "sd-sgsm"}
     with pytest.raises(ValueError, match="Unknown method"):
         get_method("deepfoo")
+    for wrong in (AttackConfig(), "x" * 500):  # arguments swapped, or a pasted essay: one short line
+        with pytest.raises(ValueError) as info:
+            get_method(wrong)
+        assert len(str(info.value).split(";")[0]) < 80
 
 
 def test_paper_toy_example_tanh_5g():

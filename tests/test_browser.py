@@ -6,56 +6,20 @@ Screenshots go to pytest's tmp_path, or to $SDSGSM_SCREENSHOTS when it is set (t
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from sdsgsm.server import start_server, stop_server  # noqa: F401  (other browser tests import them here)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-NAV = ["Home", "Explorer", "Learn", "Compare", "Benchmark", "Figures", "Sweeps", "Defences"]
+NAV = ["Home", "Explorer", "Learn", "Compare", "Benchmark", "Figures", "Sweeps", "Defences", "Robust training",
+       "Transfer"]
 LONG = 600_000  # ms: the first attack on 2 shared CPU cores can be slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    """A new `streamlit run app.py` (the repo's .streamlit/config.toml applies); returns (process, url).
-
-    Only the health endpoint is polled, so the first page request is the caller's.
-    """
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(1)
-    proc.kill()
-    raise RuntimeError("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def _need_chromium() -> None:
@@ -177,7 +141,7 @@ def test_landing_page_links_every_page(server, browser, shots):
     page.get_by_text("Device:", exact=False).wait_for(timeout=LONG)
     assert_clean_page(page)
     body = page.locator('[data-testid="stMain"] [data-testid="stPageLink"] a')
-    assert [a.get_attribute("href").rstrip("/").rsplit("/", 1)[-1] for a in body.all()] == NAV[1:]
+    assert [a.get_attribute("href").rstrip("/").rsplit("/", 1)[-1].replace("_", " ") for a in body.all()] == NAV[1:]
     page.screenshot(path=str(shots / "home.png"), full_page=True)
     page.close()
 

@@ -182,3 +182,22 @@ def test_compare_link_holds_images_and_methods():
     assert at.multiselect(key="cmp_methods").value == ["pgd", "fgsm"]
     link = next(c.value for c in at.code if "steps=" in c.value)
     assert "methods=pgd%2Cfgsm" in link and "steps=3" in link and f"images={IMAGE.replace('/', '%2F')}" in link
+
+
+def test_benchmark_link_holds_data_preset_methods_and_its_own_numbers_over_the_preset():
+    at = _page("pages/3_Benchmark.py", preset="table2", eps_strong="6", methods="pgd,fgsm,bogus", data="/etc",
+               limit="3", batch="x")
+    assert not at.exception
+    assert at.selectbox(key="bench_preset").value == "table2"
+    assert at.multiselect(key="bench_methods_table2").value == ["pgd", "fgsm"]
+    assert at.session_state["bench_eps_strong"] == 6.0  # the link's number wins over the preset's 8
+    assert at.session_state["bench_steps"] == 10  # the rest is Table 2's
+    assert at.number_input(key="bench_limit").value == 3 and at.number_input(key="bench_batch").value == 8
+    warned = " ".join(w.value for w in at.warning)
+    assert "data='/etc'" in warned and "bogus" in warned and "batch='x'" in warned
+    link = next(c.value for c in at.code if "preset=" in c.value)
+    assert "data=gallery&" in link and "preset=table2" in link and "methods=pgd%2Cfgsm" in link
+    assert "eps_strong=6" in link and "limit=3" in link
+    plain = _page("pages/3_Benchmark.py", steps="3")  # numbers without a preset: over the default preset
+    assert plain.selectbox(key="bench_preset").value == "table1" and plain.session_state["bench_steps"] == 3
+    assert plain.session_state["bench_eps_weak"] == 4.0  # Table 1's fair-cap ε_weak

@@ -129,8 +129,9 @@ def get_method(name: str) -> Method:
     """Registry lookup with a clear error for unknown names."""
     try:
         return METHODS[name]
-    except KeyError:
-        raise ValueError(f"Unknown method {name!r}; choose one of {', '.join(METHODS)}.") from None
+    except (KeyError, TypeError):  # TypeError: an unhashable value where a name belongs
+        shown = repr(name) if isinstance(name, str) else f"of type {type(name).__name__}"
+        raise ValueError(f"Unknown method {shown[:60]}; choose one of {', '.join(METHODS)}.") from None
 
 
 def run_attack(model, x, y, cfg: AttackConfig, method: str = "sd-sgsm", scan=None) -> AttackResult:

@@ -188,3 +188,47 @@ def open_page(prefix: str, method_key: str | None = None, link_keys: tuple[str, 
     for warning in apply_run_query(prefix, {k: v for k, v in query.items() if k in link_keys}):
         st.warning(warning)
     return query
+
+
+def bench_query(prefix: str, query: dict[str, str], presets, data_choices, methods) -> list[str]:
+    """The Benchmark page's link (``data``, ``preset``, ``methods``, ``limit``, ``batch``) into its state,
+    on the first run only (``query`` from :func:`open_page`). A named preset's numbers are set first and the
+    link's own parameters then win (a link with parameters but no preset: over the first preset, the page's
+    default; as after editing a preset's numbers in the sidebar, the menu keeps the preset's name). Returns one-line
+    warnings for ignored values."""
+    if not query:
+        return []
+    warnings = []
+    preset = query.get("preset")
+    if preset is not None and preset not in (*presets, "custom"):
+        warnings.append(f"Ignored preset={preset[:40]!r} from the link: choose one of {', '.join(presets)}, custom.")
+        preset = None
+    values, _ = parse_query(query)  # open_page already warned about the bad ones
+    if preset is None and values:
+        preset = next(iter(presets))
+    if preset is not None:
+        if preset in presets:
+            apply_preset(prefix, preset)
+        for name, value in values.items():  # the link's own numbers over the preset's
+            st.session_state[key(prefix, name)] = PARAMS[name].shown(value)
+        st.session_state.update({key(prefix, "preset"): preset, key(prefix, "preset_applied"): True})
+    if "data" in query:
+        if query["data"] in data_choices:
+            st.session_state[key(prefix, "data")] = query["data"]
+        else:
+            warnings.append(f"Ignored data={query['data'][:40]!r} from the link: a link may name "
+                            f"{' or '.join(data_choices)} (choose folders in the sidebar).")
+    if "methods" in query:
+        chosen = [m for m in query["methods"].split(",") if m in methods]
+        bad = [m for m in query["methods"].split(",") if m not in methods]
+        st.session_state[key(prefix, f"methods_{preset or next(iter(presets))}")] = chosen
+        if bad:
+            warnings.append(f"Ignored methods {', '.join(b[:20] for b in bad[:3])!s} from the link: not registered.")
+    for name, hi in (("limit", 100000), ("batch", 256)):
+        raw = query.get(name)
+        if raw is not None:
+            if raw.isdigit() and int(raw) <= hi and (name == "limit" or int(raw) >= 1):
+                st.session_state[key(prefix, name)] = int(raw)
+            else:
+                warnings.append(f"Ignored {name}={raw[:20]!r} from the link: give a whole number up to {hi}.")
+    return warnings

@@ -105,7 +105,7 @@ def attack_controls(prefix: str, method: str | Sequence[str] | None = None, inpu
     cfg = config(prefix)
     chosen = [METHODS[m] for m in methods] if methods else list(METHODS.values())
     too_much = app_limit_error(cfg, input_size or 224, any(m.multi_step for m in chosen),
-                               any(m.spatial for m in chosen))
+                               any(m.spatial for m in chosen), any(m.name == "smoothfool" for m in chosen))
     if too_much:
         raise ValueError(too_much)
     return cfg, notes

@@ -1,0 +1,153 @@
+"""``python -m sdsgsm lab train|eval …``: the robust-training lab on sklearn's digits (sdsgsm/lab.py).
+
+``lab train --out DIR`` trains the four models (standard, distilled, FGSM-AT, PGD-AT) and writes
+``<model>.pt`` state_dicts plus ``lab.json`` (settings, seed, split, command, sha256 of each file);
+``--out assets/lab`` regenerates the shipped ones. ``lab eval --out DIR`` attacks the models of
+``--weights`` (default assets/lab) at every ε of ``--eps`` (sweep syntax, ≤ 32/255) and writes the
+accuracy CSVs, the CW table, the saturation table and the figure (``lab.pdf/.png/.svg/.json``).
+Errors are ValueError with one line (exit status 2 in :func:`sdsgsm.cli.main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .sweep import VALUE_HELP
+
+
+def add_parsers(sub, parser_class) -> None:
+    """Add ``lab train`` and ``lab eval`` to the CLI's subparsers."""
+    from .lab import LAB_DIR, LAB_METHODS, TrainConfig
+
+    d = TrainConfig()
+    lab = sub.add_parser("lab", help="robust-training lab on sklearn's digits: train the four models, or "
+                                     "evaluate accuracy against ε (FGSM, PGD, SD-SGSM) and CW-L2")
+    kinds = lab.add_subparsers(dest="lab_command", required=True, parser_class=parser_class)
+    train = kinds.add_parser("train", help="train standard, distilled, FGSM-AT and PGD-AT; write <model>.pt + "
+                                           "lab.json")
+    train.add_argument("--out", required=True, help="output directory (assets/lab regenerates the shipped models)")
+    for flag, kind, default, text in (
+            ("--seed", int, d.seed, "seed of the split, initialisation, shuffling and PGD starts"),
+            ("--epochs", int, d.epochs, "epochs of every model (teacher and student alike)"),
+            ("--temperature", float, d.temperature, "distillation temperature T"),
+            ("--train-eps", _number, d.train_eps, "ε of FGSM/PGD adversarial training on the [0, 1] scale"),
+            ("--pgd-steps", int, d.pgd_steps, "PGD steps of adversarial training"),
+            ("--threads", int, d.threads, "torch CPU threads (fixed for bit-identical weights)")):
+        train.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
+    train.add_argument("--models", default=None, help="comma-separated subset of standard,distilled,fgsm_at,pgd_at")
+    ev = kinds.add_parser("eval", help="accuracy vs ε CSV + figure, CW-L2 table, saturation table")
+    ev.add_argument("--out", required=True, help="output directory")
+    ev.add_argument("--weights", default=str(LAB_DIR), help="a folder written by `lab train` (default: the "
+                                                            "shipped assets/lab)")
+    ev.add_argument("--eps", default="0:32/255:9", help=VALUE_HELP + "; at most 32/255")
+    ev.add_argument("--methods", default=",".join(LAB_METHODS), help="comma-separated registry names")
+    ev.add_argument("--steps", type=int, default=10, help="steps T of PGD and SD-SGSM (α = 2.5·ε/T)")
+    ev.add_argument("--cw-steps", type=int, default=50, help="CW-L2 iterations")
+    ev.add_argument("--cw-limit", type=int, default=50, help="CW runs on the first N test images")
+    ev.add_argument("--no-cw", action="store_true", help="skip CW-L2")
+    ev.add_argument("--limit", type=int, default=None, help="use the first N test images (default: all 450)")
+    ev.add_argument("--stem", default="lab_figure", help="figure file stem (lab_figure.pdf/.png/.svg/.json)")
+
+
+def _number(text: str) -> float:
+    from .params import parse_number
+
+    return parse_number(text)
+
+
+def _progress(text: str, done: int, total: int) -> None:
+    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
+
+
+def cmd_train(args) -> str:
+    """Train and write the lab models; returns the line to print."""
+    from . import lab
+    from .report import write_files
+
+    cfg = lab.TrainConfig(seed=args.seed, epochs=args.epochs, temperature=args.temperature, train_eps=args.train_eps,
+                          pgd_steps=args.pgd_steps, threads=args.threads)
+    models = lab.MODELS if args.models is None else _models(args.models)
+    split = lab.load_split(cfg.seed, cfg.test_size)
+    nets, seconds = lab.train_all(cfg, split, _progress, models)
+    command = "python -m sdsgsm " + " ".join(getattr(args, "argv", []))
+    write_files(lab.lab_files(nets, cfg, seconds, command, split), args.out)
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+    return f"trained {times} -> {args.out}"
+
+
+def _models(text: str) -> tuple[str, ...]:
+    from .lab import MODELS
+
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [n for n in names if n not in MODELS]
+    if bad or not names:
+        raise ValueError(f"Unknown lab model {bad[0] if bad else ''!r}; choose from {', '.join(MODELS)}.")
+    return names
+
+
+def eval_config(args):
+    """EvalConfig from the eval flags; ValueError (one line) for bad values."""
+    from .benchmark import parse_methods
+    from .lab import EvalConfig
+    from .sweep import parse_values
+
+    for flag in ("steps", "cw_steps", "cw_limit", "limit"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1 (got {value}).")
+    return EvalConfig(eps=tuple(float(v) for v in parse_values("eps", args.eps)),
+                      methods=tuple(parse_methods(args.methods)), steps=args.steps, cw_steps=args.cw_steps,
+                      cw_limit=args.cw_limit)
+
+
+def cmd_eval(args) -> str:
+    """Evaluate the lab models; write CSVs, the CW and saturation tables and the figure."""
+    from dataclasses import replace
+
+    from . import figures, lab
+    from .report import write_files
+
+    ecfg = eval_config(args)
+    if f"{args.stem}.json" in (lab.LAB_JSON, "lab_eval.json"):
+        raise ValueError(f"--stem {args.stem} would overwrite {args.stem}.json of the lab; choose another stem.")
+    loaded = lab.load_models(args.weights)
+    split = lab.load_split(loaded.cfg.seed, loaded.cfg.test_size)
+    if args.limit:
+        split = replace(split, x_test=split.x_test[:args.limit], y_test=split.y_test[:args.limit],
+                        test_idx=split.test_idx[:args.limit])
+    ev = lab.evaluate_lab(loaded.nets, split, ecfg, _progress, cw=not args.no_cw)
+    command = "python -m sdsgsm " + " ".join(getattr(args, "argv", []))
+    files = lab.eval_files(ev, ecfg, loaded.record, command)
+    fig = figures.build(figures.lab_figure, ev.curve, ev.headline)
+    info = {"eval": ecfg, "headline": ev.headline, "n_test": len(split.y_test), "command": command,
+            "training": loaded.record["training"]}
+    files |= figures.figure_files(fig, args.stem, info, "lab")
+    paths = write_files(files, args.out)
+    return f"wrote {', '.join(p.name for p in paths)} -> {args.out}\n" + _summary(ev)
+
+
+def _summary(ev) -> str:
+    """The accuracy table (%) and the headline as printable text."""
+    from .lab import wide_table
+
+    table = wide_table(ev.curve)
+    table.insert(1, "eps_255", table.pop("eps") * 255)
+    lines = [table.to_string(index=False, float_format=lambda v: f"{v:.1f}")]
+    h = ev.headline
+    if h.get("eps") is not None:
+        accs = ", ".join(f"{k} {v * 100:.1f} %" for k, v in h["accuracy"].items())
+        lines.append(f"standard falls below {h['threshold'] * 100:.0f} % under {h['method']} at ε = "
+                     f"{h['eps_255']:.1f}/255: {accs}")
+    for _, r in ev.cw.iterrows():
+        lines.append(f"CW-L2 on {r['model']}: success {r['success_rate'] * 100:.1f} % of {r['n_clean_correct']}, "
+                     f"mean L2 {r['l2_mean']:.3f}")
+    return "\n".join(lines)
+
+
+def run(args) -> str:
+    """Dispatch ``lab train`` / ``lab eval``; returns the text to print."""
+    try:
+        return cmd_train(args) if args.lab_command == "train" else cmd_eval(args)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None

@@ -1,0 +1,96 @@
+"""``python -m sdsgsm transfer --sources … --targets … --methods … --data gallery --out DIR`` (see sdsgsm/cli.py).
+
+Crafts x_adv once per (method, source) and classifies it with every target (:mod:`sdsgsm.transfer`);
+writes transfer.csv, transfer_per_sample.csv, transfer.md, transfer.json and the matrix figure
+(transfer_matrix.pdf/.png/.svg/.json). Models: registered names or aliases (lite0, lite1, lite2, r18,
+r50) and ensembles ``ens:a+b``. Bad input (unknown or unavailable model, empty list, bad method) is a
+one-line ValueError (exit status 2 in :func:`sdsgsm.cli.main`); progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from .ensemble import ALIASES, WORK_SIZE
+from .params import PRESETS, add_flags, build_config, get_preset, values_from_args
+from .transfer import DEFAULT_METHODS
+
+
+def add_parser(sub, parser_class) -> None:
+    """Add ``transfer`` to the CLI's subparsers."""
+    p = sub.add_parser("transfer", help="craft on source models, evaluate on target models: transfer matrix "
+                                        "(CSV, Markdown, JSON, figure)")
+    p.add_argument("--sources", required=True, help="comma-separated models crafted on: registered names, aliases "
+                   f"({', '.join(ALIASES)}) or ensembles ens:a+b (mean of logits), e.g. lite0,ens:lite0+lite1")
+    p.add_argument("--targets", required=True, help="comma-separated models evaluated on, e.g. lite0,lite1,lite2")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registry names "
+                   "(default: %(default)s)")
+    p.add_argument("--data", default="gallery", help="gallery | gallery:imagenet|photo | an image folder")
+    p.add_argument("--limit", type=int, default=None, help="use at most N images")
+    p.add_argument("--batch-size", type=int, default=16, help="images per attack call")
+    p.add_argument("--size", type=int, default=WORK_SIZE, help="the one image size every model sees; a model of "
+                   "another native size resizes bilinearly inside its forward (default: %(default)s)")
+    p.add_argument("--preset", default=None, choices=tuple(PRESETS),
+                   help="paper setting whose numbers explicit flags override (its method list is not used)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads for this run")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", required=True, help="output directory")
+    add_flags(p, preset_defaults=True)
+
+
+def _models(text: str, what: str, size: int, device):
+    """[(ModelSpec, model)] of a comma-separated list; every name is checked before any model loads."""
+    from .ensemble import build, check_available, parse_specs
+
+    specs = parse_specs(text, what)
+    for spec in specs:
+        check_available(spec)
+    return [(s, build(s, size, device)) for s in specs]
+
+
+def _progress(text: str, done: int, total: int) -> None:
+    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
+
+
+def run(args) -> str:
+    """Run the transfer matrix from flags, write its files; returns the text to print (the matrices)."""
+    import torch
+
+    from .benchmark import load_benchmark_data, parse_methods
+    from .cli import _StopFlag
+    from .report import write_files
+    from .transfer import figure_files, run_transfer, transfer_files, transfer_markdown
+
+    for flag, value in (("--batch-size", args.batch_size), ("--limit", args.limit), ("--threads", args.threads),
+                        ("--size", args.size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be at least 1 (got {value}).")
+    methods = parse_methods(args.methods)
+    cfg = build_config(values_from_args(args, get_preset(args.preset).apply() if args.preset else None))
+    sources = _models(args.sources, "sources", args.size, args.device)
+    targets = _models(args.targets, "targets", args.size, args.device)
+    x, y, keys, info = load_benchmark_data(args.data, sources[0][1], args.limit)
+    stop, threads = _StopFlag(), torch.get_num_threads()
+    try:
+        previous = signal.signal(signal.SIGINT, stop)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        meta = {"command": "python -m sdsgsm " + " ".join(getattr(args, "argv", [])), "preset": args.preset,
+                "data_label_source": info["label_source"]}
+        res = run_transfer(sources, targets, x.to(sources[0][1].device), y, methods, cfg,
+                           batch_size=args.batch_size, progress=_progress, should_stop=lambda: stop.stop,
+                           keys=keys, data=info["name"], meta=meta)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        torch.set_num_threads(threads)
+    write_files({**transfer_files(res), **figure_files(res)}, args.out)
+    note = "stopped early: partial results\n" if res.stopped else ""
+    return f"{transfer_markdown(res)}{note}wall time {res.config['wall_time_s']:.1f} s -> {args.out}"
+
+
+__all__ = ["add_parser", "run"]
