@@ -76,16 +76,10 @@ st.caption(f"{len(points)} points × {len(chosen)} methods on {int(limit)} image
            f"--limit {int(limit)} --criterion {criterion} --out DIR` (other parameters as in the sidebar)")
 base = tuple(sorted(ui.values(P).items()))
 request = (model_key, int(limit), criterion, tuple(chosen), tuple(names), tuple(points), base)
-run_col, stop_col = st.columns([1, 6])
-if run_col.button("Run sweep", type="primary", key=f"{P}_run"):
-    st.session_state.update({f"{P}_request": request, f"{P}_stopped": False})
-if stop_col.button("Stop", key=f"{P}_stop", help="Finish no more points; show the finished ones"):
-    st.session_state.update({f"{P}_request": request, f"{P}_stopped": True})
-if st.session_state.get(f"{P}_request") != request:
-    st.info("Press **Run sweep**. Finished points are kept, so Stop, a re-run or an extra point is quick.")
-    st.stop()
+stopped = links.run_stop(P, request, "Run sweep", "Finish no more points; show the finished ones",
+                         "Press **Run sweep**. Finished points are kept, so Stop, a re-run or an extra point is quick.")
 
-stopped, parts = st.session_state.get(f"{P}_stopped"), []
+parts = []
 bar = st.progress(0.0, text="Starting …")
 for i, point in enumerate(points):
     def progress(label, done, total, i=i):

@@ -72,11 +72,6 @@ st.caption(f"{len(chosen)} method{'s' * (len(chosen) > 1)} × {len(defences) + 1
            f"{','.join(defences)} --data gallery --limit {limit} --out DIR` (other parameters as in the sidebar)")
 used = tuple((k, v) for d in defences for k, v in dcfg.params_of(d).items())  # a hidden defence's value: no re-run
 request = (model_key, limit, tuple(chosen), tuple(defences), used, cfg, arch)
-run_col, stop_col = st.columns([1, 6])
-if run_col.button("Run", type="primary", key=f"{P}_run"):
-    st.session_state.update({f"{P}_request": request, f"{P}_stopped": False})
-if stop_col.button("Stop", key=f"{P}_stop", help="Run no more attacks; show the finished cells"):
-    st.session_state.update({f"{P}_request": request, f"{P}_stopped": True})
 with st.expander("Why adaptive attacks? BPDA and the survey's lesson", icon=":material/school:"):
     st.markdown(
         "A defence that transforms the input (JPEG, median or Gaussian smoothing, bit-depth reduction, TVM) often "
@@ -88,12 +83,10 @@ with st.expander("Why adaptive attacks? BPDA and the survey's lesson", icon=":ma
         "the lesson (§2.3 gradient masking, §2.5 input transformations, §3.1): judge a defence only against an "
         "**adaptive** attacker who knows it. Here the Gaussian "
         "blur is differentiable and is attacked with its exact gradient; the others through BPDA.")
-if st.session_state.get(f"{P}_request") != request:
-    st.info("Press **Run**. Finished cells are kept, so Stop, a re-run or an extra defence is quick.")
-    st.stop()
+stopped = links.run_stop(P, request, "Run", "Run no more attacks; show the finished cells",
+                         "Press **Run**. Finished cells are kept, so Stop, a re-run or an extra defence is quick.")
 
 bar = st.progress(0.0, text="Starting …")
-stopped = st.session_state.get(f"{P}_stopped")
 try:
     grid = ud.run_grid(spec, limit, model_key, tuple(chosen), tuple(defences), cfg, dcfg, batch,
                        progress=lambda text, done, total: bar.progress(done / total, text=f"{text} ({done}/{total})"),

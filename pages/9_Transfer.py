@@ -79,17 +79,12 @@ st.caption(f"Sources: {len(all_sources)} · methods: {len(methods)} · images: {
            f"command line: `python -m sdsgsm transfer --sources {','.join(all_sources)} --targets {','.join(targets)} "
            f"--methods {','.join(methods)} --limit {limit} --out DIR` (other parameters as in the sidebar)")
 request = (tuple(all_sources), tuple(targets), tuple(methods), limit, cfg)
-run_col, stop_col = st.columns([1, 6])
-if run_col.button("Run transfer", type="primary", key=f"{P}_run"):
-    st.session_state.update({f"{P}_request": request, f"{P}_stopped": False})
-if stop_col.button("Stop", key=f"{P}_stop", help="Start no more (source, method) runs; show the finished ones"):
-    st.session_state.update({f"{P}_request": request, f"{P}_stopped": True})
-if st.session_state.get(f"{P}_request") != request:
-    st.info("Press **Run transfer**. Every (source, method) run is kept, so Stop, a re-run or an extra method is "
-            "quick. On this CPU a Lite2 or ensemble source takes several seconds per image and method.")
-    st.stop()
+stopped = links.run_stop(P, request, "Run transfer", "Start no more (source, method) runs; show the finished ones",
+                         "Press **Run transfer**. Every (source, method) run is kept, so Stop, a re-run or an extra "
+                         "method is quick. On this CPU a Lite2 or ensemble source takes several seconds per image "
+                         "and method.")
 
-stopped, parts, pairs = st.session_state.get(f"{P}_stopped"), [], [(s, m) for s in all_sources for m in methods]
+parts, pairs = [], [(s, m) for s in all_sources for m in methods]
 bar = st.progress(0.0, text="Starting …")
 for i, (source, method) in enumerate(pairs):
     def progress(label, done, total, i=i):

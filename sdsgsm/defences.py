@@ -26,7 +26,6 @@ image (no randomness for EOT to average; an image's result does not depend on it
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .attacks.art_baselines import seeded
 from .params import DEFENCE_NAMES, DEFENCE_PARAMS, check
 from .smoothing import blur, gaussian_width, kernel_1d
 
@@ -98,17 +98,6 @@ def _bitdepth(x: torch.Tensor, c: DefenceConfig) -> torch.Tensor:
     return _from_numpy(out, x)
 
 
-@contextlib.contextmanager
-def _numpy_seed(seed: int):
-    """Seed numpy's global RNG (ART's TotalVarMin draws its mask from it) and restore it afterwards."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
 def _tvm(x: torch.Tensor, c: DefenceConfig) -> torch.Tensor:
     """ART TotalVarMin (Guo et al. 2018, §3.2), one image at a time in NHWC, each with the mask of seed 0."""
     from art.defences.preprocessor import TotalVarMin
@@ -118,7 +107,7 @@ def _tvm(x: torch.Tensor, c: DefenceConfig) -> torch.Tensor:
     nhwc = _to_numpy(x).transpose(0, 2, 3, 1)  # (N, H, W, C): ART minimises over x_i[:, :, channel]
     out = []
     for img in nhwc:
-        with _numpy_seed(TVM_SEED):
+        with seeded(TVM_SEED, x.device):
             out.append(tvm(np.ascontiguousarray(img[None]))[0][0])
     return _from_numpy(np.stack(out).transpose(0, 3, 1, 2), x)
 

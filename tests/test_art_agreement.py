@@ -57,7 +57,6 @@ under the same setting, so agreement does not depend on it.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +65,7 @@ import torch
 from torch import nn
 
 from sdsgsm.attacks import AttackConfig, run_attack
+from sdsgsm.attacks.art_baselines import seeded
 from sdsgsm.data import load_gallery
 from sdsgsm.models import Classifier, load_model
 
@@ -186,17 +186,6 @@ def art_run(s: Setup, kind: str, steps: int = 1, alpha: float = EPS, random_init
     return torch.from_numpy(out)
 
 
-@contextlib.contextmanager
-def numpy_seed(seed: int):
-    """ART draws random starts from NumPy's global RNG: seed it for this block, then restore it."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
 # ----------------------------------------------------------------------------- checks
 
 
@@ -293,7 +282,7 @@ def test_pgd_random_start_matches_art_distribution(cifar):
     """
     tiny = 1e-9  # below float32 resolution at x ≈ 0.5: x_adv is the clipped random start
     a = ours(cifar, "pgd", 2, tiny)
-    with numpy_seed(0):
+    with seeded(0, torch.device("cpu")):
         b = art_run(cifar, "pgd", 1, tiny, random_init=1)
     assert_valid(cifar, a)
     q = torch.linspace(0.05, 0.95, 19, dtype=torch.float64)
@@ -313,7 +302,7 @@ def test_pgd_random_start_same_outcome(cifar):
     L2 by ≤ 2.2 %). The tolerances allow that spread, not more.
     """
     a = ours(cifar, "pgd", 10, A2)
-    with numpy_seed(0):
+    with seeded(0, torch.device("cpu")):
         b = art_run(cifar, "pgd", 10, A2, random_init=1)
     assert_valid(cifar, a)
     assert not torch.equal(a, ours(cifar, "ifgsm", 10, A2))  # the random start happened

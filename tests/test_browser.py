@@ -20,6 +20,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 NAV = ["Home", "Explorer", "Learn", "Compare", "Benchmark", "Figures", "Sweeps", "Defences", "Robust training",
        "Transfer"]
 LONG = 600_000  # ms: the first attack on 2 shared CPU cores can be slow
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'  # the app has finished its script run
 
 
 def _need_chromium() -> None:

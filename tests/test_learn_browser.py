@@ -3,26 +3,14 @@
 Screenshots go to pytest's tmp_path, or to $SDSGSM_SCREENSHOTS when it is set.
 """
 
-import os
 import re
-from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, FLAGS, LONG, assert_clean_page, start_server, stop_server
+from test_browser import IDLE, LONG, assert_clean_page, browser, server, shots  # noqa: F401  (fixtures)
 
 from sdsgsm.ui.learn import TITLES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
-
-@pytest.fixture(scope="module")
-def learn_server():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian chromium is not installed (.ci/run installs it with apt-get install -y chromium)")
-    proc, url = start_server()
-    yield url
-    stop_server(proc)
 
 
 def _settled(page, title: str) -> None:
@@ -32,32 +20,26 @@ def _settled(page, title: str) -> None:
     assert "Traceback" not in page.content()
 
 
-def test_learn_steps_through_every_station_and_replays(learn_server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    shots = Path(os.environ.get("SDSGSM_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS[1:], headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1700})
-        page.goto(f"{learn_server}/Learn?patch=56&steps=3", timeout=120_000)
-        for i, title in enumerate(TITLES):
-            _settled(page, title)
-            if i == 5:  # the replay: move the step slider from t = 0 to t = 2 with the keyboard
-                page.get_by_text(re.compile(r"^Step 0:")).wait_for(timeout=LONG)
-                slider = page.get_by_role("slider", name="Step t")
-                slider.focus()
-                slider.press("ArrowRight")
-                page.get_by_text(re.compile(r"^Step 1:")).wait_for(timeout=LONG)
-                slider.press("ArrowRight")
-                page.get_by_text(re.compile(r"^Step 2:")).wait_for(timeout=LONG)
-                assert page.get_by_text(re.compile(r"^x_2:")).count() == 1
-            page.screenshot(path=str(shots / f"learn_{i + 1}.png"), full_page=True)
-            if i < len(TITLES) - 1:
-                page.get_by_role("button", name="Next →").click()
-        assert "/Explorer?image=imagenet/imagenet_00_243.jpg" in page.locator("code").first.inner_text()
-        page.get_by_role("button", name=re.compile("Open the Explorer")).click()
-        page.get_by_text("Attack success").wait_for(timeout=LONG)
-        assert page.url.split("?")[0].endswith("/Explorer") and "image=imagenet" in page.url
-        assert_clean_page(page)
-        browser.close()
+def test_learn_steps_through_every_station_and_replays(server, browser, shots):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})
+    page.goto(f"{server}/Learn?patch=56&steps=3", timeout=120_000)
+    for i, title in enumerate(TITLES):
+        _settled(page, title)
+        if i == 5:  # the replay: move the step slider from t = 0 to t = 2 with the keyboard
+            page.get_by_text(re.compile(r"^Step 0:")).wait_for(timeout=LONG)
+            slider = page.get_by_role("slider", name="Step t")
+            slider.focus()
+            slider.press("ArrowRight")
+            page.get_by_text(re.compile(r"^Step 1:")).wait_for(timeout=LONG)
+            slider.press("ArrowRight")
+            page.get_by_text(re.compile(r"^Step 2:")).wait_for(timeout=LONG)
+            assert page.get_by_text(re.compile(r"^x_2:")).count() == 1
+        page.screenshot(path=str(shots / f"learn_{i + 1}.png"), full_page=True)
+        if i < len(TITLES) - 1:
+            page.get_by_role("button", name="Next →").click()
+    assert "/Explorer?image=imagenet/imagenet_00_243.jpg" in page.locator("code").first.inner_text()
+    page.get_by_role("button", name=re.compile("Open the Explorer")).click()
+    page.get_by_text("Attack success").wait_for(timeout=LONG)
+    assert page.url.split("?")[0].endswith("/Explorer") and "image=imagenet" in page.url
+    assert_clean_page(page)
+    page.close()

@@ -1,8 +1,7 @@
 """The Transfer page in headless Chromium (issue 12): a deep link runs a small matrix and shows it cleanly."""
 
 import pytest
-
-from tests.test_browser import LONG, assert_clean_page, browser, server, shots  # noqa: F401  (fixtures)
+from test_browser import LONG, assert_clean_page, browser, server, shots  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -232,3 +232,18 @@ def bench_query(prefix: str, query: dict[str, str], presets, data_choices, metho
             else:
                 warnings.append(f"Ignored {name}={raw[:20]!r} from the link: give a whole number up to {hi}.")
     return warnings
+
+
+def run_stop(prefix: str, request: tuple, run_label: str, stop_help: str, idle_text: str) -> bool:
+    """The Run / Stop buttons of a long computation (Sweeps, Defences, Transfer) for the hashable ``request``
+    (everything the run depends on). Before Run is pressed for this very request: ``idle_text`` as an info
+    box and the script stops. Returns True when Stop was pressed (the page shows what is finished)."""
+    run_col, stop_col = st.columns([1, 6])
+    if run_col.button(run_label, type="primary", key=key(prefix, "run")):
+        st.session_state.update({key(prefix, "request"): request, key(prefix, "stopped"): False})
+    if stop_col.button("Stop", key=key(prefix, "stop"), help=stop_help):
+        st.session_state.update({key(prefix, "request"): request, key(prefix, "stopped"): True})
+    if st.session_state.get(key(prefix, "request")) != request:
+        st.info(idle_text)
+        st.stop()
+    return bool(st.session_state.get(key(prefix, "stopped")))
