@@ -329,7 +329,8 @@ def matrix_figure(panels: Sequence[tuple[str, pd.DataFrame]], value_label: str, 
     fig = Figure(figsize=(sum(widths) + 1.0, 0.42 * rows + 1.6), layout="constrained")
     axs = np.atleast_1d(fig.subplots(1, max(1, len(panels)), squeeze=False, width_ratios=widths)).ravel()
     im = None
-    for ax, (name, df) in zip(axs, panels):
+    shared = all(list(df.index) == list(panels[0][1].index) for _, df in panels)  # row labels once, on the left
+    for k, (ax, (name, df)) in enumerate(zip(axs, panels)):
         z = np.asarray(df, dtype=float)
         im = ax.imshow(z, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
         for (i, j), v in np.ndenumerate(z):
@@ -337,9 +338,9 @@ def matrix_figure(panels: Sequence[tuple[str, pd.DataFrame]], value_label: str, 
                 ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=6,
                         color="white" if v < lo + 0.5 * (hi - lo) else "black")
         ax.set_xticks(range(z.shape[1]), [str(c) for c in df.columns], rotation=45, ha="right")
-        ax.set_yticks(range(z.shape[0]), [str(r) for r in df.index])
+        ax.set_yticks(range(z.shape[0]), [str(r) for r in df.index] if k == 0 or not shared else [])
         ax.set_xlabel(str(df.columns.name or ""))
-        ax.set_ylabel(str(df.index.name or ""))
+        ax.set_ylabel(str(df.index.name or "") if k == 0 or not shared else "")
         ax.set_title(name, fontweight="bold")
     if im is not None:
         fig.colorbar(im, ax=list(axs), label=value_label, shrink=0.9)
