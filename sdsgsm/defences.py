@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from .attacks.art_baselines import seeded
+from .models import ClassifierWrapper
 from .params import DEFENCE_NAMES, DEFENCE_PARAMS, check
 from .smoothing import blur, gaussian_width, kernel_1d
 
@@ -216,7 +217,7 @@ def defend(x: torch.Tensor, name: str, cfg: DefenceConfig | None = None) -> torc
     return _Bpda.apply(x, lambda z: d.transform(z.float(), cfg).to(x.dtype))
 
 
-class Defended(nn.Module):
+class Defended(ClassifierWrapper):
     """The defended classifier f(T(x)) with the attributes of :class:`sdsgsm.models.Classifier` that the
     attacks, the metrics and the reports read (name, labels, input_size, num_classes, device), so every
     registered method — the FGSM family and the ART baselines, which wrap whatever model they get —
@@ -240,14 +241,6 @@ class Defended(nn.Module):
     @property
     def input_size(self) -> int:
         return self.model.input_size
-
-    @property
-    def num_classes(self) -> int:
-        return self.model.num_classes
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, H, W) in [0, 1] -> f(T(x)) logits (N, K)."""

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import ModelError, available_models, load_model
+from .models import ClassifierWrapper, ModelError, available_models, load_model
 
 __all__ = ["ALIASES", "ENSEMBLE_PREFIX", "WORK_SIZE", "Ensemble", "ModelSpec", "Resized", "at_size", "build",
            "canonical", "check_available", "parse_spec", "parse_specs", "resize", "short"]
@@ -44,7 +44,7 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
 
 
-class Resized(nn.Module):
+class Resized(ClassifierWrapper):
     """A classifier seen at another input size: forward(x) = inner(resize(x, inner.input_size)).
 
     Attributes as :class:`sdsgsm.models.Classifier`: ``name``, ``labels``, ``input_size`` (the shared
@@ -57,20 +57,12 @@ class Resized(nn.Module):
         self.name, self.labels = inner.name, list(inner.labels)
         self.eval()
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def device(self) -> torch.device:
-        return self.inner.device
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, input_size, input_size) in [0, 1] -> logits (N, K) of the inner model on its native size."""
         return self.inner(resize(x, self.native_size))
 
 
-class Ensemble(nn.Module):
+class Ensemble(ClassifierWrapper):
     """The mean of several classifiers' logits (Liu et al. 2017; Tramèr et al. 2018; survey §2).
 
     All members take the same ``input_size`` (wrap them with :func:`at_size`) and share one class
@@ -88,14 +80,6 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.name, self.labels, self.input_size = name, list(members[0].labels), sizes.pop()
         self.eval()
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def device(self) -> torch.device:
-        return self.members[0].device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, S, S) in [0, 1] -> the members' mean logits (N, K)."""

@@ -144,6 +144,21 @@ class Classifier(nn.Module):
         return cached[2]
 
 
+class ClassifierWrapper(nn.Module):
+    """Base of the modules that wrap classifiers (``ensemble.Resized``, ``ensemble.Ensemble``,
+    ``defences.Defended``) and stand in for a :class:`Classifier`: ``num_classes`` from ``labels``, and
+    ``device`` that of the wrapped classifiers' buffers (a Classifier keeps its normalisation there).
+    Subclasses set ``name``, ``labels`` and ``input_size``."""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.buffers()).device
+
+
 def _conv(op, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
     """One folded convolution (incremental._Op): SAME zero padding, conv + bias, ReLU6 or
     + residual. Differentiable (plain aten ops; oneDNN's fused kernels have no backward)."""
