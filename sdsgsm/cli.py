@@ -277,17 +277,10 @@ def _main(argv: list[str] | None) -> int:
         args.argv = list(sys.argv[1:] if argv is None else argv)
         if getattr(args, "out", None):
             out_dir(args)  # every command: refuse an --out that is a file before any work
-        if args.command in ("figure", "sweep"):
-            print(cli_figures.run(args))
-            return 0
-        if args.command == "defend":
-            print(cli_defend.run(args))
-            return 0
-        if args.command == "lab":
-            print(cli_lab.run(args))
-            return 0
-        if args.command == "transfer":
-            print(cli_transfer.run(args))
+        runner = {"figure": cli_figures.run, "sweep": cli_figures.run, "defend": cli_defend.run,
+                  "lab": cli_lab.run, "transfer": cli_transfer.run}.get(args.command)
+        if runner is not None:  # the commands that live in their own modules print one summary line
+            print(runner(args))
             return 0
         if args.command == "benchmark":
             result = cmd_benchmark(args)
