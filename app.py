@@ -6,7 +6,8 @@ Streamlit serves each file in pages/ at its name without the number prefix (`/Ex
 
 import streamlit as st
 
-from sdsgsm import ui, viz
+from sdsgsm import ui
+from sdsgsm.render import viz
 from sdsgsm.ui import learn as learn_ui
 from sdsgsm.ui import nav
 

@@ -23,8 +23,8 @@ import torch  # noqa: E402
 
 from sdsgsm.attacks import METHODS, run_attack  # noqa: E402
 from sdsgsm.data import load_gallery  # noqa: E402
-from sdsgsm.defence_grid import defended_logits  # noqa: E402
 from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, params_text, seconds_per_image  # noqa: E402
+from sdsgsm.experiments.defence_grid import defended_logits  # noqa: E402
 from sdsgsm.models import load_model  # noqa: E402
 from sdsgsm.params import build_config  # noqa: E402
 

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdsgsm import figures  # noqa: E402
 from sdsgsm.data import gallery, load_gallery  # noqa: E402
+from sdsgsm.experiments.sweep import Axis, ScanCache, run_sweep  # noqa: E402
 from sdsgsm.models import load_model  # noqa: E402
 from sdsgsm.params import build_config  # noqa: E402
-from sdsgsm.sweep import Axis, ScanCache, run_sweep  # noqa: E402
 
 
 def bench_grid(model, n_images: int, methods: list[str]) -> None:

@@ -28,8 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sdsgsm.attacks import AttackConfig, run_attack  # noqa: E402
-from sdsgsm.benchmark import preset_config, run_benchmark  # noqa: E402
 from sdsgsm.data import load_gallery  # noqa: E402
+from sdsgsm.experiments.benchmark import preset_config, run_benchmark  # noqa: E402
 from sdsgsm.models import default_device, load_model  # noqa: E402
 from sdsgsm.occlusion import ScanConfig, occlusion_scan  # noqa: E402
 from sdsgsm.timing import clock  # noqa: E402

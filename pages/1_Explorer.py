@@ -6,7 +6,8 @@ panels run in one fragment, so moving a slider reruns only what depends on it.
 
 import streamlit as st
 
-from sdsgsm import ui, viz
+from sdsgsm import ui
+from sdsgsm.render import viz
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
 

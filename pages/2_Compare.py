@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from sdsgsm import ui, viz
+from sdsgsm import ui
 from sdsgsm.metrics import aggregate
-from sdsgsm.tables import metric_notes, table_frame
+from sdsgsm.render import viz
+from sdsgsm.render.tables import metric_notes, table_frame
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
 

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from sdsgsm import ui, viz
+from sdsgsm import ui
 from sdsgsm.params import PRESETS
+from sdsgsm.render import viz
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
 

@@ -10,8 +10,9 @@ from urllib.parse import urlencode
 import numpy as np
 import streamlit as st
 
-from sdsgsm import learn_viz, ui, viz
+from sdsgsm import ui
 from sdsgsm.params import PARAMS
+from sdsgsm.render import learn_viz, viz
 from sdsgsm.ui import learn as lu
 from sdsgsm.ui import nav
 from sdsgsm.ui.widgets import param_widget

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .occlusion import upsample_grid
-from .params import FAIR_EPS_MAX, REGIONS, check_fields, default  # noqa: F401  (REGIONS re-exported)
+from sdsgsm.occlusion import upsample_grid
+from sdsgsm.params import FAIR_EPS_MAX, REGIONS, check_fields, default  # noqa: F401  (REGIONS re-exported)
 
 EPS_MAX = FAIR_EPS_MAX
 

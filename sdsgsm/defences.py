@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacks.art_baselines import seeded
-from .models import ClassifierWrapper
-from .params import DEFENCE_NAMES, DEFENCE_PARAMS, check
-from .smoothing import blur, gaussian_width, kernel_1d
+from sdsgsm.attacks.art_baselines import seeded
+from sdsgsm.models import ClassifierWrapper
+from sdsgsm.params import DEFENCE_NAMES, DEFENCE_PARAMS, check
+from sdsgsm.smoothing import blur, gaussian_width, kernel_1d
 
 TVM_SEED = 0
 

@@ -4,7 +4,7 @@
 WORLD_SIZE, LOCAL_RANK and the rendezvous address in their environment (several nodes: the
 same command on each node with torchrun's ``--nnodes``/``--node-rank``/``--rdzv-*`` flags).
 :func:`start` joins the process group (gloo on CPU, nccl on CUDA, one GPU per local rank);
-:func:`sdsgsm.benchmark.run_benchmark` then attacks only the batches ``b`` with
+:func:`sdsgsm.experiments.benchmark.run_benchmark` then attacks only the batches ``b`` with
 ``b mod WORLD_SIZE = RANK`` — the one-process run's batches, with the same seeds — and
 :func:`gather_rows` collects every rank's per-sample rows with ``all_gather_object``, so
 rank 0 builds and writes the same results.csv, per_sample.csv, tables and config.json as

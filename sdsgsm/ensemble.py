@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import ClassifierWrapper, ModelError, available_models, load_model
+from sdsgsm.models import ClassifierWrapper, ModelError, available_models, load_model
 
 __all__ = ["ALIASES", "ENSEMBLE_PREFIX", "WORK_SIZE", "Ensemble", "ModelSpec", "Resized", "at_size", "build",
            "canonical", "check_available", "parse_spec", "parse_specs", "resize", "short"]

@@ -146,7 +146,7 @@ def supports(model) -> bool:
         from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding, Identity
     except ImportError:
         return False
-    from .models import Classifier
+    from sdsgsm.models import Classifier
 
     net = getattr(model, "net", None)
     if type(model) is not Classifier or type(net) is not EfficientNet or net.training:

@@ -8,7 +8,7 @@ synchronised seconds divided by its size; total time = zero-out scan + attack.
 
 Every metric is one :class:`Metric` entry of :data:`METRICS` (key, label, unit, digits,
 better direction, per-sample function, display scale, …); :func:`per_sample_metrics`,
-:func:`summarise`, the tables (``sdsgsm.tables``) and the charts (``sdsgsm.viz``) all read
+:func:`summarise`, the tables (``sdsgsm.render.tables``) and the charts (``sdsgsm.render.viz``) all read
 the registry, so adding a metric is one entry.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from skimage.metrics import structural_similarity
 
-from .smoothing import roughness, roughness_normalised
+from sdsgsm.smoothing import roughness, roughness_normalised
 
 ASR_CRITERION = {
     "clean_correct": "ASR over clean-correct samples (clean prediction = label); success = prediction changes",

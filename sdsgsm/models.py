@@ -132,7 +132,7 @@ class Classifier(nn.Module):
         stamp = [(t._version, t.data_ptr()) for t in tensors]
         cached = self._prepared  # keeps the old tensors alive: a new one cannot reuse their address
         if cached is None or cached[1] != stamp:
-            from . import incremental  # imports this module lazily
+            from sdsgsm import incremental  # imports this module lazily
 
             net = None
             if incremental.supports(self):  # normal tensors (usable by autograd) even if called

@@ -33,10 +33,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from . import incremental
-from .memory import halving, run_chunks
-from .params import SCORES, check_fields, default, default_patch  # noqa: F401  (SCORES re-exported)
-from .timing import clock
+from sdsgsm import incremental
+from sdsgsm.memory import halving, run_chunks
+from sdsgsm.params import SCORES, check_fields, default, default_patch  # noqa: F401  (SCORES re-exported)
+from sdsgsm.timing import clock
 
 ENGINES = ("auto", "incremental", "batched", "naive")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")

@@ -284,9 +284,9 @@ def build_config(values: Mapping[str, object] | None = None):
 
     Raises ValueError (one line) for an invalid value or combination.
     """
-    from .attacks.base import AttackConfig
-    from .budget import BudgetConfig
-    from .occlusion import ScanConfig
+    from sdsgsm.attacks.base import AttackConfig
+    from sdsgsm.budget import BudgetConfig
+    from sdsgsm.occlusion import ScanConfig
 
     merged = {name: p.default for name, p in PARAMS.items()} | dict(values or {})
     unknown = set(merged) - set(PARAMS)
@@ -375,7 +375,7 @@ def app_limit_error(cfg, side: int, multi_step: bool = True, spatial: bool = Tru
     work than a shared server allows (issue 14: ``?steps=999`` or ``?patch=1`` ran for minutes);
     None when it is within the limits. ``multi_step`` / ``spatial`` / ``smoothfool``: whether the
     method(s) take T steps / run the zero-out scan / include SmoothFool. The CLI has no such limit."""
-    from .occlusion import grid_shape
+    from sdsgsm.occlusion import grid_shape
 
     if multi_step and cfg.steps > APP_MAX_STEPS:
         return (f"Steps T = {cfg.steps} is above this app's limit of {APP_MAX_STEPS} per run; "

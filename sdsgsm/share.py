@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from .attacks import METHODS, AttackConfig
-from .budget import BudgetConfig
-from .occlusion import ScanConfig
-from .params import PARAMS, build_config, config_values
+from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.budget import BudgetConfig
+from sdsgsm.occlusion import ScanConfig
+from sdsgsm.params import PARAMS, build_config, config_values
 
 RUN_KEYS = ("image", "model", "method", "label")
 

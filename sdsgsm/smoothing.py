@@ -20,7 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .params import SF_KERNELS
+from sdsgsm.params import SF_KERNELS
 
 KERNELS = SF_KERNELS
 SIGMA_H = 1.0  # the roughness filter h of SmoothFool's Table 1

@@ -14,7 +14,8 @@ from torch import nn
 from sdsgsm.attacks import METHODS, AttackConfig, run_attack
 from sdsgsm.attacks.fab import linf_hyperplane_step
 from sdsgsm.attacks.jitter import jitter_loss
-from sdsgsm.benchmark import (
+from sdsgsm.cli import benchmark_config_from_args, build_parser, main
+from sdsgsm.experiments.benchmark import (
     OUTPUT_FILES,
     PRESETS,
     SUMMARY_COLUMNS,
@@ -25,7 +26,6 @@ from sdsgsm.benchmark import (
     results_markdown,
     run_benchmark,
 )
-from sdsgsm.cli import benchmark_config_from_args, build_parser, main
 from sdsgsm.metrics import ASR_CRITERION
 from sdsgsm.models import Classifier
 

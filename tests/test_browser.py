@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sdsgsm.server import start_server, stop_server  # noqa: F401  (other browser tests import them here)
+from sdsgsm.ui.server import start_server, stop_server  # noqa: F401  (other browser tests import them here)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from sdsgsm.cli import main
+from sdsgsm.experiments.report import OUTPUT_FILES
 from sdsgsm.params import parse_number as number
-from sdsgsm.report import OUTPUT_FILES
 
 GALLERY = "imagenet/imagenet_00_243.jpg"
 

@@ -15,10 +15,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-import sdsgsm.defence_grid
+import sdsgsm.experiments.defence_grid
 from sdsgsm.cli import main
-from sdsgsm.defence_grid import MODES, defence_files, run_defence_grid
 from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, defend, parse_defences, transform
+from sdsgsm.experiments.defence_grid import MODES, defence_files, run_defence_grid
 from sdsgsm.models import Classifier
 from sdsgsm.params import DEFENCE_NAMES, DEFENCE_PARAMS, build_config, markdown_table, parse_query
 from sdsgsm.smoothing import gaussian_width
@@ -157,13 +157,13 @@ def test_adaptive_asr_is_at_least_non_adaptive_where_it_is_certain():
 @pytest.fixture
 def attack_calls(monkeypatch):
     calls = []
-    real = sdsgsm.defence_grid.run_attack
+    real = sdsgsm.experiments.defence_grid.run_attack
 
     def counting(model, x, y, cfg, method="sd-sgsm", scan=None):
         calls.append((getattr(model, "defence", "bare"), method))
         return real(model, x, y, cfg, method, scan)
 
-    monkeypatch.setattr(sdsgsm.defence_grid, "run_attack", counting)
+    monkeypatch.setattr(sdsgsm.experiments.defence_grid, "run_attack", counting)
     return calls
 
 

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from sdsgsm.attacks import AttackConfig
-from sdsgsm.benchmark import OUTPUT_FILES, run_benchmark
 from sdsgsm.distributed import merge_shards, torchrun_env
+from sdsgsm.experiments.benchmark import OUTPUT_FILES, run_benchmark
 from sdsgsm.occlusion import ScanConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from sdsgsm import figures
-from sdsgsm.benchmark import run_benchmark
 from sdsgsm.cli import main
+from sdsgsm.experiments.benchmark import run_benchmark
+from sdsgsm.experiments.sweep import Axis, run_sweep
 from sdsgsm.params import build_config
-from sdsgsm.sweep import Axis, run_sweep
+from sdsgsm.render import figures
 
 CIFAR = ["cifar10/cifar10_00_3.png", "cifar10/cifar10_01_8.png", "cifar10/cifar10_02_8.png"]
 
@@ -143,7 +143,7 @@ def test_figure_from_a_results_csv(tmp_path, tiny_cnn, rand_images):
 def test_matrix_figure_annotates_every_finite_cell_and_leaves_nan_blank():
     import pandas as pd
 
-    from sdsgsm import viz
+    from sdsgsm.render import viz
 
     df = pd.DataFrame([[10.0, np.nan], [30.0, 40.0]], index=pd.Index(["fgsm", "pgd"], name="attack"),
                       columns=pd.Index(["none", "jpeg"], name="defence"))

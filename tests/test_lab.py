@@ -12,8 +12,8 @@ import pytest
 from sklearn.datasets import load_digits
 from streamlit.testing.v1 import AppTest
 
-from sdsgsm import lab
 from sdsgsm.cli import main
+from sdsgsm.experiments import lab
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 600

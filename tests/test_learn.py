@@ -42,8 +42,8 @@ def expected_prop1(model, omega: float) -> float:
     """‖δ_tanh‖₂ of the mastiff's gradient at ω with the default ``max`` normalisation, ε = 8/255."""
     import torch
 
-    from sdsgsm import learn
     from sdsgsm.data import gallery_item, load_image
+    from sdsgsm.experiments import learn
 
     x = load_image(gallery_item("imagenet/imagenet_00_243.jpg").path, 224)[None]
     return learn.proposition1(learn.image_gradient(model, x, torch.tensor([243]))[0], 8 / 255, omega).l2_tanh

@@ -1,4 +1,4 @@
-"""The Learn page's computations (sdsgsm/learn.py): trajectory, Proposition 1, Fig. 1 and Fig. 2 helpers.
+"""The Learn page's computations (sdsgsm/experiments/learn.py): trajectory, Proposition 1, Fig. 1 and Fig. 2 helpers.
 
 Everything calls the attack code itself; expectations are hand-checkable on tiny fixed models.
 """
@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import WeightedSum, blob_weight
 
-from sdsgsm import learn
 from sdsgsm.attacks import FAMILY_SPECS, METHODS, AttackConfig, run_attack
 from sdsgsm.attacks.fgsm_family import input_gradient
 from sdsgsm.budget import BudgetConfig
+from sdsgsm.experiments import learn
 from sdsgsm.models import Classifier
 from sdsgsm.occlusion import ScanConfig, occlusion_scan
 

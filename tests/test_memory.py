@@ -18,7 +18,7 @@ from torch import nn
 
 from sdsgsm import incremental
 from sdsgsm.attacks import AttackConfig, run_attack
-from sdsgsm.benchmark import run_benchmark
+from sdsgsm.experiments.benchmark import run_benchmark
 from sdsgsm.memory import DeviceMemoryError, MemoryRetryWarning, is_oom, recording, run_chunks
 from sdsgsm.occlusion import ScanConfig, occlusion_scan
 

@@ -14,10 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sdsgsm import viz
 from sdsgsm.attacks import METHODS, AttackConfig
-from sdsgsm.benchmark import OUTPUT_FILES as BENCH_FILES
-from sdsgsm.benchmark import (
+from sdsgsm.experiments.benchmark import OUTPUT_FILES as BENCH_FILES
+from sdsgsm.experiments.benchmark import (
     BenchmarkResult,
     _summary_row,
     benchmark_files,
@@ -25,6 +24,7 @@ from sdsgsm.benchmark import (
     results_markdown,
     write_benchmark,
 )
+from sdsgsm.experiments.report import OUTPUT_FILES, attack_tensor, image_files, image_record, write_outputs
 from sdsgsm.metrics import (
     METRICS,
     Metrics,
@@ -36,8 +36,8 @@ from sdsgsm.metrics import (
     summary_keys,
 )
 from sdsgsm.occlusion import ScanConfig
-from sdsgsm.report import OUTPUT_FILES, attack_tensor, image_files, image_record, write_outputs
-from sdsgsm.tables import metric_table, table_frame
+from sdsgsm.render import viz
+from sdsgsm.render.tables import metric_table, table_frame
 
 # three hand-made samples; the third is attacked but not evaluated (clean prediction wrong)
 ROWS = [

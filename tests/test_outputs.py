@@ -7,8 +7,8 @@ import json
 import pytest
 
 from sdsgsm.cli import main
+from sdsgsm.experiments.report import OUTPUT_FILES
 from sdsgsm.params import build_config
-from sdsgsm.report import OUTPUT_FILES
 
 IMAGE = "imagenet/imagenet_00_243.jpg"
 

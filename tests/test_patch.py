@@ -12,9 +12,9 @@ from sdsgsm.attacks import METHODS, AttackConfig, run_attack
 from sdsgsm.attacks.patch import PATCH_DIR, SHIPPED_SIZES, TARGET, load_universal, paste_crop, patch_info
 from sdsgsm.cli import main
 from sdsgsm.data import gallery
+from sdsgsm.experiments.report import OUTPUT_FILES
 from sdsgsm.occlusion import ScanConfig, occlusion_scan
 from sdsgsm.params import PASTE_IMAGES
-from sdsgsm.report import OUTPUT_FILES
 
 CFG = AttackConfig(scan=ScanConfig(patch=8), patch_size=8)
 

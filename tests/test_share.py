@@ -101,7 +101,7 @@ def test_explorer_loads_a_result_json_upload(tmp_path):
 
 
 def test_figures_page_builds_a_grid_and_charts_a_results_csv(tiny_cnn, rand_images):
-    from sdsgsm.benchmark import run_benchmark
+    from sdsgsm.experiments.benchmark import run_benchmark
     from sdsgsm.params import build_config
 
     at = _page("pages/5_Figures.py", images=IMAGE, methods="fgsm", patch="112", steps="1")

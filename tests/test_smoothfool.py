@@ -10,9 +10,9 @@ import torch
 
 from sdsgsm.attacks import METHODS, AttackConfig, run_attack
 from sdsgsm.attacks.smoothfool import CLIP_TOL, smooth_clip
-from sdsgsm.benchmark import run_benchmark
+from sdsgsm.experiments.benchmark import run_benchmark
+from sdsgsm.experiments.report import attack_tensor
 from sdsgsm.metrics import METRICS, per_sample_metrics, summarise
-from sdsgsm.report import attack_tensor
 from sdsgsm.smoothing import gaussian_width, kernel_1d, roughness, roughness_normalised
 
 CFG = AttackConfig(sigma_g=1.0, sf_max_iter=50)

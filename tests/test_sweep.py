@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-import sdsgsm.sweep
-from sdsgsm.benchmark import run_benchmark
+import sdsgsm.experiments.sweep
 from sdsgsm.cli import main
+from sdsgsm.experiments.benchmark import run_benchmark
+from sdsgsm.experiments.report import attack_tensor
+from sdsgsm.experiments.sweep import Axis, parse_values, point_values, run_sweep
 from sdsgsm.params import build_config
-from sdsgsm.report import attack_tensor
-from sdsgsm.sweep import Axis, parse_values, point_values, run_sweep
 
 COMPARED = ["success", "adv_correct", "l2", "linf", "ssim"]
 
@@ -39,13 +39,13 @@ def test_eps_sweep_couples_spatial_budgets_and_lifts_eps_max():
 @pytest.fixture
 def scan_counter(monkeypatch):
     calls = []
-    real = sdsgsm.sweep.occlusion_scan
+    real = sdsgsm.experiments.sweep.occlusion_scan
 
     def counting(model, x, cfg, **kwargs):
         calls.append(len(x))
         return real(model, x, cfg, **kwargs)
 
-    monkeypatch.setattr(sdsgsm.sweep, "occlusion_scan", counting)
+    monkeypatch.setattr(sdsgsm.experiments.sweep, "occlusion_scan", counting)
     return calls
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sdsgsm import viz
 from sdsgsm.occlusion import ScanConfig, upsample_grid, window_boxes
+from sdsgsm.render import viz
 
 
 @pytest.mark.parametrize("cfg", [ScanConfig(patch=16), ScanConfig(patch=32, stride=24), ScanConfig(patch=56)])

@@ -29,8 +29,8 @@ import contextlib
 import numpy as np
 import torch
 
-from .base import AttackConfig, CoreOutput, scalar_budget
-from .fgsm_family import FamilySpec, step_size
+from sdsgsm.attacks.base import AttackConfig, CoreOutput, scalar_budget
+from sdsgsm.attacks.fgsm_family import FamilySpec, step_size
 
 MAX_BATCHED_CLASSES = 10
 _PER_SAMPLE = ("cw", "deepfool", "ead", "autoattack")

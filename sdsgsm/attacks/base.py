@@ -13,12 +13,12 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from ..budget import BudgetConfig
-from ..memory import run_chunks
-from ..models import ModelError
-from ..occlusion import ScanConfig, ScanResult
-from ..params import GRAD_NORMS, PARAMS, check_fields, default  # noqa: F401  (GRAD_NORMS re-exported)
-from ..timing import Timer, sync  # noqa: F401  (re-exported for bench/)
+from sdsgsm.budget import BudgetConfig
+from sdsgsm.memory import run_chunks
+from sdsgsm.models import ModelError
+from sdsgsm.occlusion import ScanConfig, ScanResult
+from sdsgsm.params import GRAD_NORMS, PARAMS, check_fields, default  # noqa: F401  (GRAD_NORMS re-exported)
+from sdsgsm.timing import Timer, sync  # noqa: F401  (re-exported for bench/)
 
 MAX_STEPS = PARAMS["steps"].hi
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import AttackConfig, CoreOutput, scalar_budget
+from sdsgsm.attacks.base import AttackConfig, CoreOutput, scalar_budget
 
 FAB_CONSTANTS = {"alpha_max": 0.1, "eta": 1.05, "beta": 0.9, "n_classes": 10, "n_restarts": 1,
                  "random_start": False}

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..budget import budget_map
-from ..occlusion import ScanResult, occlusion_scan
-from .base import AttackConfig, CoreOutput, scalar_budget
+from sdsgsm.attacks.base import AttackConfig, CoreOutput, scalar_budget
+from sdsgsm.budget import budget_map
+from sdsgsm.occlusion import ScanResult, occlusion_scan
 
 
 @dataclass(frozen=True)

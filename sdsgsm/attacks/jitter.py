@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import AttackConfig, CoreOutput, scalar_budget
-from .fgsm_family import FamilySpec, project, step_size
+from sdsgsm.attacks.base import AttackConfig, CoreOutput, scalar_budget
+from sdsgsm.attacks.fgsm_family import FamilySpec, project, step_size
 
 JITTER_CONSTANTS = {"scale": 10.0, "std": 0.1, "random_start": True}
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data import ASSETS, gallery_item, load_image
-from ..occlusion import ScanResult, occlusion_scan
-from .base import AttackConfig, CoreOutput
+from sdsgsm.attacks.base import AttackConfig, CoreOutput
+from sdsgsm.data import ASSETS, gallery_item, load_image
+from sdsgsm.occlusion import ScanResult, occlusion_scan
 
 PATCH_DIR: Path = ASSETS / "patches"
 TARGET = 859  # ImageNet "toaster", the seed's most harmful patch

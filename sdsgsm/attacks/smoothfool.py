@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from ..smoothing import blur, kernel_1d
-from .base import AttackConfig, CoreOutput
+from sdsgsm.attacks.base import AttackConfig, CoreOutput
+from sdsgsm.smoothing import blur, kernel_1d
 
 DEEPFOOL = {"max_iter": 50, "overshoot": 0.02, "nb_candidates": 10}
 CLIP_ROUNDS = 200

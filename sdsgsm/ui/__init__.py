@@ -8,7 +8,7 @@
 Pages import this package only (never torch).
 """
 
-from .cache import (
+from sdsgsm.ui.cache import (
     attack,
     bench_data,
     bench_files,
@@ -25,8 +25,8 @@ from .cache import (
     model_options,
     true_label,
 )
-from .state import apply_preset, config, init_state, keep, key, values
-from .widgets import attack_controls, chosen_model, image_picker, method_picker, model_picker
+from sdsgsm.ui.state import apply_preset, config, init_state, keep, key, values
+from sdsgsm.ui.widgets import attack_controls, chosen_model, image_picker, method_picker, model_picker
 
 __all__ = ["apply_preset", "attack", "attack_controls", "bench_data", "bench_files", "bench_method", "chosen_model",
            "config",

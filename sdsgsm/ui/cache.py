@@ -21,12 +21,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ..attacks import METHODS, AttackConfig
-from ..data import ImageError, decode_image, gallery, gallery_item, image_hash, load_image, to_tensor
-from ..memory import recording
-from ..models import CHECKPOINT_ARCHS, available_models, default_device, load_checkpoint, load_model
-from ..occlusion import ScanConfig, ScanResult, occlusion_scan
-from ..report import attack_tensor, image_files, image_record
+from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.data import ImageError, decode_image, gallery, gallery_item, image_hash, load_image, to_tensor
+from sdsgsm.experiments.report import attack_tensor, image_files, image_record
+from sdsgsm.memory import recording
+from sdsgsm.models import CHECKPOINT_ARCHS, available_models, default_device, load_checkpoint, load_model
+from sdsgsm.occlusion import ScanConfig, ScanResult, occlusion_scan
 
 CACHE_TTL = 3600  # seconds
 
@@ -165,7 +165,7 @@ def scan_label(cfg: ScanConfig, label: int | None) -> int | None:
 @st.cache_data(max_entries=64, ttl=CACHE_TTL, show_spinner=False)
 def attack(source: str, model_key: str, method: str, cfg: AttackConfig, label: int | None,
            _data: bytes | None = None, _checkpoint: bytes | None = None, arch: str = "") -> dict:
-    """Attack one image with the cached scan: :func:`sdsgsm.report.image_record` plus 'scan_seconds'."""
+    """Attack one image with the cached scan: :func:`sdsgsm.experiments.report.image_record` plus 'scan_seconds'."""
     model = get_model(model_key, _checkpoint, arch)
     x = _input(source, model, _data)
     s = scan(source, model_key, cfg.scan, scan_label(cfg.scan, label), _data, _checkpoint, arch)
@@ -193,7 +193,7 @@ def files(source: str, model_key: str, method: str, cfg: AttackConfig, label: in
 def bench_data(spec: str, model_key: str, limit: int | None, _checkpoint: bytes | None = None,
                arch: str = "") -> tuple[np.ndarray, np.ndarray, list[str], dict]:
     """Benchmark images at the model's size: x (N, 3, S, S), y (N,), keys, info. Raises ValueError."""
-    from ..benchmark import load_benchmark_data
+    from sdsgsm.experiments.benchmark import load_benchmark_data
 
     x, y, keys, info = load_benchmark_data(spec, get_model(model_key, _checkpoint, arch), limit)
     return x.numpy(), y.numpy(), keys, info
@@ -234,7 +234,7 @@ def bench_method(spec: str, limit: int | None, model_key: str, method: str, cfg:
                  progress=None, checkpoint: bytes | None = None, arch: str = ""):
     """One method of a benchmark run, kept in :func:`run_store` (re-running, adding a method or
     stopping shows it again at once). ``progress(method, done, total)`` may draw a live bar."""
-    from ..benchmark import run_benchmark
+    from sdsgsm.experiments.benchmark import run_benchmark
 
     key = (spec, limit, model_key, method, cfg, batch_size, arch)
     hit = run_store().get(key)
@@ -252,13 +252,13 @@ def bench_method(spec: str, limit: int | None, model_key: str, method: str, cfg:
 
 def merge_bench(parts: list):
     """Join single-method BenchmarkResults (one cached run per method) into one."""
-    from ..benchmark import merge_results
+    from sdsgsm.experiments.benchmark import merge_results
 
     return merge_results(parts)
 
 
 def bench_files(result) -> dict[str, bytes]:
     """The benchmark's output files as {name: bytes} for download buttons."""
-    from ..benchmark import benchmark_files
+    from sdsgsm.experiments.benchmark import benchmark_files
 
     return benchmark_files(result)

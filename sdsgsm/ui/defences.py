@@ -2,7 +2,7 @@
 through the server's run store, and numpy / pandas / bytes out (the page imports no torch).
 
 A grid request (data, images, model, attack config, batch) owns one *store* in the run store: the crafted
-and adaptive attacks and the defended logits of the grid (:func:`sdsgsm.defence_grid.run_defence_grid`'s
+and adaptive attacks and the defended logits of the grid (:func:`sdsgsm.experiments.defence_grid.run_defence_grid`'s
 ``store``), so Stop keeps every finished cell, and adding a defence or a method, or moving a defence's
 parameter, recomputes only what changed.
 """
@@ -14,12 +14,12 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from ..defence_grid import CRITERION, MODES, crafted, defence_files, run_defence_grid  # noqa: F401  (re-exported)
-from ..defences import DEFENCES, DefenceConfig, transform
-from ..params import DEFENCE_PARAMS, parse_query
-from .cache import CACHE_TTL, bench_data, get_model, run_store, work_gate
-from .state import key
-from .widgets import param_widget
+from sdsgsm.defences import DEFENCES, DefenceConfig, transform
+from sdsgsm.experiments.defence_grid import CRITERION, MODES, crafted, defence_files, run_defence_grid  # noqa: F401  (re-exported)
+from sdsgsm.params import DEFENCE_PARAMS, parse_query
+from sdsgsm.ui.cache import CACHE_TTL, bench_data, get_model, run_store, work_gate
+from sdsgsm.ui.state import key
+from sdsgsm.ui.widgets import param_widget
 
 TVM_MAX_IMAGES = 4  # TVM takes seconds per image and call (bench/defences.py); more images: the command line
 DEFAULT_DEFENCES = ["jpeg", "median", "gaussian", "bitdepth"]
@@ -94,7 +94,7 @@ def grid_download(_grid, request: tuple) -> dict[str, bytes]:
 
 def heatmaps(grid):
     """The interactive twin of the print figure: ASR (%) non-adaptive | adaptive (``viz.matrix_figure``)."""
-    from ..viz import matrix_figure
+    from sdsgsm.render.viz import matrix_figure
 
     fig = matrix_figure([(m, grid.matrix(m)) for m in MODES], "ASR (%)", digits=0)
     fig.update_layout(height=250 + 40 * len(grid.matrix(MODES[0])))  # room for the colour bar with few rows

@@ -3,7 +3,7 @@
 The grid reuses the Explorer's cached scans and attacks (:func:`sdsgsm.ui.cache.attack`), so an
 image is scanned once per model and scan setting whatever the page. A sweep runs point by point;
 each finished point is kept in the server's :func:`~sdsgsm.ui.cache.run_store` (Stop keeps the
-finished points, a re-run is instant) and one :class:`sdsgsm.sweep.ScanCache` per (data, model,
+finished points, a re-run is instant) and one :class:`sdsgsm.experiments.sweep.ScanCache` per (data, model,
 batch, criterion) keeps the zero-out scan shared across points.
 """
 
@@ -15,11 +15,11 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from .. import figures
-from ..attacks import AttackConfig
-from ..figures import COLUMNS, DEFAULT_COLUMNS, grid_layout  # noqa: F401  (re-exported for the Figures page)
-from ..sweep import Axis, ScanCache, parse_values, run_sweep, sweep_files
-from .cache import CACHE_TTL, attack, bench_data, get_model, run_store, true_label
+from sdsgsm.attacks import AttackConfig
+from sdsgsm.experiments.sweep import Axis, ScanCache, parse_values, run_sweep, sweep_files
+from sdsgsm.render import figures
+from sdsgsm.render.figures import COLUMNS, DEFAULT_COLUMNS, grid_layout  # noqa: F401  (re-exported for the Figures page)
+from sdsgsm.ui.cache import CACHE_TTL, attack, bench_data, get_model, run_store, true_label
 
 PREVIEW_DPI = 110
 
@@ -46,7 +46,7 @@ def grid_files(keys: tuple[str, ...], model_key: str, methods: tuple[str, ...], 
 
 
 def _native(cfg: AttackConfig) -> dict:
-    from ..params import config_values
+    from sdsgsm.params import config_values
 
     return config_values(cfg)
 
@@ -74,7 +74,7 @@ def chart_files(kind: str, data: bytes, name: str) -> dict[str, bytes]:
 
 # ----------------------------------------------------------------------------- sweeps
 def axis(name: str, text: str) -> Axis:
-    """An Axis from the page's parameter and value text (:func:`sdsgsm.sweep.parse_values` syntax)."""
+    """An Axis from the page's parameter and value text (:func:`sdsgsm.experiments.sweep.parse_values` syntax)."""
     return Axis(name, parse_values(name, text))
 
 
@@ -107,7 +107,7 @@ def sweep_point(spec: str, limit: int | None, model_key: str, methods: tuple[str
 
 def merge_points(parts: list, names: list[str]):
     """Join single-point SweepResults into one (points in order; n_scans summed)."""
-    from ..sweep import SweepResult
+    from sdsgsm.experiments.sweep import SweepResult
 
     config = dict(parts[0].config)
     config["axes"] = [{"name": n, "values": sorted({v for p in parts for v in p.config["axes"][i]["values"]},
@@ -134,9 +134,9 @@ def sweep_chart(points: pd.DataFrame, name: str, metric: str):
     """Interactive Plotly lines of one metric against the swept parameter, one colour per method."""
     import plotly.graph_objects as go
 
-    from ..metrics import METRICS
-    from ..params import PARAMS
-    from ..viz import method_colour
+    from sdsgsm.metrics import METRICS
+    from sdsgsm.params import PARAMS
+    from sdsgsm.render.viz import method_colour
 
     m, p = METRICS[metric], PARAMS[name]
     fig = go.Figure()
@@ -154,19 +154,19 @@ def sweep_chart(points: pd.DataFrame, name: str, metric: str):
 
 
 # ----------------------------------------------------------------------------- Sweeps page helpers
-from ..figures import SWEEP_METRICS  # noqa: E402,F401  (re-exported for the Sweeps page)
-from ..sweep import SWEEPABLE, VALUE_HELP, grid  # noqa: E402,F401
+from sdsgsm.experiments.sweep import SWEEPABLE, VALUE_HELP, grid  # noqa: E402,F401
+from sdsgsm.render.figures import SWEEP_METRICS  # noqa: E402,F401  (re-exported for the Sweeps page)
 
 
 def param_label(name: str) -> str:
     """'ε_strong (region R) [eps_strong]': a spec parameter's label and its query/CLI name."""
-    from ..params import PARAMS
+    from sdsgsm.params import PARAMS
 
     return f"{PARAMS[name].label} [{name}]"
 
 
 def metric_header(key: str) -> str:
-    from ..metrics import METRICS
+    from sdsgsm.metrics import METRICS
 
     return METRICS[key].header
 
@@ -183,7 +183,7 @@ def cached_point(spec, limit, model_key, methods, point, base, batch, criterion,
 
 def points_table(points: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """The sweep's rows for display: swept values in shown units, method, metrics at display scale."""
-    from ..metrics import METRICS
+    from sdsgsm.metrics import METRICS
 
     out = pd.DataFrame({f"{n} (shown)": points[f"{n}_shown"] for n in names})
     out["method"] = points["method"]

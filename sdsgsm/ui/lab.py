@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from .. import lab
-from ..lab import EPS_TOP, LAB_DIR, LAB_METHODS, MODEL_COLOURS, MODEL_TEXT, MODELS  # noqa: F401  (for the page)
-from .cache import CACHE_TTL, run_store, work_gate
+from sdsgsm.experiments import lab
+from sdsgsm.experiments.lab import EPS_TOP, LAB_DIR, LAB_METHODS, MODEL_COLOURS, MODEL_TEXT, MODELS  # noqa: F401  (for the page)
+from sdsgsm.ui.cache import CACHE_TTL, run_store, work_gate
 
 APP_EVAL = lab.EvalConfig(eps=tuple(np.linspace(0.0, EPS_TOP, 5).tolist()), cw_limit=20)
 EXAMPLES = 6  # digits shown clean vs adversarial
@@ -94,7 +94,7 @@ def _saved_eval_config() -> lab.EvalConfig:
 
 def accuracy_chart(curve: pd.DataFrame, headline: dict | None = None):
     """Plotly: accuracy (%) against ε (×1/255), one panel per attack, one line per model (the twin of
-    :func:`sdsgsm.figures.lab_figure`)."""
+    :func:`sdsgsm.render.figures.lab_figure`)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -142,7 +142,7 @@ def digit_png(img: np.ndarray, scale: int = 12) -> bytes:
     """An 8×8 grey digit in [0, 1] as an upscaled PNG (nearest neighbour, ink dark on white)."""
     from PIL import Image
 
-    from ..viz import png_bytes
+    from sdsgsm.render.viz import png_bytes
 
     a = np.round(np.clip(1 - img, 0, 1) * 255).astype(np.uint8)
     return png_bytes(Image.fromarray(a, "L").resize((8 * scale, 8 * scale), Image.NEAREST))

@@ -3,7 +3,7 @@
 Cached functions take the same hashable arguments as :mod:`sdsgsm.ui.cache` (image source id,
 model key, frozen configs; ``_``-prefixed bytes are not hashed) and return numpy, so a slider
 move on one station reruns only that station's cheap part. The computations themselves are the
-pure functions of :mod:`sdsgsm.learn`, which call the attack code the app uses.
+pure functions of :mod:`sdsgsm.experiments.learn`, which call the attack code the app uses.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import numpy as np
 import streamlit as st
 import torch
 
-from .. import learn
-from ..attacks import FAMILY_SPECS, METHODS, AttackConfig
-from ..budget import BudgetConfig
-from ..data import ImageError, gallery_item
-from ..metrics import amplify
-from ..occlusion import ScanConfig
-from ..params import PARAMS
-from . import cache
-from .state import key
+from sdsgsm.attacks import FAMILY_SPECS, METHODS, AttackConfig
+from sdsgsm.budget import BudgetConfig
+from sdsgsm.data import ImageError, gallery_item
+from sdsgsm.experiments import learn
+from sdsgsm.metrics import amplify
+from sdsgsm.occlusion import ScanConfig
+from sdsgsm.params import PARAMS
+from sdsgsm.ui import cache
+from sdsgsm.ui.state import key
 
 P = "ln"  # the Learn page's session-state prefix; the Explorer's is "ex"
 EX = "ex"
@@ -174,7 +174,7 @@ def replay(source: str, model_key: str, method: str, cfg: AttackConfig, label: i
            _data: bytes | None = None, _checkpoint: bytes | None = None, arch: str = "") -> dict:
     """The attack replayed (station 6), with the cached scan for spatial methods: states (T + 1, H, W, 3),
     perturbation ×5 per step (T + 1, H, W, 3), loss / p_true / p_other (T + 1,), names, flip step."""
-    from ..occlusion import ScanResult
+    from sdsgsm.occlusion import ScanResult
 
     model = cache.get_model(model_key, _checkpoint, arch)
     x = _x(source, model, _data)
@@ -216,7 +216,7 @@ def gallery_caption(source: str) -> str:
 
 def saliency_pixels(grid: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
     """The scan's window scores (nh, nw) painted onto pixels (side, side) for the heat map."""
-    from ..occlusion import upsample_grid
+    from sdsgsm.occlusion import upsample_grid
 
     return upsample_grid(torch.from_numpy(grid)[None], torch.from_numpy(boxes), side, side)[0].numpy()
 
@@ -227,7 +227,7 @@ OMEGA_CURVE = np.geomspace(1e-2, 1e4, 37)
 @st.cache_data(max_entries=32, ttl=cache.CACHE_TTL, show_spinner=False)
 def prop1(source: str, model_key: str, label: int | None, eps: float, omega: float, grad_norm: str,
           _data: bytes | None = None, _checkpoint: bytes | None = None, arch: str = "") -> dict:
-    """Proposition 1 on this image's gradient at (ε, ω): the :class:`sdsgsm.learn.Prop1` fields and
+    """Proposition 1 on this image's gradient at (ε, ω): the :class:`sdsgsm.experiments.learn.Prop1` fields and
     its ratio (station 5d)."""
     from dataclasses import asdict
 
@@ -250,5 +250,5 @@ def region_box_list(region: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def budget_of(grid: np.ndarray, boxes: np.ndarray, side: int, cfg: BudgetConfig) -> dict:
-    """:func:`sdsgsm.learn.budget_counts` on a cached scan's numpy grid (nh, nw) and boxes (P, 4)."""
+    """:func:`sdsgsm.experiments.learn.budget_counts` on a cached scan's numpy grid (nh, nw) and boxes (P, 4)."""
     return learn.budget_counts(torch.from_numpy(grid)[None], torch.from_numpy(boxes), (side, side), cfg)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..attacks import METHODS, AttackConfig
-from ..params import PARAMS, build_config, get_preset, parse_query
+from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.params import PARAMS, build_config, get_preset, parse_query
 
 
 def key(prefix: str, name: str) -> str:
@@ -48,7 +48,7 @@ def init_state(prefix: str, method_key: str | None = "method") -> list[str]:
 def image_from_query(prefix: str, value: str) -> list[str]:
     """``?image=<gallery key>`` (e.g. ``imagenet/imagenet_00_243.jpg``) into the image picker's state
     (source, collection, image); a key that is not in the gallery is ignored with a one-line warning."""
-    from ..data import gallery_item
+    from sdsgsm.data import gallery_item
 
     try:
         item = gallery_item(value.strip())
@@ -110,7 +110,7 @@ def apply_run_query(prefix: str, query: dict[str, str]) -> list[str]:
     image: a gallery key (collection and image pickers); model: a registered model name; label: a
     class index or ``pred``. Returns one-line warnings for values that were ignored.
     """
-    from .cache import model_options
+    from sdsgsm.ui.cache import model_options
 
     warnings = image_from_query(prefix, query["image"]) if "image" in query else []
     if "model" in query:
@@ -132,7 +132,7 @@ def load_saved_run(prefix: str, upload_key: str) -> None:
     """on_change callback of a result.json uploader: the saved run's image, model, method, label and
     every parameter into the page's state (before its widgets are drawn); a bad file leaves a one-line
     message in ``<prefix>_saved_message``."""
-    from ..share import load_result, run_query
+    from sdsgsm.share import load_result, run_query
 
     up = st.session_state.get(upload_key)
     if up is None:
@@ -155,7 +155,7 @@ def load_saved_run(prefix: str, upload_key: str) -> None:
 def link_query(prefix: str, extra: dict) -> dict[str, str]:
     """The page's full state as query parameters: ``extra`` (image, model, method, …) then every spec
     parameter in shown units (:func:`sdsgsm.share.param_query`)."""
-    from ..share import param_query
+    from sdsgsm.share import param_query
 
     out = {k: str(v) for k, v in extra.items() if v is not None and v != ""}
     return {**out, **param_query(values(prefix))}

@@ -13,11 +13,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from .. import figures
-from ..attacks import AttackConfig
-from ..ensemble import ALIASES, ENSEMBLE_PREFIX, WORK_SIZE, ModelSpec, build, parse_spec, parse_specs, short
-from ..models import ModelError, available_models
-from ..transfer import (  # noqa: F401
+from sdsgsm.attacks import AttackConfig
+from sdsgsm.ensemble import ALIASES, ENSEMBLE_PREFIX, WORK_SIZE, ModelSpec, build, parse_spec, parse_specs, short
+from sdsgsm.experiments.transfer import (  # noqa: F401
     CRITERION,
     DEFAULT_METHODS,
     RELATIONS,
@@ -28,9 +26,11 @@ from ..transfer import (  # noqa: F401
     source_cells,
     transfer_files,
 )
-from ..transfer import figure_files as matrix_files
-from .cache import CACHE_TTL, bench_data, get_model, run_store, work_gate
-from .figures import PREVIEW_DPI
+from sdsgsm.experiments.transfer import figure_files as matrix_files
+from sdsgsm.models import ModelError, available_models
+from sdsgsm.render import figures
+from sdsgsm.ui.cache import CACHE_TTL, bench_data, get_model, run_store, work_gate
+from sdsgsm.ui.figures import PREVIEW_DPI
 
 BATCH = 8
 
@@ -105,7 +105,7 @@ def downloads(_result: TransferResult, request: tuple) -> dict[str, bytes]:
 
 def matrix_chart(result: TransferResult):
     """Plotly heat maps, one panel per method: sources (rows) × targets (columns), ASR %."""
-    from ..viz import matrix_figure
+    from sdsgsm.render.viz import matrix_figure
 
     panels = result.panels()
     fig = matrix_figure(panels, "ASR (%)", digits=0)
@@ -127,8 +127,8 @@ def source_table(result: TransferResult) -> pd.DataFrame:
 def example(result: TransferResult, method: str, source: str, key: str) -> dict | None:
     """One attacked image: original and adversarial (H, W, 3) float32, and per target its clean and
     adversarial prediction names, whether it counts and whether it was fooled; None if not attacked."""
-    from ..data import gallery_item, load_image
-    from ..models import imagenet_labels
+    from sdsgsm.data import gallery_item, load_image
+    from sdsgsm.models import imagenet_labels
 
     got = result.adversarial.get((method, source))
     rows = result.per_sample[(result.per_sample["method"] == method) & (result.per_sample["source"] == source)

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from ..attacks import METHODS, AttackConfig
-from ..params import FAIR_EPS_MAX, PARAMS, PRESETS, Param, app_limit_error, default_patch
-from . import cache
-from .state import apply_preset, config, key
+from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.params import FAIR_EPS_MAX, PARAMS, PRESETS, Param, app_limit_error, default_patch
+from sdsgsm.ui import cache
+from sdsgsm.ui.state import apply_preset, config, key
 
 GROUPS = {"scan": "Zero-out scan", "budget": "Region and budget", "steps": "Steps and smoothing",
           "smoothfool": "SmoothFool", "patch": "Adversarial patch"}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .metrics import Metric, metric_list
+from sdsgsm.metrics import Metric, metric_list
 
 DASH = "–"
 _TEX = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),

@@ -15,10 +15,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import cli_defend, cli_figures, cli_lab, cli_transfer
-from .attacks import METHODS, AttackConfig
-from .models import first_line
-from .params import PRESETS, add_flags, build_config, get_preset, values_from_args
+from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.cli import defend as cli_defend
+from sdsgsm.cli import figures as cli_figures
+from sdsgsm.cli import lab as cli_lab
+from sdsgsm.cli import transfer as cli_transfer
+from sdsgsm.models import first_line
+from sdsgsm.params import PRESETS, add_flags, build_config, get_preset, values_from_args
 
 
 class CliError(Exception):
@@ -108,7 +111,7 @@ def config_from_args(args) -> AttackConfig:
 
 
 def model_from_args(args):
-    from .models import load_checkpoint, load_model
+    from sdsgsm.models import load_checkpoint, load_model
 
     if args.checkpoint:
         return load_checkpoint(args.checkpoint, arch=args.arch, device=args.device)
@@ -126,7 +129,7 @@ def out_dir(args) -> Path:
 
 def cmd_attack(args) -> dict:
     """Attack one image; write the seven output files; return result.json's content."""
-    from .report import attack_image, write_outputs
+    from sdsgsm.experiments.report import attack_image, write_outputs
 
     if args.from_json:
         return cmd_attack_from(args)
@@ -141,9 +144,9 @@ def cmd_attack(args) -> dict:
 
 def cmd_attack_from(args) -> dict:
     """Run a saved result.json again (same image, method, label and parameters; flags given override)."""
-    from .params import config_values
-    from .report import attack_tensor, resolve_image, write_outputs
-    from .share import load_result, override
+    from sdsgsm.experiments.report import attack_tensor, resolve_image, write_outputs
+    from sdsgsm.params import config_values
+    from sdsgsm.share import load_result, override
 
     run = load_result(args.from_json)
     cfg = override(run.cfg, values_from_args(args, config_values(run.cfg)))
@@ -158,7 +161,7 @@ def cmd_attack_from(args) -> dict:
 def benchmark_config_from_args(args) -> tuple[list[str], AttackConfig]:
     """(methods, AttackConfig): explicit flags win over the preset's numbers; a run without a
     preset uses the spec defaults (see README: Parameters)."""
-    from .benchmark import parse_methods
+    from sdsgsm.experiments.benchmark import parse_methods
 
     if args.methods is None and args.preset is None:
         raise CliError(f"benchmark needs --methods a,b,c or --preset {'|'.join(PRESETS)}")
@@ -187,8 +190,8 @@ def cmd_benchmark(args):
     """Run a benchmark from flags; write the five output files; return the BenchmarkResult."""
     import torch
 
-    from .benchmark import load_benchmark_data, run_benchmark, write_benchmark
-    from .distributed import finish, gather_rows, start
+    from sdsgsm.distributed import finish, gather_rows, start
+    from sdsgsm.experiments.benchmark import load_benchmark_data, run_benchmark, write_benchmark
 
     methods, cfg = benchmark_config_from_args(args)
     for flag, value in (("--batch-size", args.batch_size), ("--limit", args.limit), ("--threads", args.threads)):
@@ -230,7 +233,7 @@ def cmd_benchmark(args):
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our warnings (e.g. out-of-memory retries, sdsgsm.memory) as 'warning: …' without a source path;
     libraries' own notices (torch's pickle-protocol and TorchScript deprecation warnings) are not shown."""
-    from .memory import MemoryRetryWarning
+    from sdsgsm.memory import MemoryRetryWarning
 
     if not issubclass(category, MemoryRetryWarning) and "sdsgsm" not in Path(str(filename)).parts:
         return
@@ -239,11 +242,11 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def cmd_train_patch(args) -> list[Path]:
-    """Train one universal patch per size (sdsgsm.patch_train) and save them; returns the PNG paths."""
+    """Train one universal patch per size (sdsgsm.experiments.patch_train) and save them; returns the PNG paths."""
     import torch
 
-    from .benchmark import load_benchmark_data
-    from .patch_train import PATCH_DIR, PatchTraining, save_patch, train_universal_patch
+    from sdsgsm.experiments.benchmark import load_benchmark_data
+    from sdsgsm.experiments.patch_train import PATCH_DIR, PatchTraining, save_patch, train_universal_patch
 
     try:
         sizes = [int(v) for v in args.sizes.split(",") if v.strip()]

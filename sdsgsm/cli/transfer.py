@@ -1,6 +1,6 @@
-"""``python -m sdsgsm transfer --sources … --targets … --methods … --data gallery --out DIR`` (see sdsgsm/cli.py).
+"""``python -m sdsgsm transfer --sources … --targets … --methods … --data gallery --out DIR``.
 
-Crafts x_adv once per (method, source) and classifies it with every target (:mod:`sdsgsm.transfer`);
+Crafts x_adv once per (method, source) and classifies it with every target (:mod:`sdsgsm.experiments.transfer`);
 writes transfer.csv, transfer_per_sample.csv, transfer.md, transfer.json and the matrix figure
 (transfer_matrix.pdf/.png/.svg/.json). Models: registered names or aliases (lite0, lite1, lite2, r18,
 r50) and ensembles ``ens:a+b``. Bad input (unknown or unavailable model, empty list, bad method) is a
@@ -12,9 +12,9 @@ from __future__ import annotations
 import signal
 import sys
 
-from .ensemble import ALIASES, WORK_SIZE
-from .params import PRESETS, add_flags, build_config, get_preset, values_from_args
-from .transfer import DEFAULT_METHODS
+from sdsgsm.ensemble import ALIASES, WORK_SIZE
+from sdsgsm.experiments.transfer import DEFAULT_METHODS
+from sdsgsm.params import PRESETS, add_flags, build_config, get_preset, values_from_args
 
 
 def add_parser(sub, parser_class) -> None:
@@ -41,7 +41,7 @@ def add_parser(sub, parser_class) -> None:
 
 def _models(text: str, what: str, size: int, device):
     """[(ModelSpec, model)] of a comma-separated list; every name is checked before any model loads."""
-    from .ensemble import build, check_available, parse_specs
+    from sdsgsm.ensemble import build, check_available, parse_specs
 
     specs = parse_specs(text, what)
     for spec in specs:
@@ -57,10 +57,10 @@ def run(args) -> str:
     """Run the transfer matrix from flags, write its files; returns the text to print (the matrices)."""
     import torch
 
-    from .benchmark import load_benchmark_data, parse_methods
-    from .cli import _StopFlag
-    from .report import write_files
-    from .transfer import figure_files, run_transfer, transfer_files, transfer_markdown
+    from sdsgsm.cli import _StopFlag
+    from sdsgsm.experiments.benchmark import load_benchmark_data, parse_methods
+    from sdsgsm.experiments.report import write_files
+    from sdsgsm.experiments.transfer import figure_files, run_transfer, transfer_files, transfer_markdown
 
     for flag, value in (("--batch-size", args.batch_size), ("--limit", args.limit), ("--threads", args.threads),
                         ("--size", args.size)):

@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .attacks import METHODS, AttackConfig
-from .benchmark import _select, _warm_up, package_versions, parse_methods
-from .metrics import ASR_CRITERION, evaluate, summarise, summary_keys
-from .occlusion import occlusion_scan
-from .params import FAIR_EPS_MAX, PARAMS, build_config, check, parse_number
+from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.experiments.benchmark import _select, _warm_up, package_versions, parse_methods
+from sdsgsm.metrics import ASR_CRITERION, evaluate, summarise, summary_keys
+from sdsgsm.occlusion import occlusion_scan
+from sdsgsm.params import FAIR_EPS_MAX, PARAMS, build_config, check, parse_number
 
 MAX_POINTS = 400  # points per axis (and in total): a typo must not start a week-long run
 SWEEPABLE = tuple(n for n, p in PARAMS.items() if p.kind is not str and n != "seed")

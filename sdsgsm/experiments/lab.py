@@ -41,10 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import Classifier
-from .params import FAIR_EPS_MAX, PARAMS
+from sdsgsm.data import ASSETS
+from sdsgsm.models import Classifier
+from sdsgsm.params import FAIR_EPS_MAX, PARAMS
 
-LAB_DIR = Path(__file__).resolve().parent.parent / "assets" / "lab"
+LAB_DIR = ASSETS / "lab"
 LAB_JSON = "lab.json"
 MODELS = ("standard", "distilled", "fgsm_at", "pgd_at")
 MODEL_TEXT = {
@@ -409,8 +410,8 @@ def frozen(nets: Mapping[str, nn.Module]) -> dict[str, Classifier]:
 # ----------------------------------------------------------------------------- evaluation
 def attack_config(eps: float, ecfg: EvalConfig):
     """The registry AttackConfig of one ε: uniform methods ε; SD-SGSM ε_strong = ε, ε_weak = weak_ratio·ε
-    (eq. 5); ε_max lifted to ε above the paper's 8/255 cap (as sdsgsm/sweep.py does); m = ecfg.patch."""
-    from .params import build_config
+    (eq. 5); ε_max lifted to ε above the paper's 8/255 cap (as sdsgsm/experiments/sweep.py does); m = ecfg.patch."""
+    from sdsgsm.params import build_config
 
     return build_config({"eps": eps, "eps_strong": eps, "eps_weak": eps * ecfg.weak_ratio,
                          "eps_max": max(eps, FAIR_EPS_MAX), "steps": ecfg.steps, "patch": ecfg.patch,
@@ -421,7 +422,7 @@ def attack_accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, method:
                     batch_size: int = 512) -> tuple[float, object]:
     """(accuracy over ALL images, last AttackResult): share of x whose adversarial prediction is the label,
     the attack through :func:`sdsgsm.attacks.run_attack`."""
-    from .attacks import run_attack
+    from sdsgsm.attacks import run_attack
 
     hits, result = 0, None
     for a in range(0, len(x), batch_size):
@@ -456,8 +457,8 @@ def cw_table(models: Mapping[str, Classifier], x: torch.Tensor, y: torch.Tensor,
     ``ecfg.cw_limit`` test images of each model in ``names``: success rate over the clean-correct ones
     (the registry's ASR), mean L2 and L∞ over the successful ones, seconds. CW works on the logits, so
     the distilled model's saturated softmax does not stop it (Carlini & Wagner 2017; survey §2.3)."""
-    from .attacks import run_attack
-    from .metrics import evaluate, summarise
+    from sdsgsm.attacks import run_attack
+    from sdsgsm.metrics import evaluate, summarise
 
     n = len(x) if ecfg.cw_limit is None else min(ecfg.cw_limit, len(x))
     cfg = replace(attack_config(0.0, ecfg), steps=ecfg.cw_steps)
@@ -575,7 +576,7 @@ def examples(models: Mapping[str, Classifier], x: torch.Tensor, y: torch.Tensor,
              ecfg: EvalConfig) -> dict[str, dict]:
     """Adversarial versions of a few digits x (k, 1, 8, 8) per model: {model: {x_adv (k, 8, 8) numpy in [0, 1],
     clean_pred, adv_pred, adv_prob (k,)}} through the registry at ``eps``."""
-    from .attacks import run_attack
+    from sdsgsm.attacks import run_attack
 
     out = {}
     for name, model in models.items():

@@ -3,14 +3,14 @@
 Why matplotlib: it renders offline with no browser engine (Plotly's static export needs
 Chrome/Kaleido), writes vector PDF with embedded TrueType fonts (``pdf.fonttype`` 42) and SVG
 with text kept as text, and PNG with its dpi stored. The app's interactive charts stay in Plotly;
-both use one colour per method (:func:`sdsgsm.viz.method_colour`).
+both use one colour per method (:func:`sdsgsm.render.viz.method_colour`).
 
 Builders are pure functions returning a matplotlib ``Figure`` (no pyplot, no global figure
 state): :func:`grid_figure` (Fig. 5/6: rows = images, column groups = methods),
 :func:`radar_figure` (Fig. 3), :func:`bars_figure` (Fig. 4), :func:`sweep_figure` (a metric
 against one swept parameter, or a heat map over two), :func:`matrix_figure` (annotated heat maps:
 defence grid, transfer matrix). :func:`figure_files` renders a figure to
-``{name: bytes}`` (``<stem>.pdf/.png/.svg/.json``); :func:`sdsgsm.report.write_files` writes them.
+``{name: bytes}`` (``<stem>.pdf/.png/.svg/.json``); :func:`sdsgsm.experiments.report.write_files` writes them.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from .metrics import METRICS, metric_list
-from .params import FAIR_EPS_MAX, PARAMS
-from .viz import RED, YELLOW, method_colour, radar_scores
+from sdsgsm.metrics import METRICS, metric_list
+from sdsgsm.params import FAIR_EPS_MAX, PARAMS
+from sdsgsm.render.viz import RED, YELLOW, method_colour, radar_scores
 
 DPI = 300
 FORMATS = ("pdf", "png", "svg")
@@ -101,7 +101,7 @@ def grid_figure(rows: Sequence[Sequence[Mapping]], names: Sequence[str], methods
                 columns: Sequence[str] = DEFAULT_COLUMNS, panel_in: float = 1.15) -> Figure:
     """Paper Fig. 5/6 as a grid: one row per image, one column group per method.
 
-    Args: rows[i][j] the :func:`sdsgsm.report.image_record` of image i attacked by methods[j];
+    Args: rows[i][j] the :func:`sdsgsm.experiments.report.image_record` of image i attacked by methods[j];
     names the row labels; columns keys of :data:`COLUMNS` — 'original' (red region R, §3.3) and
     'saliency' (Δ of eq. 2 normalised per image, R in red) appear once per row, 'adversarial'
     (predicted label and confidence below), 'perturbation' (5× around grey, yellow
@@ -186,7 +186,7 @@ def _grid_colourbars(fig, heat, budget_im, shared, per, left, width, height, pan
 # ----------------------------------------------------------------------------- Fig. 3 / Fig. 4
 def radar_figure(rows: Sequence[Mapping]) -> Figure:
     """Paper Fig. 3: radar of the registry's radar metrics normalised so the best method scores 1
-    (higher ASR/SSIM, lower L2/L∞/total time; :func:`sdsgsm.viz.radar_scores`); larger area = better.
+    (higher ASR/SSIM, lower L2/L∞/total time; :func:`sdsgsm.render.viz.radar_scores`); larger area = better.
     rows: summary rows (results.csv records) with 'method'."""
     metrics = metric_list("radar")
     scores = radar_scores(list(rows))
@@ -350,11 +350,11 @@ def matrix_figure(panels: Sequence[tuple[str, pd.DataFrame]], value_label: str, 
 
 
 def lab_figure(curve: pd.DataFrame, headline: Mapping | None = None) -> Figure:
-    """The robust-training lab (sdsgsm/lab.py): accuracy (%) over ALL test digits against ε (×1/255), one
+    """The robust-training lab (sdsgsm/experiments/lab.py): accuracy (%) over ALL test digits against ε (×1/255), one
     panel per attack, one line per model (standard, distilled, FGSM-AT, PGD-AT); ``headline`` (from
-    :func:`sdsgsm.lab.headline`) adds a dotted line at the ε where the standard model falls.
+    :func:`sdsgsm.experiments.lab.headline`) adds a dotted line at the ε where the standard model falls.
     curve: rows with model, method, eps, accuracy (0..1)."""
-    from .lab import MODEL_COLOURS
+    from sdsgsm.experiments.lab import MODEL_COLOURS
 
     methods = list(dict.fromkeys(curve["method"]))
     fig = Figure(figsize=(2.3 * len(methods) + 0.4, 2.3), layout="constrained")
@@ -381,7 +381,7 @@ def lab_figure(curve: pd.DataFrame, headline: Mapping | None = None) -> Figure:
 # ----------------------------------------------------------------------------- writing
 def versions() -> dict:
     """Package versions for the caption (python, torch, …, matplotlib)."""
-    from .benchmark import package_versions
+    from sdsgsm.experiments.benchmark import package_versions
 
     out = package_versions()
     out["matplotlib"] = metadata.version("matplotlib")
@@ -425,7 +425,7 @@ def figure_files(fig: Figure, stem: str, info: Mapping, kind: str,
 # ----------------------------------------------------------------------------- data for the grid
 def image_list(specs: Sequence[str]) -> list[str]:
     """Gallery keys, image paths and folders (their images, sorted) -> a flat list of image references."""
-    from .data import IMAGE_EXTENSIONS, gallery
+    from sdsgsm.data import IMAGE_EXTENSIONS, gallery
 
     out: list[str] = []
     for spec in specs:
@@ -451,8 +451,8 @@ def grid_records(model, images: Sequence[str], methods: Sequence[str], cfg) -> t
 
     images: gallery keys or paths; cfg: the AttackConfig shared by the methods.
     """
-    from .occlusion import occlusion_scan
-    from .report import attack_tensor, image_record, resolve_image
+    from sdsgsm.experiments.report import attack_tensor, image_record, resolve_image
+    from sdsgsm.occlusion import occlusion_scan
 
     rows, names = [], []
     loaded = [resolve_image(ref, model.input_size) for ref in images]  # every file checked before any attack

@@ -14,7 +14,7 @@ true labels where known, else the bare model's clean prediction, the same for ev
 and SSIM are of x_adv − x (what the attacker sends, before the defence), over the same samples.
 
 ``run_defence_grid`` is pure (no streamlit, no files); ``defence_files`` turns its result into
-{file name: bytes} for :func:`sdsgsm.report.write_files` and the app's downloads.
+{file name: bytes} for :func:`sdsgsm.experiments.report.write_files` and the app's downloads.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .attacks import METHODS, AttackConfig, AttackResult, resolve_labels, run_attack
-from .attacks.base import _join
-from .benchmark import _warm_up, package_versions, parse_methods
-from .defences import DEFENCES, DefenceConfig, Defended, params_text, parse_defences, transform
-from .metrics import evaluate, summarise, summary_keys
-from .params import config_values
+from sdsgsm.attacks import METHODS, AttackConfig, AttackResult, resolve_labels, run_attack
+from sdsgsm.attacks.base import _join
+from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, params_text, parse_defences, transform
+from sdsgsm.experiments.benchmark import _warm_up, package_versions, parse_methods
+from sdsgsm.metrics import evaluate, summarise, summary_keys
+from sdsgsm.params import config_values
 
 MODES = ("non-adaptive", "adaptive")
 CRITERION = ("ASR over the samples the defended model classifies correctly when clean (prediction = label); "
@@ -277,7 +277,7 @@ def _config(g: _Grid, methods, defences, data, source, stopped, wall) -> dict:
 # ----------------------------------------------------------------------------- outputs
 def asr_figure(grid: DefenceGrid):
     """The print figure: ASR (%) heat maps, non-adaptive | adaptive (``figures.matrix_figure``)."""
-    from . import figures
+    from sdsgsm.render import figures
 
     panels = [(mode, grid.matrix(mode)) for mode in MODES]
     return figures.build(figures.matrix_figure, panels, "ASR (%)", digits=0,
@@ -287,7 +287,7 @@ def asr_figure(grid: DefenceGrid):
 def defence_files(grid: DefenceGrid, stem: str = "defences") -> dict[str, bytes]:
     """{stem}.csv (one row per cell), {stem}_per_sample.csv, {stem}.json (config) and the figure
     {stem}_asr.pdf/.png/.svg/.json, as {name: bytes} for ``report.write_files`` and the app's downloads."""
-    from . import figures
+    from sdsgsm.render import figures
 
     text = json.dumps(grid.config, indent=2, ensure_ascii=False, default=str)
     files = {f"{stem}.csv": grid.cells.to_csv(index=False).encode("utf-8"),

@@ -1,4 +1,4 @@
-"""``python -m sdsgsm lab train|eval …``: the robust-training lab on sklearn's digits (sdsgsm/lab.py).
+"""``python -m sdsgsm lab train|eval …``: the robust-training lab on sklearn's digits (sdsgsm/experiments/lab.py).
 
 ``lab train --out DIR`` trains the four models (standard, distilled, FGSM-AT, PGD-AT) and writes
 ``<model>.pt`` state_dicts plus ``lab.json`` (settings, seed, split, command, sha256 of each file);
@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .sweep import VALUE_HELP
+from sdsgsm.experiments.sweep import VALUE_HELP
 
 
 def add_parsers(sub, parser_class) -> None:
     """Add ``lab train`` and ``lab eval`` to the CLI's subparsers."""
-    from .lab import LAB_DIR, LAB_METHODS, TrainConfig
+    from sdsgsm.experiments.lab import LAB_DIR, LAB_METHODS, TrainConfig
 
     d = TrainConfig()
     lab = sub.add_parser("lab", help="robust-training lab on sklearn's digits: train the four models, or "
@@ -51,7 +51,7 @@ def add_parsers(sub, parser_class) -> None:
 
 
 def _number(text: str) -> float:
-    from .params import parse_number
+    from sdsgsm.params import parse_number
 
     return parse_number(text)
 
@@ -62,8 +62,8 @@ def _progress(text: str, done: int, total: int) -> None:
 
 def cmd_train(args) -> str:
     """Train and write the lab models; returns the line to print."""
-    from . import lab
-    from .report import write_files
+    from sdsgsm.experiments import lab
+    from sdsgsm.experiments.report import write_files
 
     cfg = lab.TrainConfig(seed=args.seed, epochs=args.epochs, temperature=args.temperature, train_eps=args.train_eps,
                           pgd_steps=args.pgd_steps, threads=args.threads)
@@ -77,7 +77,7 @@ def cmd_train(args) -> str:
 
 
 def _models(text: str) -> tuple[str, ...]:
-    from .lab import MODELS
+    from sdsgsm.experiments.lab import MODELS
 
     names = tuple(t.strip() for t in text.split(",") if t.strip())
     bad = [n for n in names if n not in MODELS]
@@ -88,9 +88,9 @@ def _models(text: str) -> tuple[str, ...]:
 
 def eval_config(args):
     """EvalConfig from the eval flags; ValueError (one line) for bad values."""
-    from .benchmark import parse_methods
-    from .lab import EvalConfig
-    from .sweep import parse_values
+    from sdsgsm.experiments.benchmark import parse_methods
+    from sdsgsm.experiments.lab import EvalConfig
+    from sdsgsm.experiments.sweep import parse_values
 
     for flag in ("steps", "cw_steps", "cw_limit", "limit"):
         value = getattr(args, flag)
@@ -105,8 +105,9 @@ def cmd_eval(args) -> str:
     """Evaluate the lab models; write CSVs, the CW and saturation tables and the figure."""
     from dataclasses import replace
 
-    from . import figures, lab
-    from .report import write_files
+    from sdsgsm.experiments import lab
+    from sdsgsm.experiments.report import write_files
+    from sdsgsm.render import figures
 
     ecfg = eval_config(args)
     if f"{args.stem}.json" in (lab.LAB_JSON, "lab_eval.json"):
@@ -129,7 +130,7 @@ def cmd_eval(args) -> str:
 
 def _summary(ev) -> str:
     """The accuracy table (%) and the headline as printable text."""
-    from .lab import wide_table
+    from sdsgsm.experiments.lab import wide_table
 
     table = wide_table(ev.curve)
     table.insert(1, "eps_255", table.pop("eps") * 255)

@@ -5,7 +5,7 @@ samples (default criterion) with every requested registry method in batches and 
 a :class:`BenchmarkResult` with one summary row per method (``sdsgsm.metrics.summarise``,
 the one aggregator), one row per (method, sample) with every registry metric, and a
 JSON-ready config. ``benchmark_files`` renders results.csv, per_sample.csv, results.md,
-results.tex (``sdsgsm.tables``, the one formatter) and config.json as bytes;
+results.tex (``sdsgsm.render.tables``, the one formatter) and config.json as bytes;
 ``write_benchmark`` writes them. Presets reproduce the settings of the paper's
 Table 1 (single step, ε = 8/255) and Table 2 (T = 10, α = 4/255, ε_max = 8/255); see
 :data:`PRESETS` for how the SD methods' dual budget is mapped under the ε_max cap.
@@ -26,15 +26,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import occlusion
-from .attacks import METHODS, AttackConfig, Method, resolve_labels
-from .data import load_cifar10, load_folder, load_gallery
-from .memory import recording, run_chunks
-from .metrics import ASR_CRITERION, evaluate, metric_list, summarise, summary_keys
-from .occlusion import ScanConfig, ScanResult, occlusion_scan
-from .params import PRESETS, build_config, config_values, get_preset
-from .report import write_files
-from .tables import Table, metric_notes, metric_table
+from sdsgsm import occlusion
+from sdsgsm.attacks import METHODS, AttackConfig, Method, resolve_labels
+from sdsgsm.data import load_cifar10, load_folder, load_gallery
+from sdsgsm.experiments.report import write_files
+from sdsgsm.memory import recording, run_chunks
+from sdsgsm.metrics import ASR_CRITERION, evaluate, metric_list, summarise, summary_keys
+from sdsgsm.occlusion import ScanConfig, ScanResult, occlusion_scan
+from sdsgsm.params import PRESETS, build_config, config_values, get_preset
+from sdsgsm.render.tables import Table, metric_notes, metric_table
 
 OUTPUT_FILES = ("results.csv", "per_sample.csv", "results.md", "results.tex", "config.json")
 # summary: method, n, the registry's statistics (asr, <key>_mean, <key>_std, linf_max), then the run's context
@@ -161,7 +161,7 @@ def _warm_up(model, x: torch.Tensor, method: str, warm: bool) -> None:
     if METHODS[method].backend == "art":
         import art.attacks.evasion  # noqa: F401
 
-        from .attacks.art_baselines import art_classifier
+        from sdsgsm.attacks.art_baselines import art_classifier
 
         with torch.inference_mode():
             k = model(x[:1]).shape[1]

@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .attacks import METHODS, AttackConfig
-from .benchmark import _cfg_map, _clean_logits, _select, _warm_up, package_versions, parse_methods
-from .ensemble import ModelSpec
-from .metrics import evaluate, summarise
-from .occlusion import occlusion_scan
+from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.ensemble import ModelSpec
+from sdsgsm.experiments.benchmark import _cfg_map, _clean_logits, _select, _warm_up, package_versions, parse_methods
+from sdsgsm.metrics import evaluate, summarise
+from sdsgsm.occlusion import occlusion_scan
 
 DEFAULT_METHODS = ("fgsm", "ifgsm", "mifgsm", "nifgsm", "tifgsm", "pgd", "sd-sgsm")
 CRITERION = ("ASR over samples that both the source and the target classify correctly when clean (clean "
@@ -287,8 +287,8 @@ def merge_transfer(parts: list[TransferResult]) -> TransferResult:
 
 
 def _md(cells: pd.DataFrame) -> str:
-    """A frame of display strings as a GitHub Markdown table (:class:`sdsgsm.tables.Table`, nothing bold)."""
-    from .tables import Table
+    """A frame of display strings as a GitHub Markdown table (:class:`sdsgsm.render.tables.Table`, nothing bold)."""
+    from sdsgsm.render.tables import Table
 
     cells = cells.astype(str)
     return Table(cells, cells.map(lambda _: False), tuple(cells.columns)).markdown()
@@ -297,7 +297,7 @@ def _md(cells: pd.DataFrame) -> str:
 def source_cells(result: TransferResult) -> pd.DataFrame:
     """The per-source table for display: method, source, its models, n, white-box ASR (%), L2, L∞ max, SSIM,
     time per sample (s), with the metric registry's digits."""
-    from .metrics import METRICS
+    from sdsgsm.metrics import METRICS
 
     t = result.source_table()
     fmt = {"source_asr": ("asr", 100.0), "l2_mean": ("l2", 1.0), "linf_max": ("linf", 1.0),
@@ -337,8 +337,8 @@ def transfer_files(result: TransferResult) -> dict[str, bytes]:
 
 def figure_files(result: TransferResult, stem: str = "transfer_matrix") -> dict[str, bytes]:
     """The matrix figure (one panel per method, ASR %): ``<stem>.pdf/.png/.svg`` + ``<stem>.json`` caption
-    (:func:`sdsgsm.figures.matrix_figure`, :func:`sdsgsm.figures.figure_files`)."""
-    from . import figures
+    (:func:`sdsgsm.render.figures.matrix_figure`, :func:`sdsgsm.render.figures.figure_files`)."""
+    from sdsgsm.render import figures
 
     fig = figures.build(figures.matrix_figure, result.panels(), "ASR (%)", digits=0)
     info = {k: result.config[k] for k in ("data", "n_total", "size", "resize_rule", "criterion", "sources",

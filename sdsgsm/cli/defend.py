@@ -1,5 +1,5 @@
 """``python -m sdsgsm defend --methods fgsm,pgd,sd-sgsm --defences jpeg,median,gaussian,bitdepth --data gallery
---out DIR`` (see sdsgsm/cli.py): the attack × defence grid, non-adaptive and adaptive (sdsgsm/defence_grid.py).
+--out DIR``: the attack × defence grid, non-adaptive and adaptive (:mod:`sdsgsm.experiments.defence_grid`).
 
 Writes defences.csv (one row per method, defence and mode), defences_per_sample.csv, defences.json (every
 parameter, the ASR criterion, clean accuracy per defence, package versions) and the figure
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .params import DEFENCE_PARAMS, PRESETS, add_flags, build_config, get_preset, values_from_args
+from sdsgsm.params import DEFENCE_PARAMS, PRESETS, add_flags, build_config, get_preset, values_from_args
 
 DEFAULT_DEFENCES = "jpeg,median,gaussian,bitdepth"
 
@@ -44,8 +44,8 @@ def _progress(text: str, done: int, total: int) -> None:
 
 def configs_from_args(args: argparse.Namespace):
     """(methods, defences, AttackConfig, DefenceConfig) from the flags; ValueError (one line) when invalid."""
-    from .benchmark import parse_methods
-    from .defences import DefenceConfig, parse_defences
+    from sdsgsm.defences import DefenceConfig, parse_defences
+    from sdsgsm.experiments.benchmark import parse_methods
 
     base = get_preset(args.preset).apply() if args.preset else None
     cfg = build_config(values_from_args(args, base))
@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> str:
     """Run the grid from parsed flags, write its files; returns the text to print (table + written files)."""
     import torch
 
-    from .benchmark import load_benchmark_data
-    from .cli import model_from_args
-    from .defence_grid import defence_files, run_defence_grid
-    from .report import write_files
+    from sdsgsm.cli import model_from_args
+    from sdsgsm.experiments.benchmark import load_benchmark_data
+    from sdsgsm.experiments.defence_grid import defence_files, run_defence_grid
+    from sdsgsm.experiments.report import write_files
 
     for flag in ("batch_size", "limit", "threads"):
         value = getattr(args, flag)

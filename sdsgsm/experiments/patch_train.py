@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .attacks.art_baselines import art_classifier, seeded
-from .attacks.patch import EOT, PATCH_DIR, TARGET
+from sdsgsm.attacks.art_baselines import art_classifier, seeded
+from sdsgsm.attacks.patch import EOT, PATCH_DIR, TARGET
 
 
 @dataclass(frozen=True)

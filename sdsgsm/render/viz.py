@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
-from .metrics import metric_list
+from sdsgsm.metrics import metric_list
 
 # anchor colours of a perceptually ordered "inferno"-like map, interpolated linearly
 _CMAP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
@@ -159,7 +159,7 @@ def method_colours() -> dict[str, str]:
     Plotly's qualitative Dark24 then Light24 palettes (48 distinct colours)."""
     from plotly.colors import qualitative
 
-    from .attacks import METHODS
+    from sdsgsm.attacks import METHODS
 
     palette = qualitative.Dark24 + qualitative.Light24
     if len(METHODS) > len(palette):
@@ -247,7 +247,7 @@ def mask_box(mask_hw: np.ndarray) -> np.ndarray:
 
 def matrix_figure(panels: list[tuple[str, pd.DataFrame]], value_label: str, digits: int = 0,
                   zmin: float | None = 0.0, zmax: float | None = 100.0, colorscale: str = "Viridis"):
-    """Interactive twin of :func:`sdsgsm.figures.matrix_figure`: annotated heat maps side by side,
+    """Interactive twin of :func:`sdsgsm.render.figures.matrix_figure`: annotated heat maps side by side,
     one per ``(title, DataFrame)`` (rows × columns, NaN blank), one shared colour scale and bar."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots

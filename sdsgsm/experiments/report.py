@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .attacks import AttackConfig, AttackResult, get_method, run_attack
-from .budget import region_mask, region_warnings
-from .data import gallery_item, load_image
-from .metrics import METRICS, Metrics, amplify, evaluate, top_tiles
-from .occlusion import ScanResult, occlusion_scan, upsample_grid
-from .viz import YELLOW, draw_boxes, png_bytes, region_boxes, saliency_image, to_pil
+from sdsgsm.attacks import AttackConfig, AttackResult, get_method, run_attack
+from sdsgsm.budget import region_mask, region_warnings
+from sdsgsm.data import gallery_item, load_image
+from sdsgsm.metrics import METRICS, Metrics, amplify, evaluate, top_tiles
+from sdsgsm.occlusion import ScanResult, occlusion_scan, upsample_grid
+from sdsgsm.render.viz import YELLOW, draw_boxes, png_bytes, region_boxes, saliency_image, to_pil
 
 OUTPUT_FILES = ("original.png", "adversarial.png", "perturbation_x5.png", "saliency.png",
                 "result.json", "metrics.csv", "arrays.npz")

@@ -1,4 +1,4 @@
-"""``python -m sdsgsm figure grid|radar|bars|sweep …`` and ``python -m sdsgsm sweep …`` (see sdsgsm/cli.py).
+"""``python -m sdsgsm figure grid|radar|bars|sweep …`` and ``python -m sdsgsm sweep …`` (see sdsgsm/cli/__init__.py).
 
 Every command writes ``<stem>.pdf``, ``<stem>.png`` (300 dpi), ``<stem>.svg`` and ``<stem>.json``
 (the caption: every parameter, model, seed and package versions); ``sweep`` also writes
@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .params import PARAMS, PRESETS, add_flags, build_config, get_preset, values_from_args
-from .sweep import SWEEPABLE, VALUE_HELP
+from sdsgsm.experiments.sweep import SWEEPABLE, VALUE_HELP
+from sdsgsm.params import PARAMS, PRESETS, add_flags, build_config, get_preset, values_from_args
 
 
 def _common(p: argparse.ArgumentParser, add_model_flags) -> None:
@@ -81,7 +81,7 @@ def _values(args) -> dict:
 
 
 def _model(args):
-    from .cli import model_from_args
+    from sdsgsm.cli import model_from_args
 
     return model_from_args(args)
 
@@ -91,15 +91,15 @@ def _progress(text: str, done: int, total: int) -> None:
 
 
 def _write(files: dict, out) -> str:
-    from .report import write_files
+    from sdsgsm.experiments.report import write_files
 
     paths = write_files(files, out)
     return ", ".join(p.name for p in paths)
 
 
 def cmd_grid(args) -> str:
-    from . import figures
-    from .benchmark import parse_methods
+    from sdsgsm.experiments.benchmark import parse_methods
+    from sdsgsm.render import figures
 
     values = _values(args)
     cfg = build_config(values)
@@ -128,7 +128,7 @@ def _summary_rows(args) -> tuple[list[dict], dict]:
         if "method" not in df or "asr" not in df:
             raise ValueError(f"{Path(args.results).name!r} is not a benchmark results.csv (no method/asr columns).")
         return df.to_dict("records"), {"results": Path(args.results).name}
-    from .benchmark import load_benchmark_data, parse_methods, run_benchmark
+    from sdsgsm.experiments.benchmark import load_benchmark_data, parse_methods, run_benchmark
 
     if not args.methods and not args.preset:
         raise ValueError("Give --results results.csv, or --methods a,b (or --preset) to run a benchmark first.")
@@ -145,7 +145,7 @@ def _summary_rows(args) -> tuple[list[dict], dict]:
 
 
 def cmd_chart(args) -> str:
-    from . import figures
+    from sdsgsm.render import figures
 
     rows, info = _summary_rows(args)
     builder = figures.radar_figure if args.kind == "radar" else figures.bars_figure
@@ -155,7 +155,7 @@ def cmd_chart(args) -> str:
 
 
 def _axes(args):
-    from .sweep import Axis, parse_values
+    from sdsgsm.experiments.sweep import Axis, parse_values
 
     params, values = args.param or [], args.values or []
     if not params or len(params) != len(values) or len(params) > 2:
@@ -165,8 +165,8 @@ def _axes(args):
 
 def cmd_sweep(args) -> str:
     """Run a sweep (or read --from sweep.csv), write the CSVs and the figure; returns a summary line."""
-    from . import figures
-    from .sweep import load_points, run_sweep, sweep_files
+    from sdsgsm.experiments.sweep import load_points, run_sweep, sweep_files
+    from sdsgsm.render import figures
 
     if getattr(args, "from_csv", None):
         try:
@@ -177,7 +177,7 @@ def cmd_sweep(args) -> str:
         info, files = {"from": Path(args.from_csv).name}, {}
     else:
         axes = _axes(args)
-        from .benchmark import load_benchmark_data, parse_methods
+        from sdsgsm.experiments.benchmark import load_benchmark_data, parse_methods
 
         methods = parse_methods(args.methods)
         values = _values(args)

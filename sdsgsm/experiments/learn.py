@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .attacks import FAMILY_SPECS, AttackConfig, AttackResult, run_method
-from .attacks.fgsm_family import FamilySpec, Trajectory, direction, family_core, input_gradient
-from .budget import BudgetConfig, budget_map
-from .occlusion import _window_masks
-from .report import _top5
+from sdsgsm.attacks import FAMILY_SPECS, AttackConfig, AttackResult, run_method
+from sdsgsm.attacks.fgsm_family import FamilySpec, Trajectory, direction, family_core, input_gradient
+from sdsgsm.budget import BudgetConfig, budget_map
+from sdsgsm.experiments.report import _top5
+from sdsgsm.occlusion import _window_masks
 
 SIGN, TANH = FamilySpec(direction="sign"), FamilySpec(direction="tanh")
 PAPER_TOY = (-0.2, -0.05, 0.0, 0.05, 0.2)  # the 1-D gradient of §3.4's toy example
@@ -231,7 +231,7 @@ def replay(model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, me
 
 def step_alpha(cfg: AttackConfig, method: str) -> float:
     """The step size α the FGSM-family loop uses for ``method`` under ``cfg`` (auto resolved)."""
-    from .attacks.fgsm_family import step_size
+    from sdsgsm.attacks.fgsm_family import step_size
 
     spec = FAMILY_SPECS[method]
     return step_size(cfg, spec, cfg.budget.eps_strong if spec.spatial else cfg.eps)[0]
