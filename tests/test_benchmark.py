@@ -14,7 +14,8 @@ from torch import nn
 from sdsgsm.attacks import METHODS, AttackConfig, run_attack
 from sdsgsm.attacks.fab import linf_hyperplane_step
 from sdsgsm.attacks.jitter import jitter_loss
-from sdsgsm.cli import benchmark_config_from_args, build_parser, main
+from sdsgsm.cli import build_parser, main
+from sdsgsm.cli.benchmark import methods_and_config as benchmark_config_from_args
 from sdsgsm.experiments.benchmark import (
     OUTPUT_FILES,
     PRESETS,

@@ -5,16 +5,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdsgsm.attacks import AttackConfig
+from sdsgsm.attacks import AttackConfig, build_config, config_values
 from sdsgsm.budget import BudgetConfig, region_warnings
-from sdsgsm.cli import build_parser, config_from_args
+from sdsgsm.cli import build_parser
+from sdsgsm.cli.common import config_from_args
 from sdsgsm.occlusion import ScanConfig, grid_shape
 from sdsgsm.params import (
     PARAMS,
     PRESETS,
-    build_config,
     check,
-    config_values,
     default_patch,
     markdown_table,
     parse_query,

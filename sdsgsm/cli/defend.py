@@ -10,14 +10,22 @@ ValueError with one line (exit status 2 in :func:`sdsgsm.cli.main`).
 from __future__ import annotations
 
 import argparse
-import sys
 
-from sdsgsm.params import DEFENCE_PARAMS, PRESETS, add_flags, build_config, get_preset, values_from_args
+from sdsgsm.cli.common import (
+    add_model_flags,
+    add_threads_flag,
+    check_positive,
+    config_from_args,
+    model_from_args,
+    run_context,
+    write,
+)
+from sdsgsm.params import DEFENCE_PARAMS, PRESETS, add_flags, values_from_args
 
 DEFAULT_DEFENCES = "jpeg,median,gaussian,bitdepth"
 
 
-def add_parser(sub, parser_class, add_model_flags) -> None:
+def add_parser(sub) -> None:
     """Add the ``defend`` sub-command to the CLI's subparsers."""
     p = sub.add_parser("defend", help="attack × input-transform defence grid, non-adaptive vs adaptive (BPDA): "
                                       "defences.csv, per-sample CSV, JSON, ASR figure")
@@ -30,54 +38,38 @@ def add_parser(sub, parser_class, add_model_flags) -> None:
                    help="gallery | gallery:imagenet|cifar10|photo | cifar10:PATH | a folder")
     p.add_argument("--limit", type=int, default=None, help="use at most N images")
     p.add_argument("--batch-size", type=int, default=8, help="images per attack call")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads for this run")
+    add_threads_flag(p)
     p.add_argument("--stem", default="defences", help="output file name stem")
     p.add_argument("--out", required=True, help="output directory")
     add_model_flags(p)
     add_flags(p, preset_defaults=True)
     add_flags(p, spec=DEFENCE_PARAMS)
+    p.set_defaults(run=run)
 
-
-def _progress(text: str, done: int, total: int) -> None:
-    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
 
 
 def configs_from_args(args: argparse.Namespace):
     """(methods, defences, AttackConfig, DefenceConfig) from the flags; ValueError (one line) when invalid."""
     from sdsgsm.defences import DefenceConfig, parse_defences
-    from sdsgsm.experiments.benchmark import parse_methods
+    from sdsgsm.experiments.runner import parse_methods
 
-    base = get_preset(args.preset).apply() if args.preset else None
-    cfg = build_config(values_from_args(args, base))
+    cfg = config_from_args(args)
     dcfg = DefenceConfig(**values_from_args(args, spec=DEFENCE_PARAMS))
     return parse_methods(args.methods), parse_defences(args.defences), cfg, dcfg
 
 
 def run(args: argparse.Namespace) -> str:
     """Run the grid from parsed flags, write its files; returns the text to print (table + written files)."""
-    import torch
-
-    from sdsgsm.cli import model_from_args
-    from sdsgsm.experiments.benchmark import load_benchmark_data
     from sdsgsm.experiments.defence_grid import defence_files, run_defence_grid
-    from sdsgsm.experiments.report import write_files
+    from sdsgsm.experiments.runner import load_benchmark_data
 
-    for flag in ("batch_size", "limit", "threads"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1 (got {value}).")
+    check_positive(args, "batch_size", "limit", "threads")
     methods, defences, cfg, dcfg = configs_from_args(args)  # every flag checked before the model loads
-    threads = torch.get_num_threads()
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
+    with run_context(args) as ctx:
         model = model_from_args(args)
         x, y, keys, info = load_benchmark_data(args.data, model, args.limit)
         grid = run_defence_grid(model, x, y, methods, defences, cfg, dcfg, batch_size=args.batch_size,
-                                progress=_progress, keys=keys, data=info["name"])
-    finally:
-        torch.set_num_threads(threads)
-    grid.config["command"] = "python -m sdsgsm " + " ".join(getattr(args, "argv", []))
-    paths = write_files(defence_files(grid, args.stem), args.out)
-    return (grid.markdown() + f"wall time {grid.config['wall_time_s']:.1f} s\n"
-            f"wrote {', '.join(p.name for p in paths)} -> {args.out}")
+                                progress=ctx.progress, keys=keys, data=info["name"])
+        grid.config["command"] = ctx.command
+    written = write(defence_files(grid, args.stem), args.out)
+    return grid.markdown() + f"wall time {grid.config['wall_time_s']:.1f} s\nwrote {written} -> {args.out}"

@@ -9,26 +9,31 @@ sweep.csv, sweep_per_sample.csv and sweep.json. Errors are ValueError/CliError w
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from sdsgsm.attacks import build_config
+from sdsgsm.cli.common import (
+    Parser,
+    add_data_flags,
+    add_model_flags,
+    attack_values,
+    check_positive,
+    command_line,
+    model_from_args,
+    progress,
+    run_context,
+    write,
+)
 from sdsgsm.experiments.sweep import SWEEPABLE, VALUE_HELP
-from sdsgsm.params import PARAMS, PRESETS, add_flags, build_config, get_preset, values_from_args
+from sdsgsm.params import PARAMS, PRESETS, add_flags
 
 
-def _common(p: argparse.ArgumentParser, add_model_flags) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--stem", default=None, help="file name stem (default: the figure kind)")
     add_model_flags(p)
 
 
-def _data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="gallery",
-                   help="gallery | gallery:imagenet|cifar10|photo | cifar10:PATH | a folder")
-    p.add_argument("--limit", type=int, default=None, help="use at most N images")
-    p.add_argument("--batch-size", type=int, default=16, help="images per attack call")
-    p.add_argument("--criterion", default="clean_correct", choices=("clean_correct", "all"),
-                   help="attack and evaluate clean-correct samples only (default) or all")
 
 
 def _sweep_flags(p: argparse.ArgumentParser) -> None:
@@ -37,11 +42,11 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", default="asr", help="the heat map's metric for a two-parameter sweep (registry key)")
 
 
-def add_parsers(sub, parser_class, add_model_flags) -> None:
+def add_parser(sub) -> None:
     """Add ``figure`` (grid, radar, bars, sweep) and ``sweep`` to the CLI's subparsers."""
     fig = sub.add_parser("figure", help="paper figures as PDF/PNG/SVG + JSON caption: grid (Fig. 5/6), radar "
                                         "(Fig. 3), bars (Fig. 4), sweep")
-    kinds = fig.add_subparsers(dest="kind", required=True, parser_class=parser_class)
+    kinds = fig.add_subparsers(dest="kind", required=True, parser_class=Parser)
     grid = kinds.add_parser("grid", help="rows = images, column groups = methods (paper Fig. 5/6)")
     grid.add_argument("--images", required=True, help="comma-separated gallery keys, image paths or folders; "
                                                       "'gallery' = the 20 ImageNet samples")
@@ -49,71 +54,54 @@ def add_parsers(sub, parser_class, add_model_flags) -> None:
     grid.add_argument("--columns", default=None, help="comma-separated from original, saliency, adversarial, "
                                                       "perturbation, budget (default: the first four)")
     grid.add_argument("--preset", default=None, choices=tuple(PRESETS))
-    _common(grid, add_model_flags)
+    _common(grid)
     add_flags(grid, preset_defaults=True)
     for kind, what in (("radar", "Fig. 3"), ("bars", "Fig. 4")):
         p = kinds.add_parser(kind, help=f"paper {what} from a results.csv, or from a benchmark run on the spot")
         p.add_argument("--results", default=None, help="a benchmark's results.csv (else run --methods on --data)")
         p.add_argument("--methods", default=None, help="comma-separated registry names (run on the spot)")
         p.add_argument("--preset", default=None, choices=tuple(PRESETS))
-        _data_flags(p)
-        _common(p, add_model_flags)
+        add_data_flags(p)
+        _common(p)
         add_flags(p, preset_defaults=True)
     sw = kinds.add_parser("sweep", help="plot a sweep.csv (--from) or run a sweep and plot it")
     sw.add_argument("--from", dest="from_csv", default=None, help="a sweep.csv written by `python -m sdsgsm sweep`")
-    _add_sweep_run(sw, add_model_flags)
-    run = sub.add_parser("sweep", help="one or two parameters over a list or range: sweep.csv + figure")
-    _add_sweep_run(run, add_model_flags)
+    _add_sweep_run(sw)
+    sweep = sub.add_parser("sweep", help="one or two parameters over a list or range: sweep.csv + figure")
+    _add_sweep_run(sweep)
+    for p in (fig, sweep):
+        p.set_defaults(run=run)
 
 
-def _add_sweep_run(p, add_model_flags) -> None:
+def _add_sweep_run(p) -> None:
     _sweep_flags(p)
     p.add_argument("--methods", default="fgsm,sd-sgsm", help="comma-separated registry names")
     p.add_argument("--preset", default=None, choices=tuple(PRESETS))
-    _data_flags(p)
-    _common(p, add_model_flags)
+    add_data_flags(p)
+    _common(p)
     add_flags(p, preset_defaults=True)
 
 
-def _values(args) -> dict:
-    base = get_preset(args.preset).apply() if getattr(args, "preset", None) else None
-    return values_from_args(args, base)
-
-
-def _model(args):
-    from sdsgsm.cli import model_from_args
-
-    return model_from_args(args)
-
-
-def _progress(text: str, done: int, total: int) -> None:
-    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
-
-
-def _write(files: dict, out) -> str:
-    from sdsgsm.experiments.report import write_files
-
-    paths = write_files(files, out)
-    return ", ".join(p.name for p in paths)
 
 
 def cmd_grid(args) -> str:
-    from sdsgsm.experiments.benchmark import parse_methods
+    from sdsgsm.experiments import figure_grid
+    from sdsgsm.experiments.runner import parse_methods
     from sdsgsm.render import figures
 
-    values = _values(args)
+    values = attack_values(args)
     cfg = build_config(values)
     methods = parse_methods(args.methods)
     columns = figures.parse_columns(args.columns)
-    images = figures.image_list(args.images.split(","))
-    model = _model(args)
-    rows, names = figures.grid_records(model, images, methods, cfg)
+    images = figure_grid.image_list(args.images.split(","))
+    model = model_from_args(args)
+    rows, names = figure_grid.grid_records(model, images, methods, cfg)
     fig = figures.build(figures.grid_figure, rows, names, methods, columns)
     info = {"images": images, "methods": methods, "columns": list(columns), "model": model.name,
             "parameters": {k: v for k, v in values.items() if k in PARAMS}, "seed": cfg.seed,
             "panels": figures.grid_layout(len(images), len(methods), columns)[2],
-            "command": "python -m sdsgsm " + " ".join(getattr(args, "argv", []))}
-    return _write(figures.figure_files(fig, args.stem or "grid", info, "grid"), args.out)
+            "command": command_line(args)}
+    return write(figures.figure_files(fig, args.stem or "grid", info, "grid"), args.out)
 
 
 def _summary_rows(args) -> tuple[list[dict], dict]:
@@ -128,16 +116,17 @@ def _summary_rows(args) -> tuple[list[dict], dict]:
         if "method" not in df or "asr" not in df:
             raise ValueError(f"{Path(args.results).name!r} is not a benchmark results.csv (no method/asr columns).")
         return df.to_dict("records"), {"results": Path(args.results).name}
-    from sdsgsm.experiments.benchmark import load_benchmark_data, parse_methods, run_benchmark
+    from sdsgsm.experiments.benchmark import run_benchmark
+    from sdsgsm.experiments.runner import load_benchmark_data, parse_methods
 
     if not args.methods and not args.preset:
         raise ValueError("Give --results results.csv, or --methods a,b (or --preset) to run a benchmark first.")
     methods = parse_methods(args.methods) if args.methods else list(PRESETS[args.preset].methods)
-    values = _values(args)
-    model = _model(args)
+    values = attack_values(args)
+    model = model_from_args(args)
     x, y, keys, info = load_benchmark_data(args.data, model, args.limit)
     res = run_benchmark(model, x, y, methods, build_config(values), batch_size=args.batch_size,
-                        criterion=args.criterion, progress=lambda m, d, t: _progress(m, d, t), keys=keys,
+                        criterion=args.criterion, progress=progress, keys=keys,
                         data=info["name"])
     return res.summary.to_dict("records"), {"data": info["name"], "model": model.name, "methods": methods,
                                             "parameters": values, "seed": values.get("seed"),
@@ -151,7 +140,7 @@ def cmd_chart(args) -> str:
     builder = figures.radar_figure if args.kind == "radar" else figures.bars_figure
     fig = figures.build(builder, rows, )
     info = {**info, "rows": [{k: r[k] for k in r if isinstance(k, str)} for r in rows]}
-    return _write(figures.figure_files(fig, args.stem or args.kind, info, args.kind), args.out)
+    return write(figures.figure_files(fig, args.stem or args.kind, info, args.kind), args.out)
 
 
 def _axes(args):
@@ -177,36 +166,32 @@ def cmd_sweep(args) -> str:
         info, files = {"from": Path(args.from_csv).name}, {}
     else:
         axes = _axes(args)
-        from sdsgsm.experiments.benchmark import load_benchmark_data, parse_methods
+        from sdsgsm.experiments.runner import load_benchmark_data, parse_methods
 
         methods = parse_methods(args.methods)
-        values = _values(args)
-        model = _model(args)
+        values = attack_values(args)
+        model = model_from_args(args)
         x, y, keys, data = load_benchmark_data(args.data, model, args.limit)
         res = run_sweep(model, x, y, methods, axes, values, batch_size=args.batch_size, criterion=args.criterion,
-                        progress=_progress, keys=keys, data=data["name"])
+                        progress=progress, keys=keys, data=data["name"])
         points, names, files = res.points, [a.name for a in axes], sweep_files(res)
         info = {k: v for k, v in res.config.items() if k != "versions"}
-        info["command"] = "python -m sdsgsm " + " ".join(getattr(args, "argv", []))
+        info["command"] = command_line(args)
     if args.metric not in figures.METRICS:
         raise ValueError(f"Unknown metric {args.metric!r}; choose one of {', '.join(figures.METRICS)}.")
     fig = figures.build(figures.sweep_figure, points, names, metric2d=args.metric)
     files |= figures.figure_files(fig, args.stem or "sweep", info, "sweep")
-    return _write(files, args.out)
+    return write(files, args.out)
 
 
 def run(args) -> str:
     """Dispatch ``figure …`` / ``sweep``; returns the line to print."""
-    for flag in ("batch_size", "limit"):
-        value = getattr(args, flag, None)
-        if value is not None and value < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1 (got {value}).")
-    if args.command == "sweep":
-        written = cmd_sweep(args)
-    elif args.kind == "grid":
-        written = cmd_grid(args)
-    elif args.kind in ("radar", "bars"):
-        written = cmd_chart(args)
-    else:
-        written = cmd_sweep(args)
+    check_positive(args, "batch_size", "limit")
+    with run_context(args):
+        if args.command == "sweep" or args.kind == "sweep":
+            written = cmd_sweep(args)
+        elif args.kind == "grid":
+            written = cmd_grid(args)
+        else:
+            written = cmd_chart(args)
     return f"wrote {written} -> {args.out}"

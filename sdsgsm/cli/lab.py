@@ -11,19 +11,19 @@ Errors are ValueError with one line (exit status 2 in :func:`sdsgsm.cli.main`).
 from __future__ import annotations
 
 import argparse
-import sys
 
+from sdsgsm.cli.common import Parser, command_line, progress, run_context
 from sdsgsm.experiments.sweep import VALUE_HELP
 
 
-def add_parsers(sub, parser_class) -> None:
+def add_parser(sub) -> None:
     """Add ``lab train`` and ``lab eval`` to the CLI's subparsers."""
     from sdsgsm.experiments.lab import LAB_DIR, LAB_METHODS, TrainConfig
 
     d = TrainConfig()
     lab = sub.add_parser("lab", help="robust-training lab on sklearn's digits: train the four models, or "
                                      "evaluate accuracy against ε (FGSM, PGD, SD-SGSM) and CW-L2")
-    kinds = lab.add_subparsers(dest="lab_command", required=True, parser_class=parser_class)
+    kinds = lab.add_subparsers(dest="lab_command", required=True, parser_class=Parser)
     train = kinds.add_parser("train", help="train standard, distilled, FGSM-AT and PGD-AT; write <model>.pt + "
                                            "lab.json")
     train.add_argument("--out", required=True, help="output directory (assets/lab regenerates the shipped models)")
@@ -48,6 +48,7 @@ def add_parsers(sub, parser_class) -> None:
     ev.add_argument("--no-cw", action="store_true", help="skip CW-L2")
     ev.add_argument("--limit", type=int, default=None, help="use the first N test images (default: all 450)")
     ev.add_argument("--stem", default="lab_figure", help="figure file stem (lab_figure.pdf/.png/.svg/.json)")
+    lab.set_defaults(run=run)
 
 
 def _number(text: str) -> float:
@@ -56,21 +57,18 @@ def _number(text: str) -> float:
     return parse_number(text)
 
 
-def _progress(text: str, done: int, total: int) -> None:
-    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
-
 
 def cmd_train(args) -> str:
     """Train and write the lab models; returns the line to print."""
     from sdsgsm.experiments import lab
-    from sdsgsm.experiments.report import write_files
+    from sdsgsm.outputs import write_files
 
     cfg = lab.TrainConfig(seed=args.seed, epochs=args.epochs, temperature=args.temperature, train_eps=args.train_eps,
                           pgd_steps=args.pgd_steps, threads=args.threads)
     models = lab.MODELS if args.models is None else _models(args.models)
     split = lab.load_split(cfg.seed, cfg.test_size)
-    nets, seconds = lab.train_all(cfg, split, _progress, models)
-    command = "python -m sdsgsm " + " ".join(getattr(args, "argv", []))
+    nets, seconds = lab.train_all(cfg, split, progress, models)
+    command = command_line(args)
     write_files(lab.lab_files(nets, cfg, seconds, command, split), args.out)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
     return f"trained {times} -> {args.out}"
@@ -88,8 +86,8 @@ def _models(text: str) -> tuple[str, ...]:
 
 def eval_config(args):
     """EvalConfig from the eval flags; ValueError (one line) for bad values."""
-    from sdsgsm.experiments.benchmark import parse_methods
     from sdsgsm.experiments.lab import EvalConfig
+    from sdsgsm.experiments.runner import parse_methods
     from sdsgsm.experiments.sweep import parse_values
 
     for flag in ("steps", "cw_steps", "cw_limit", "limit"):
@@ -106,7 +104,7 @@ def cmd_eval(args) -> str:
     from dataclasses import replace
 
     from sdsgsm.experiments import lab
-    from sdsgsm.experiments.report import write_files
+    from sdsgsm.outputs import write_files
     from sdsgsm.render import figures
 
     ecfg = eval_config(args)
@@ -117,8 +115,8 @@ def cmd_eval(args) -> str:
     if args.limit:
         split = replace(split, x_test=split.x_test[:args.limit], y_test=split.y_test[:args.limit],
                         test_idx=split.test_idx[:args.limit])
-    ev = lab.evaluate_lab(loaded.nets, split, ecfg, _progress, cw=not args.no_cw)
-    command = "python -m sdsgsm " + " ".join(getattr(args, "argv", []))
+    ev = lab.evaluate_lab(loaded.nets, split, ecfg, progress, cw=not args.no_cw)
+    command = command_line(args)
     files = lab.eval_files(ev, ecfg, loaded.record, command)
     fig = figures.build(figures.lab_figure, ev.curve, ev.headline)
     info = {"eval": ecfg, "headline": ev.headline, "n_test": len(split.y_test), "command": command,
@@ -149,6 +147,7 @@ def _summary(ev) -> str:
 def run(args) -> str:
     """Dispatch ``lab train`` / ``lab eval``; returns the text to print."""
     try:
-        return cmd_train(args) if args.lab_command == "train" else cmd_eval(args)
+        with run_context(args):
+            return cmd_train(args) if args.lab_command == "train" else cmd_eval(args)
     except argparse.ArgumentTypeError as exc:
         raise ValueError(str(exc)) from None

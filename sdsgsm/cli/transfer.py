@@ -9,15 +9,13 @@ one-line ValueError (exit status 2 in :func:`sdsgsm.cli.main`); progress goes to
 
 from __future__ import annotations
 
-import signal
-import sys
-
+from sdsgsm.cli.common import add_threads_flag, check_positive, config_from_args, run_context, write
 from sdsgsm.ensemble import ALIASES, WORK_SIZE
 from sdsgsm.experiments.transfer import DEFAULT_METHODS
-from sdsgsm.params import PRESETS, add_flags, build_config, get_preset, values_from_args
+from sdsgsm.params import PRESETS, add_flags
 
 
-def add_parser(sub, parser_class) -> None:
+def add_parser(sub) -> None:
     """Add ``transfer`` to the CLI's subparsers."""
     p = sub.add_parser("transfer", help="craft on source models, evaluate on target models: transfer matrix "
                                         "(CSV, Markdown, JSON, figure)")
@@ -33,10 +31,11 @@ def add_parser(sub, parser_class) -> None:
                    "another native size resizes bilinearly inside its forward (default: %(default)s)")
     p.add_argument("--preset", default=None, choices=tuple(PRESETS),
                    help="paper setting whose numbers explicit flags override (its method list is not used)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads for this run")
+    add_threads_flag(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", required=True, help="output directory")
     add_flags(p, preset_defaults=True)
+    p.set_defaults(run=run)
 
 
 def _models(text: str, what: str, size: int, device):
@@ -49,48 +48,23 @@ def _models(text: str, what: str, size: int, device):
     return [(s, build(s, size, device)) for s in specs]
 
 
-def _progress(text: str, done: int, total: int) -> None:
-    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
-
 
 def run(args) -> str:
     """Run the transfer matrix from flags, write its files; returns the text to print (the matrices)."""
-    import torch
-
-    from sdsgsm.cli import _StopFlag
-    from sdsgsm.experiments.benchmark import load_benchmark_data, parse_methods
-    from sdsgsm.experiments.report import write_files
+    from sdsgsm.experiments.runner import load_benchmark_data, parse_methods
     from sdsgsm.experiments.transfer import figure_files, run_transfer, transfer_files, transfer_markdown
 
-    for flag, value in (("--batch-size", args.batch_size), ("--limit", args.limit), ("--threads", args.threads),
-                        ("--size", args.size)):
-        if value is not None and value < 1:
-            raise ValueError(f"{flag} must be at least 1 (got {value}).")
+    check_positive(args, "batch_size", "limit", "threads", "size")
     methods = parse_methods(args.methods)
-    cfg = build_config(values_from_args(args, get_preset(args.preset).apply() if args.preset else None))
+    cfg = config_from_args(args)
     sources = _models(args.sources, "sources", args.size, args.device)
     targets = _models(args.targets, "targets", args.size, args.device)
     x, y, keys, info = load_benchmark_data(args.data, sources[0][1], args.limit)
-    stop, threads = _StopFlag(), torch.get_num_threads()
-    try:
-        previous = signal.signal(signal.SIGINT, stop)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        meta = {"command": "python -m sdsgsm " + " ".join(getattr(args, "argv", [])), "preset": args.preset,
-                "data_label_source": info["label_source"]}
+    with run_context(args) as ctx:
+        meta = {"command": ctx.command, "preset": args.preset, "data_label_source": info["label_source"]}
         res = run_transfer(sources, targets, x.to(sources[0][1].device), y, methods, cfg,
-                           batch_size=args.batch_size, progress=_progress, should_stop=lambda: stop.stop,
+                           batch_size=args.batch_size, progress=ctx.progress, should_stop=ctx.should_stop,
                            keys=keys, data=info["name"], meta=meta)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        torch.set_num_threads(threads)
-    write_files({**transfer_files(res), **figure_files(res)}, args.out)
+    write({**transfer_files(res), **figure_files(res)}, args.out)
     note = "stopped early: partial results\n" if res.stopped else ""
     return f"{transfer_markdown(res)}{note}wall time {res.config['wall_time_s']:.1f} s -> {args.out}"
-
-
-__all__ = ["add_parser", "run"]

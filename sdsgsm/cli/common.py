@@ -1,0 +1,170 @@
+"""What every sub-command shares: one-line errors, the model flags, the attack parameters from a preset and
+the spec, the progress line, the output writer, and one run context (CPU threads, Ctrl-C, the command string).
+
+Every command module has ``add_parser(sub)``, which registers its sub-command(s) with ``run`` as their
+handler, and ``run(args) -> str | None``, which returns the text to print. A new command is one module
+plus one line in :data:`sdsgsm.cli.COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdsgsm.attacks import AttackConfig, build_config
+from sdsgsm.models import first_line
+from sdsgsm.outputs import write_files
+from sdsgsm.params import PRESETS, add_flags, get_preset, values_from_args
+
+PROG = "python -m sdsgsm"
+
+
+class CliError(Exception):
+    """A user error to print as one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump), a long typed value shortened."""
+
+    def error(self, message):
+        message = re.sub(r"'([^']{40})[^']+'", r"'\1…'", message)
+        raise CliError(f"{self.prog}: {first_line(message, 300)}")
+
+
+# ----------------------------------------------------------------------------- flags
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """--model, --checkpoint, --arch, --device."""
+    p.add_argument("--model", default="efficientnet_lite0", help="registered model name")
+    p.add_argument("--checkpoint", help="TorchScript or state_dict file (overrides --model)")
+    p.add_argument("--arch", default="cifar_resnet18", help="architecture of a state_dict checkpoint")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+
+
+def add_attack_params(p: argparse.ArgumentParser, preset_help: str | None = None) -> None:
+    """--preset plus one flag per spec parameter (defaults None, so the preset can fill them)."""
+    p.add_argument("--preset", default=None, choices=tuple(PRESETS),
+                   help=preset_help or "paper setting whose numbers explicit flags override (see the docs: Presets)")
+    add_flags(p, preset_defaults=True)
+
+
+def add_data_flags(p: argparse.ArgumentParser, *, default: str | None = "gallery", batch_size: int = 16,
+                   criterion: bool = True) -> None:
+    """--data, --limit, --batch-size (and --criterion)."""
+    p.add_argument("--data", default=default, required=default is None,
+                   help="gallery | gallery:imagenet|cifar10|photo | cifar10:PATH | an image folder")
+    p.add_argument("--limit", type=int, default=None, help="use at most N images")
+    p.add_argument("--batch-size", type=int, default=batch_size, help="images per attack call")
+    if criterion:
+        p.add_argument("--criterion", default="clean_correct", choices=("clean_correct", "all"),
+                       help="attack and evaluate clean-correct samples only (default) or all")
+
+
+def add_threads_flag(p: argparse.ArgumentParser, default: int | None = None, text: str = "") -> None:
+    p.add_argument("--threads", type=int, default=default,
+                   help=text or "torch CPU threads for this run (restored afterwards)")
+
+
+def check_positive(args: argparse.Namespace, *names: str) -> None:
+    """CliError unless each of the named integer flags is absent or at least 1."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+
+
+# ----------------------------------------------------------------------------- values
+def attack_values(args: argparse.Namespace) -> dict:
+    """Native parameter values: flags given over the preset's numbers (if any); checked."""
+    base = get_preset(args.preset).apply() if getattr(args, "preset", None) else None
+    return values_from_args(args, base)
+
+
+def config_from_args(args: argparse.Namespace) -> AttackConfig:
+    """AttackConfig from parsed flags over the preset's values (if any) over the spec defaults.
+
+    Invalid values or combinations raise ValueError with a one-line message.
+    """
+    return build_config(attack_values(args))
+
+
+def model_from_args(args: argparse.Namespace):
+    """The classifier of --checkpoint (with --arch) or --model, on --device."""
+    from sdsgsm.models import load_checkpoint, load_model
+
+    if getattr(args, "checkpoint", None):
+        return load_checkpoint(args.checkpoint, arch=args.arch, device=args.device)
+    return load_model(args.model, device=args.device)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as typed (recorded in every output's config)."""
+    return f"{PROG} " + " ".join(getattr(args, "argv", []))
+
+
+def out_dir(args: argparse.Namespace) -> Path:
+    """``--out`` as a Path; CliError when it names an existing file (checked before any work)."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {args.out} is an existing file; give a directory (it is created if missing)")
+    return out
+
+
+def write(files: Mapping[str, bytes], out: str | Path) -> str:
+    """Write {name: bytes} into ``out``; returns the written names, comma-separated."""
+    return ", ".join(p.name for p in write_files(dict(files), out))
+
+
+def progress(text: str, done: int, total: int) -> None:
+    """One progress line on stderr: ``[done/total] text``."""
+    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- run context
+@dataclass
+class RunContext:
+    """One command's run: ``stop`` turns True at the first Ctrl-C (finish the current unit, keep what is
+    done, write partial results); a second Ctrl-C aborts. ``command`` is the command line as typed."""
+
+    command: str
+    stop: bool = False
+
+    def should_stop(self) -> bool:
+        return self.stop
+
+    def _interrupt(self, *_) -> None:
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        print("\nstopping after the current unit (Ctrl-C again to abort) …", file=sys.stderr, flush=True)
+
+    progress = staticmethod(progress)
+
+
+@contextmanager
+def run_context(args: argparse.Namespace, threads: int | None = None) -> Iterator[RunContext]:
+    """The context every command runs in: ``threads`` (default ``--threads``) torch CPU threads, restored on
+    exit, so a command called in-process (tests, notebooks) leaves the count it found; Ctrl-C handled when on
+    the main thread."""
+    import torch
+
+    ctx = RunContext(command_line(args))
+    n = threads if threads is not None else getattr(args, "threads", None)
+    before = torch.get_num_threads()
+    try:
+        previous = signal.signal(signal.SIGINT, ctx._interrupt)
+    except ValueError:  # not the main thread: no Ctrl-C handling
+        previous = None
+    try:
+        if n:
+            torch.set_num_threads(n)
+        yield ctx
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        torch.set_num_threads(before)
