@@ -25,18 +25,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdsgsm import figures  # noqa: E402
+from sdsgsm.attacks import build_config
 from sdsgsm.data import gallery, load_gallery  # noqa: E402
+from sdsgsm.experiments import figure_grid  # noqa: E402
 from sdsgsm.experiments.sweep import Axis, ScanCache, run_sweep  # noqa: E402
 from sdsgsm.models import load_model  # noqa: E402
-from sdsgsm.params import build_config  # noqa: E402
+from sdsgsm.render import figures  # noqa: E402
 
 
 def bench_grid(model, n_images: int, methods: list[str]) -> None:
     keys = [g.key for g in gallery("imagenet")][:n_images]
     cfg = build_config({})
     t0 = time.perf_counter()
-    rows, names = figures.grid_records(model, keys, methods, cfg)
+    rows, names = figure_grid.grid_records(model, keys, methods, cfg)
     t_attack = time.perf_counter() - t0
     t0 = time.perf_counter()
     fig = figures.build(figures.grid_figure, rows, names, methods)

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdsgsm import lab  # noqa: E402
+from sdsgsm.experiments import lab  # noqa: E402
 from sdsgsm.experiments.sweep import parse_values  # noqa: E402
 
 

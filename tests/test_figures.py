@@ -9,10 +9,11 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
+from sdsgsm.attacks import build_config
 from sdsgsm.cli import main
+from sdsgsm.experiments import figure_grid
 from sdsgsm.experiments.benchmark import run_benchmark
 from sdsgsm.experiments.sweep import Axis, run_sweep
-from sdsgsm.params import build_config
 from sdsgsm.render import figures
 
 CIFAR = ["cifar10/cifar10_00_3.png", "cifar10/cifar10_01_8.png", "cifar10/cifar10_02_8.png"]
@@ -54,7 +55,7 @@ def tiny_records():
 
     model = Classifier(TinyCNN(), "tiny_cnn", [f"c{i}" for i in range(10)], 32)
     cfg = build_config({"patch": 8, "steps": 2})
-    return figures.grid_records(model, CIFAR, ["fgsm", "sd-sgsm"], cfg)
+    return figure_grid.grid_records(model, CIFAR, ["fgsm", "sd-sgsm"], cfg)
 
 
 def test_grid_of_three_images_and_two_methods_has_the_expected_panels(tiny_records):

@@ -20,20 +20,28 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from sdsgsm import occlusion
-from sdsgsm.attacks import METHODS, AttackConfig, Method, resolve_labels
-from sdsgsm.data import load_cifar10, load_folder, load_gallery
-from sdsgsm.experiments.report import write_files
-from sdsgsm.memory import recording, run_chunks
+from sdsgsm.attacks import METHODS, AttackConfig, Method, build_config, config_values
+from sdsgsm.experiments.runner import (
+    ExperimentResult,
+    cfg_map,
+    load_benchmark_data,
+    model_device,
+    package_versions,
+    parse_methods,
+    select,
+    warm_up,
+)
+from sdsgsm.memory import recording
 from sdsgsm.metrics import ASR_CRITERION, evaluate, metric_list, summarise, summary_keys
 from sdsgsm.occlusion import ScanConfig, ScanResult, occlusion_scan
-from sdsgsm.params import PRESETS, build_config, config_values, get_preset
+from sdsgsm.outputs import write_files
+from sdsgsm.params import PRESETS, get_preset
 from sdsgsm.render.tables import Table, metric_notes, metric_table
 
 OUTPUT_FILES = ("results.csv", "per_sample.csv", "results.md", "results.tex", "config.json")
@@ -52,78 +60,12 @@ def preset_config(name: str, base: AttackConfig | None = None) -> tuple[list[str
     return list(p.methods), build_config(p.apply(config_values(base) if base is not None else None))
 
 
-def parse_methods(methods: str | list[str]) -> list[str]:
-    """'a,b,c' or a list -> registry names in order, duplicates dropped; unknown names raise ValueError."""
-    names = methods.split(",") if isinstance(methods, str) else list(methods)
-    out = list(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
-    if not out:
-        raise ValueError("No methods given; pass --methods a,b,c or --preset table1|table2.")
-    bad = [n for n in out if n not in METHODS]
-    if bad:
-        raise ValueError(f"Unknown method {bad[0]!r}; choose from {', '.join(METHODS)}.")
-    return out
-
-
 # ----------------------------------------------------------------------------- data
-def _labels_fit(dataset: str, num_classes: int) -> bool:
-    return {"imagenet": num_classes == 1000, "photo": num_classes == 1000, "cifar10": num_classes == 10}[dataset]
-
-
-def _folder_labels(y: torch.Tensor, classes: list[str], model) -> tuple[torch.Tensor, str]:
-    """Map ImageFolder class indices to the model's classes: by name, else by index if the counts match."""
-    names = [str(n).lower().replace("_", " ") for n in getattr(model, "labels", [])]
-    if classes and all(c.lower().replace("_", " ") in names for c in classes):
-        lut = torch.tensor([names.index(c.lower().replace("_", " ")) for c in classes])
-        return torch.where(y >= 0, lut[y.clamp_min(0)], y), "folder class names matched to the model's labels"
-    if classes and len(classes) == len(names):
-        return y, "folder class index (sorted sub-folder names)"
-    return torch.full_like(y, -1), "unknown (clean prediction)"
-
-
-def load_benchmark_data(spec: str, model, limit: int | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor, list[str], dict]:
-    """Images for a benchmark at the model's input size.
-
-    spec: 'gallery' (20 ImageNet samples, or the 20 CIFAR-10 ones for a model of ≤ 64 px),
-    'gallery:imagenet|cifar10|photo', 'cifar10:PATH' (extracted cifar-10-batches-py under
-    PATH, test split, 32-px models) or a folder (ImageFolder or flat). Labels that do not
-    belong to the model's class set become −1 (the clean prediction is attacked).
-    Returns x (N, 3, S, S) in [0, 1], y (N,), N keys, and info (name, label source).
-    Raises ImageError/ValueError with a one-sentence message.
-    """
-    size, k = model.input_size, model.num_classes
-    if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be at least 1 (got {limit}).")
-    if spec == "gallery" or spec.startswith("gallery:"):
-        dataset = spec.partition(":")[2] or ("cifar10" if size <= 64 else "imagenet")
-        x, y, keys = load_gallery(dataset, size, limit)
-        name, source = f"gallery:{dataset}", "gallery labels"
-        if not _labels_fit("photo" if dataset == "photos" else dataset, k):
-            y, source = torch.full_like(y, -1), "unknown (clean prediction)"
-    elif spec.startswith("cifar10:"):
-        if size != 32:
-            raise ValueError(f"CIFAR-10 images are 32 px but {model.name} expects {size} px; use a 32-px checkpoint.")
-        x, y, _ = load_cifar10(spec.partition(":")[2], limit)
-        keys, name = [f"cifar10_test_{i:05d}" for i in range(len(x))], spec
-        y, source = (y, "CIFAR-10 labels") if k == 10 else (torch.full_like(y, -1), "unknown (clean prediction)")
-    else:
-        x, y, classes = load_folder(spec, size, limit)
-        y, source = _folder_labels(y, classes, model)
-        keys, name = [f"{Path(spec).name}[{i}]" for i in range(len(x))], spec
-    y = torch.where((y >= 0) & (y < k), y, torch.full_like(y, -1))
-    return x, y, keys, {"name": name, "label_source": source}
-
-
 # ----------------------------------------------------------------------------- running
 @dataclass
-class BenchmarkResult:
+class BenchmarkResult(ExperimentResult):
     """summary: one row per method (SUMMARY_COLUMNS); per_sample: one row per (method, sample);
     config: every parameter, counts and package versions; stopped: ended early by should_stop."""
-
-    summary: pd.DataFrame
-    per_sample: pd.DataFrame
-    config: dict
-    stopped: bool = False
 
     @property
     def criterion_text(self) -> str:
@@ -134,47 +76,6 @@ class BenchmarkResult:
 
     def latex(self) -> str:
         return results_latex(self)
-
-
-def _model_device(model) -> torch.device:
-    for t in (*model.buffers(), *model.parameters()):
-        return t.device
-    return torch.device("cpu")
-
-
-def _clean_logits(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """(N, K) clean logits in batches; out of device memory halves the batch (sdsgsm.memory)."""
-    def clean(a: int, b: int) -> torch.Tensor:
-        with torch.inference_mode():
-            return model(x[a:b]).float()
-
-    return torch.cat(run_chunks(clean, len(x), batch_size, what="the clean pass"))
-
-
-def _warm_up(model, x: torch.Tensor, method: str, warm: bool) -> None:
-    """Untimed: one forward/backward pass (kernel selection, allocator) before the first method, and
-    ART's slow import plus the classifier wrapper before an ART method, so no time pays for them."""
-    if not warm:
-        xb = x[:1].clone().requires_grad_(True)
-        with torch.enable_grad():
-            torch.autograd.grad(model(xb).float().sum(), xb)
-    if METHODS[method].backend == "art":
-        import art.attacks.evasion  # noqa: F401
-
-        from sdsgsm.attacks.art_baselines import art_classifier
-
-        with torch.inference_mode():
-            k = model(x[:1]).shape[1]
-        art_classifier(model, tuple(x.shape[1:]), k)
-
-
-def _cfg_map(methods: list[str], cfgs: dict[str, AttackConfig] | AttackConfig) -> dict[str, AttackConfig]:
-    if isinstance(cfgs, AttackConfig):
-        return dict.fromkeys(methods, cfgs)
-    missing = [m for m in methods if m not in cfgs]
-    if missing:
-        raise ValueError(f"No AttackConfig given for {', '.join(missing)}.")
-    return {m: cfgs[m] for m in methods}
 
 
 def _scan_for(cache: dict, model, xb, yb, batch: int, cfg: ScanConfig) -> ScanResult:
@@ -239,7 +140,7 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
     to attack.
     """
     methods = parse_methods(methods)
-    cfg_of = _cfg_map(methods, cfgs)
+    cfg_of = cfg_map(methods, cfgs)
     if criterion not in ASR_CRITERION:
         raise ValueError(f"Unknown ASR criterion {criterion!r}; choose one of {', '.join(ASR_CRITERION)}.")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -255,10 +156,10 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
 def _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress, should_stop, keys, data, meta,
                    shard, gather) -> BenchmarkResult:
     """:func:`run_benchmark` after its checks."""
-    t_start, device = time.perf_counter(), _model_device(model)
+    t_start, device = time.perf_counter(), model_device(model)
     x = x.detach().float().to(device)
     keys = list(keys) if keys is not None else [str(i) for i in range(len(x))]
-    y_used, label_source, correct, idx_all = _select(model, x, y, batch_size, criterion)
+    y_used, label_source, correct, idx_all = select(model, x, y, batch_size, criterion)
     info = {"device": str(device), "model": getattr(model, "name", type(model).__name__), "data": data,
             "n_total": len(x), "criterion": criterion}
     rank, world = shard
@@ -286,18 +187,6 @@ def _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress
         "n_clean_correct": int(correct.sum()), "n_attacked": len(idx_all), "label_source": label_source,
         "keys": keys, "wall_time_s": time.perf_counter() - t_start, **(meta or {})}, x[:1])
     return BenchmarkResult(summary, per_sample, config, stopped)
-
-
-def _select(model, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, criterion: str):
-    """Clean pass: (labels used, their source, clean-correct mask (N,), indices to attack); warms up."""
-    clean = _clean_logits(model, x, batch_size)
-    y_used, label_source = resolve_labels(None if y is None else y.to(x.device), clean)
-    correct = clean.argmax(1) == y_used
-    idx = torch.nonzero(correct if criterion == "clean_correct" else torch.ones_like(correct))[:, 0]
-    if len(idx) == 0:
-        raise ValueError(f"None of the {len(x)} images is classified correctly by {getattr(model, 'name', 'the model')}"
-                         "; nothing to attack under the clean-correct criterion (use criterion 'all').")
-    return y_used, label_source, correct, idx
 
 
 @dataclass
@@ -328,7 +217,7 @@ class _Run:
     def method(self, name: str, cfg: AttackConfig) -> tuple[pd.DataFrame | None, bool]:
         """Attack every batch with one method: (its per-sample rows or None, stopped early)."""
         m, parts = METHODS[name], []
-        _warm_up(self.model, self.x[self.idx[:1]], name, self.warm)
+        warm_up(self.model, self.x[self.idx[:1]], name, self.warm)
         self.warm = True
         self._tick(name, 0)
         for b, start in enumerate(range(0, len(self.idx), self.batch_size)):
@@ -346,19 +235,6 @@ class _Run:
 
 
 # ----------------------------------------------------------------------------- config
-def package_versions() -> dict:
-    """Versions of python, torch, torchvision, ART, scikit-image, numpy and pandas (no imports)."""
-    out = {"python": platform.python_version(), "torch": torch.__version__}
-    for key, dist in (("torchvision", "torchvision"), ("art", "adversarial-robustness-toolbox"),
-                      ("skimage", "scikit-image"), ("numpy", "numpy"), ("pandas", "pandas")):
-        try:
-            out[key] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[key] = None
-    out["platform"] = platform.platform()
-    return out
-
-
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

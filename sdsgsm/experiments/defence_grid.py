@@ -29,12 +29,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sdsgsm.attacks import METHODS, AttackConfig, AttackResult, resolve_labels, run_attack
+from sdsgsm.attacks import METHODS, AttackConfig, AttackResult, config_values, resolve_labels, run_attack
 from sdsgsm.attacks.base import _join
 from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, params_text, parse_defences, transform
-from sdsgsm.experiments.benchmark import _warm_up, package_versions, parse_methods
+from sdsgsm.experiments.runner import ExperimentResult, package_versions, parse_methods, warm_up
 from sdsgsm.metrics import evaluate, summarise, summary_keys
-from sdsgsm.params import config_values
 
 MODES = ("non-adaptive", "adaptive")
 CRITERION = ("ASR over the samples the defended model classifies correctly when clean (prediction = label); "
@@ -45,15 +44,15 @@ SKIP_SLOW_SCAN = ("not run: the adaptive zero-out scan would apply {label} once 
 
 
 @dataclass
-class DefenceGrid:
+class DefenceGrid(ExperimentResult):
     """cells: one row per (method, defence, mode): clean accuracy of the defence, n evaluated, then
     :func:`sdsgsm.metrics.summarise`'s keys (asr, l2_mean, ssim_mean, …) and acc_all (accuracy under
     attack over all images); per_sample: one row per (cell, sample); config: JSON-ready description."""
 
-    cells: pd.DataFrame
-    per_sample: pd.DataFrame
-    config: dict
-    stopped: bool = False
+    @property
+    def cells(self) -> pd.DataFrame:
+        """The summary under this experiment's own name."""
+        return self.summary
 
     def matrix(self, mode: str, key: str = "asr") -> pd.DataFrame:
         """methods × defences of one mode; rates (asr, clean_acc, acc_all) in %, NaN where not run."""
@@ -238,7 +237,7 @@ def run_defence_grid(model, x: torch.Tensor, y: torch.Tensor | None, methods: Se
     y_used, source = grid_labels(model, x, y, batch_size)
     keys = list(keys) if keys is not None else [str(i) for i in range(len(x))]
     g = _Grid(model, x, y_used, cfg, dcfg, batch_size, {} if store is None else store, keys)
-    _warm_up(model, x[:1], methods[0], False)
+    warm_up(model, x[:1], methods[0], False)
     rows, parts, done, total, stopped = [], [], 0, _work(methods, defences), False
     for method, d, mode in _plan(methods, defences):
         heavy = (d == "none" and mode == "non-adaptive" and ("craft", method) not in g.store) or (

@@ -44,6 +44,7 @@ from torch import nn
 from sdsgsm.data import ASSETS
 from sdsgsm.models import Classifier
 from sdsgsm.params import FAIR_EPS_MAX, PARAMS
+from sdsgsm.render.viz import MODEL_COLOURS  # noqa: F401  (re-exported for the lab page)
 
 LAB_DIR = ASSETS / "lab"
 LAB_JSON = "lab.json"
@@ -58,7 +59,6 @@ MODEL_TEXT = {
 LABELS = [str(i) for i in range(10)]
 EPS_TOP = PARAMS["eps"].hi  # 32/255: the spec's ε range bounds every registry attack
 LAB_METHODS = ("fgsm", "pgd", "sd-sgsm")
-MODEL_COLOURS = {"standard": "#4d4d4d", "distilled": "#d62728", "fgsm_at": "#1f77b4", "pgd_at": "#2ca02c"}
 Progress = Callable[[str, int, int], None]  # (text, done, total)
 
 
@@ -411,7 +411,7 @@ def frozen(nets: Mapping[str, nn.Module]) -> dict[str, Classifier]:
 def attack_config(eps: float, ecfg: EvalConfig):
     """The registry AttackConfig of one ε: uniform methods ε; SD-SGSM ε_strong = ε, ε_weak = weak_ratio·ε
     (eq. 5); ε_max lifted to ε above the paper's 8/255 cap (as sdsgsm/experiments/sweep.py does); m = ecfg.patch."""
-    from sdsgsm.params import build_config
+    from sdsgsm.attacks import build_config
 
     return build_config({"eps": eps, "eps_strong": eps, "eps_weak": eps * ecfg.weak_ratio,
                          "eps_max": max(eps, FAIR_EPS_MAX), "steps": ecfg.steps, "patch": ecfg.patch,

@@ -22,6 +22,7 @@ from sdsgsm.budget import region_mask, region_warnings
 from sdsgsm.data import gallery_item, load_image
 from sdsgsm.metrics import METRICS, Metrics, amplify, evaluate, top_tiles
 from sdsgsm.occlusion import ScanResult, occlusion_scan, upsample_grid
+from sdsgsm.outputs import write_files
 from sdsgsm.render.viz import YELLOW, draw_boxes, png_bytes, region_boxes, saliency_image, to_pil
 
 OUTPUT_FILES = ("original.png", "adversarial.png", "perturbation_x5.png", "saliency.png",
@@ -176,16 +177,6 @@ def image_files(record: dict) -> dict[str, bytes]:
         "arrays.npz": npz_bytes(record["arrays"]),
     }
     return {name: files[name] for name in OUTPUT_FILES}
-
-
-def write_files(files: dict[str, bytes], out_dir: str | Path) -> list[Path]:
-    """Write {name: bytes} into out_dir (created if needed); returns the paths in the dict's order."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / name for name in files]
-    for path, data in zip(paths, files.values()):
-        path.write_bytes(data)
-    return paths
 
 
 def write_outputs(report: ImageReport, out: str | Path) -> list[Path]:

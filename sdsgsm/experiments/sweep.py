@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sdsgsm.attacks import METHODS, AttackConfig
-from sdsgsm.experiments.benchmark import _select, _warm_up, package_versions, parse_methods
+from sdsgsm.attacks import METHODS, AttackConfig, build_config
+from sdsgsm.experiments.runner import ExperimentResult, package_versions, parse_methods, select, warm_up
 from sdsgsm.metrics import ASR_CRITERION, evaluate, summarise, summary_keys
 from sdsgsm.occlusion import occlusion_scan
-from sdsgsm.params import FAIR_EPS_MAX, PARAMS, build_config, check, parse_number
+from sdsgsm.params import FAIR_EPS_MAX, PARAMS, check, parse_number
 
 MAX_POINTS = 400  # points per axis (and in total): a typo must not start a week-long run
 SWEEPABLE = tuple(n for n, p in PARAMS.items() if p.kind is not str and n != "seed")
@@ -128,15 +128,15 @@ def point_values(base: Mapping[str, object], point: Mapping[str, object], spatia
 
 
 @dataclass
-class SweepResult:
+class SweepResult(ExperimentResult):
     """points: one row per (point, method): the swept values (native and shown), method,
     eps_max, lifted, valid, note, then :func:`summarise`'s keys. per_sample: one row per
     (point, method, sample) with every registry metric. config: JSON-ready description."""
 
-    points: pd.DataFrame
-    per_sample: pd.DataFrame
-    config: dict
-    stopped: bool = False
+    @property
+    def points(self) -> pd.DataFrame:
+        """The summary under this experiment's own name."""
+        return self.summary
 
     @property
     def axes(self) -> list[Axis]:
@@ -204,13 +204,13 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
     base = {n: p.default for n, p in PARAMS.items()} | dict(base or {})
     points, t0 = grid(axes), time.perf_counter()
     x = x.detach().float().to(model.device)
-    y_used, label_source, correct, idx = _select(model, x, y, batch_size, criterion)
+    y_used, label_source, correct, idx = select(model, x, y, batch_size, criterion)
     keys = list(keys) if keys is not None else [str(i) for i in range(len(x))]
     scans = scans if scans is not None else ScanCache(model, min(x.shape[2:]))
     count0, rows, parts, done, stopped = scans.count, [], [], 0, False
     total = len(points) * len(methods) * len(idx)
     for method in methods:
-        _warm_up(model, x[idx[:1]], method, method != methods[0])
+        warm_up(model, x[idx[:1]], method, method != methods[0])
     for p_i, point in enumerate(points):
         for method in methods:
             values = point_values(base, point, METHODS[method].spatial)

@@ -33,7 +33,15 @@ import torch
 
 from sdsgsm.attacks import METHODS, AttackConfig
 from sdsgsm.ensemble import ModelSpec
-from sdsgsm.experiments.benchmark import _cfg_map, _clean_logits, _select, _warm_up, package_versions, parse_methods
+from sdsgsm.experiments.runner import (
+    ExperimentResult,
+    cfg_map,
+    clean_logits,
+    package_versions,
+    parse_methods,
+    select,
+    warm_up,
+)
 from sdsgsm.metrics import evaluate, summarise
 from sdsgsm.occlusion import occlusion_scan
 
@@ -63,16 +71,12 @@ def relation(source: ModelSpec, target: ModelSpec) -> str:
 
 
 @dataclass
-class TransferResult:
+class TransferResult(ExperimentResult):
     """summary: one row per (method, source, target) (SUMMARY_COLUMNS); per_sample: one row per
     (method, source, target, sample) (SAMPLE_COLUMNS); config: JSON-ready settings; stopped: ended early;
     adversarial: {(method, source): (indices (M,), x_adv (M, 3, S, S) float32 numpy)} of the attacked
     samples (kept in memory for the app's example image; not written to files)."""
 
-    summary: pd.DataFrame
-    per_sample: pd.DataFrame
-    config: dict
-    stopped: bool = False
     adversarial: dict = field(default_factory=dict)
 
     def matrix(self, method: str, value: str = "asr") -> pd.DataFrame:
@@ -98,7 +102,7 @@ class TransferResult:
 
 def _target_clean(targets: list[Model], x: torch.Tensor, batch_size: int) -> dict[str, np.ndarray]:
     """Each target's clean predictions (N,) on x, by label."""
-    return {spec.label: _clean_logits(model, x, batch_size).argmax(1).cpu().numpy() for spec, model in targets}
+    return {spec.label: clean_logits(model, x, batch_size).argmax(1).cpu().numpy() for spec, model in targets}
 
 
 def _target_rows(rows: pd.DataFrame, src: ModelSpec, targets: list[Model], clean: dict, x_adv: torch.Tensor,
@@ -128,7 +132,7 @@ class _Source:
 
 def _source(spec: ModelSpec, model, x: torch.Tensor, y, batch_size: int, keys: list[str]) -> _Source:
     """The source's clean pass (the benchmark's ``_select``): labels used and its clean-correct indices."""
-    y_used, _, _, idx = _select(model, x, y, batch_size, "clean_correct")
+    y_used, _, _, idx = select(model, x, y, batch_size, "clean_correct")
     return _Source(spec, model, y_used, idx, keys)
 
 
@@ -168,7 +172,7 @@ def _craft_all(srcs: list[_Source], x, targets, clean, methods, cfg_of, batch_si
         scans = {}
         for k, method in enumerate(methods):
             state["label"] = f"{method} on {src.spec.label}"
-            _warm_up(src.model, x[src.idx[:1]], method, k > 0)
+            warm_up(src.model, x[src.idx[:1]], method, k > 0)
             adv = []
             got, stopped = _attack_source(src, x, targets, clean, method, cfg_of[method], batch_size, tick, scans,
                                           adv)
@@ -200,7 +204,7 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
     image right.
     """
     methods = parse_methods(methods)
-    cfg_of = _cfg_map(methods, cfgs)
+    cfg_of = cfg_map(methods, cfgs)
     if not sources or not targets:
         raise ValueError("Give at least one source and one target.")
     if not isinstance(batch_size, int) or batch_size < 1:

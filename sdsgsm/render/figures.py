@@ -22,7 +22,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -33,8 +32,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from sdsgsm.metrics import METRICS, metric_list
+from sdsgsm.outputs import package_versions
 from sdsgsm.params import FAIR_EPS_MAX, PARAMS
-from sdsgsm.render.viz import RED, YELLOW, method_colour, radar_scores
+from sdsgsm.render.viz import MODEL_COLOURS, RED, YELLOW, method_colour, radar_scores
 
 DPI = 300
 FORMATS = ("pdf", "png", "svg")
@@ -354,8 +354,6 @@ def lab_figure(curve: pd.DataFrame, headline: Mapping | None = None) -> Figure:
     panel per attack, one line per model (standard, distilled, FGSM-AT, PGD-AT); ``headline`` (from
     :func:`sdsgsm.experiments.lab.headline`) adds a dotted line at the ε where the standard model falls.
     curve: rows with model, method, eps, accuracy (0..1)."""
-    from sdsgsm.experiments.lab import MODEL_COLOURS
-
     methods = list(dict.fromkeys(curve["method"]))
     fig = Figure(figsize=(2.3 * len(methods) + 0.4, 2.3), layout="constrained")
     axs = np.atleast_1d(fig.subplots(1, len(methods), squeeze=False, sharey=True)).ravel()
@@ -381,8 +379,6 @@ def lab_figure(curve: pd.DataFrame, headline: Mapping | None = None) -> Figure:
 # ----------------------------------------------------------------------------- writing
 def versions() -> dict:
     """Package versions for the caption (python, torch, …, matplotlib)."""
-    from sdsgsm.experiments.benchmark import package_versions
-
     out = package_versions()
     out["matplotlib"] = metadata.version("matplotlib")
     return out
@@ -422,57 +418,6 @@ def figure_files(fig: Figure, stem: str, info: Mapping, kind: str,
     return files
 
 
-# ----------------------------------------------------------------------------- data for the grid
-def image_list(specs: Sequence[str]) -> list[str]:
-    """Gallery keys, image paths and folders (their images, sorted) -> a flat list of image references."""
-    from sdsgsm.data import IMAGE_EXTENSIONS, gallery
-
-    out: list[str] = []
-    for spec in specs:
-        spec = spec.strip()
-        if not spec:
-            continue
-        if spec in ("gallery", "gallery:imagenet", "gallery:photo", "gallery:cifar10"):
-            out += [g.key for g in gallery(spec.partition(":")[2] or "imagenet")]
-        elif Path(spec).is_dir():
-            found = sorted(str(p) for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise ValueError(f"The folder {Path(spec).name!r} holds no images.")
-            out += found
-        else:
-            out.append(spec)
-    if not out:
-        raise ValueError("No images given.")
-    return out
-
-
-def grid_records(model, images: Sequence[str], methods: Sequence[str], cfg) -> tuple[list[list[dict]], list[str]]:
-    """Scan each image once (eq. 1–2) and attack it with every method: (rows of image records, names).
-
-    images: gallery keys or paths; cfg: the AttackConfig shared by the methods.
-    """
-    from sdsgsm.experiments.report import attack_tensor, image_record, resolve_image
-    from sdsgsm.occlusion import occlusion_scan
-
-    rows, names = [], []
-    loaded = [resolve_image(ref, model.input_size) for ref in images]  # every file checked before any attack
-    for x, label, name in loaded:
-        x = x.to(model.device)
-        if label is not None and not 0 <= label < model.num_classes:
-            label = None
-        y = None if label is None else torch_tensor([label], x.device)
-        scan = occlusion_scan(model, x, cfg.scan, y=y)
-        rows.append([image_record(attack_tensor(model, x, cfg, m, label, name, scan=scan)) for m in methods])
-        names.append(Path(name).stem)
-    return rows, names
-
-
-def torch_tensor(values, device):
-    import torch
-
-    return torch.tensor(values, device=device)
-
-
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "DPI", "FORMATS", "bars_figure", "build", "caption", "figure_files",
-           "grid_figure", "grid_layout", "grid_records", "image_list", "lab_figure", "parse_columns", "radar_figure",
+           "grid_figure", "grid_layout", "lab_figure", "parse_columns", "radar_figure",
            "render", "sweep_figure"]

@@ -22,6 +22,8 @@ from sdsgsm.metrics import metric_list
 _CMAP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
                   [245, 125, 21], [250, 193, 39], [252, 255, 164]], dtype=np.float64) / 255.0
 RED = (230, 25, 25)
+# the robust-training lab's models, one colour each in every chart and figure
+MODEL_COLOURS = {"standard": "#4d4d4d", "distilled": "#d62728", "fgsm_at": "#1f77b4", "pgd_at": "#2ca02c"}
 YELLOW = (255, 215, 0)
 
 
