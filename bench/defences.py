@@ -21,12 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from sdsgsm.attacks import METHODS, run_attack  # noqa: E402
+from sdsgsm.attacks import METHODS, build_config, run_attack  # noqa: E402
 from sdsgsm.data import load_gallery  # noqa: E402
 from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, params_text, seconds_per_image  # noqa: E402
 from sdsgsm.experiments.defence_grid import defended_logits  # noqa: E402
 from sdsgsm.models import load_model  # noqa: E402
-from sdsgsm.params import build_config  # noqa: E402
 
 
 def _timed(fn):

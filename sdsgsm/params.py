@@ -278,38 +278,6 @@ def parse_query(query: Mapping[str, str], spec: Mapping[str, Param] | None = Non
     return values, warnings
 
 
-# ----------------------------------------------------------------------------- configs
-def build_config(values: Mapping[str, object] | None = None):
-    """AttackConfig from native values (missing names take their spec default).
-
-    Raises ValueError (one line) for an invalid value or combination.
-    """
-    from sdsgsm.attacks.base import AttackConfig
-    from sdsgsm.budget import BudgetConfig
-    from sdsgsm.occlusion import ScanConfig
-
-    merged = {name: p.default for name, p in PARAMS.items()} | dict(values or {})
-    unknown = set(merged) - set(PARAMS)
-    if unknown:
-        raise ValueError(f"Unknown parameter {sorted(unknown)[0]!r}.")
-    parts: dict[str, dict] = {"": {}, "scan": {}, "budget": {}}
-    for name, value in merged.items():
-        owner, _, fname = PARAMS[name].target.rpartition(".")
-        parts[owner][fname] = value
-    return AttackConfig(**parts[""], scan=ScanConfig(**parts["scan"]), budget=BudgetConfig(**parts["budget"]))
-
-
-def config_values(cfg) -> dict:
-    """The native value of every spec'd parameter in AttackConfig ``cfg`` (inverse of build_config)."""
-    out = {}
-    for name, p in PARAMS.items():
-        obj = cfg
-        for part in p.target.split("."):
-            obj = getattr(obj, part)
-        out[name] = obj
-    return out
-
-
 # ----------------------------------------------------------------------------- presets
 @dataclass(frozen=True)
 class Preset:
@@ -361,34 +329,6 @@ def default_patch(side: int) -> int:
     if not divisors:
         return max(1, min(side, round(target)))
     return min(divisors, key=lambda d: (abs(math.log(d / target)), -d))
-
-
-# ----------------------------------------------------------------------------- per-request limits of the app
-APP_MAX_STEPS = 200  # a shared server runs at most this many steps per request (the CLI: the spec's range)
-APP_MAX_WINDOWS = 56 * 56  # and scans at most this many windows per image (m = 4 at 224 px)
-APP_MAX_SF_ITER = 50  # and SmoothFool takes at most this many outer iterations (each a DeepFool run)
-
-
-def app_limit_error(cfg, side: int, multi_step: bool = True, spatial: bool = True,
-                    smoothfool: bool = False) -> str | None:
-    """One line when one app request with AttackConfig ``cfg`` on ``side``-px images would be more
-    work than a shared server allows (issue 14: ``?steps=999`` or ``?patch=1`` ran for minutes);
-    None when it is within the limits. ``multi_step`` / ``spatial`` / ``smoothfool``: whether the
-    method(s) take T steps / run the zero-out scan / include SmoothFool. The CLI has no such limit."""
-    from sdsgsm.occlusion import grid_shape
-
-    if multi_step and cfg.steps > APP_MAX_STEPS:
-        return (f"Steps T = {cfg.steps} is above this app's limit of {APP_MAX_STEPS} per run; "
-                f"use the command line (python -m sdsgsm attack --steps {cfg.steps}) for longer runs.")
-    nh, nw = grid_shape(side, side, cfg.scan)
-    if spatial and nh * nw > APP_MAX_WINDOWS:
-        return (f"A {cfg.scan.for_size(side).patch}-px window with stride {cfg.scan.for_size(side).step} gives "
-                f"{nh * nw:,} windows to scan, above this app's limit of {APP_MAX_WINDOWS:,}; choose a larger "
-                "patch or stride, or use the command line.")
-    if smoothfool and cfg.sf_max_iter > APP_MAX_SF_ITER:
-        return (f"SmoothFool iterations = {cfg.sf_max_iter} is above this app's limit of {APP_MAX_SF_ITER} per run; "
-                f"use the command line (python -m sdsgsm attack --method smoothfool --sf-max-iter {cfg.sf_max_iter}).")
-    return None
 
 
 # ----------------------------------------------------------------------------- CLI and README

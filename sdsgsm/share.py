@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.attacks import METHODS, AttackConfig, build_config, config_values
 from sdsgsm.budget import BudgetConfig
 from sdsgsm.occlusion import ScanConfig
-from sdsgsm.params import PARAMS, build_config, config_values
+from sdsgsm.params import PARAMS
 
 RUN_KEYS = ("image", "model", "method", "label")
 

@@ -224,7 +224,7 @@ def test_benchmark_page_runs_table1_stops_keeping_finished_methods_and_explains_
 
 
 def test_explorer_refuses_more_smoothfool_iterations_than_the_app_allows_only_for_smoothfool():
-    from sdsgsm.params import APP_MAX_SF_ITER
+    from sdsgsm.ui.limits import APP_MAX_SF_ITER
 
     at = page("pages/1_Explorer.py", method="smoothfool", sf_max_iter=str(APP_MAX_SF_ITER + 1))
     assert not at.exception

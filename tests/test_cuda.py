@@ -93,8 +93,9 @@ def test_explorer_runs_on_cuda_with_the_cpu_numbers(lite0):
     """The Explorer page attacks on CUDA (the device is shown) and shows the CPU's numbers."""
     from streamlit.testing.v1 import AppTest
 
+    from sdsgsm.attacks import build_config
     from sdsgsm.experiments.report import attack_image
-    from sdsgsm.params import PARAMS, build_config
+    from sdsgsm.params import PARAMS
 
     at = AppTest.from_file(str(ROOT / "pages/1_Explorer.py"), default_timeout=600)
     at.query_params["patch"], at.query_params["steps"] = "56", "2"

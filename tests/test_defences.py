@@ -16,11 +16,12 @@ from streamlit.testing.v1 import AppTest
 from torch import nn
 
 import sdsgsm.experiments.defence_grid
+from sdsgsm.attacks import build_config
 from sdsgsm.cli import main
 from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, defend, parse_defences, transform
 from sdsgsm.experiments.defence_grid import MODES, defence_files, run_defence_grid
 from sdsgsm.models import Classifier
-from sdsgsm.params import DEFENCE_NAMES, DEFENCE_PARAMS, build_config, markdown_table, parse_query
+from sdsgsm.params import DEFENCE_NAMES, DEFENCE_PARAMS, markdown_table, parse_query
 from sdsgsm.smoothing import gaussian_width
 
 ROOT = Path(__file__).resolve().parent.parent

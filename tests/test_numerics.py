@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sdsgsm.attacks import METHODS, run_attack
+from sdsgsm.attacks import METHODS, build_config, run_attack
 from sdsgsm.metrics import per_sample_metrics
 from sdsgsm.models import Classifier, ModelError
-from sdsgsm.params import GRAD_NORMS, REGIONS, build_config
+from sdsgsm.params import GRAD_NORMS, REGIONS
 
 BOUNDED = [name for name, m in METHODS.items() if m.bounded]
 FAMILY = [name for name, m in METHODS.items() if m.backend == "sdsgsm"]

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from sdsgsm.attacks import build_config
 from sdsgsm.cli import main
 from sdsgsm.experiments.report import OUTPUT_FILES
-from sdsgsm.params import build_config
 
 IMAGE = "imagenet/imagenet_00_243.jpg"
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from sdsgsm.attacks import config_values
 from sdsgsm.cli import main
-from sdsgsm.params import config_values, parse_query
+from sdsgsm.params import parse_query
 from sdsgsm.share import load_result, run_query
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,8 +102,8 @@ def test_explorer_loads_a_result_json_upload(tmp_path):
 
 
 def test_figures_page_builds_a_grid_and_charts_a_results_csv(tiny_cnn, rand_images):
+    from sdsgsm.attacks import build_config
     from sdsgsm.experiments.benchmark import run_benchmark
-    from sdsgsm.params import build_config
 
     at = _page("pages/5_Figures.py", images=IMAGE, methods="fgsm", patch="112", steps="1")
     assert not at.exception and at.multiselect(key="fig_images").value == [IMAGE]

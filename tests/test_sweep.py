@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import sdsgsm.experiments.sweep
+from sdsgsm.attacks import build_config
 from sdsgsm.cli import main
 from sdsgsm.experiments.benchmark import run_benchmark
 from sdsgsm.experiments.report import attack_tensor
 from sdsgsm.experiments.sweep import Axis, parse_values, point_values, run_sweep
-from sdsgsm.params import build_config
 
 COMPARED = ["success", "adv_correct", "l2", "linf", "ssim"]
 

@@ -8,13 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sdsgsm.attacks import METHODS, run_attack
+from sdsgsm.attacks import METHODS, build_config, run_attack
 from sdsgsm.cli import main
 from sdsgsm.ensemble import Ensemble, ModelSpec, Resized, at_size, parse_spec, parse_specs, resize
 from sdsgsm.experiments.benchmark import run_benchmark
 from sdsgsm.experiments.transfer import SAMPLE_COLUMNS, SUMMARY_COLUMNS, relation, run_transfer, transfer_files
 from sdsgsm.models import Classifier, ModelError, available_models, load_model
-from sdsgsm.params import build_config
 from tests.conftest import TinyCNN
 
 

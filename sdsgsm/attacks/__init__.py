@@ -14,14 +14,25 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from sdsgsm.attacks.art_baselines import art_core, baseline_params
-from sdsgsm.attacks.base import GRAD_NORMS, MAX_STEPS, AttackConfig, AttackResult, Core, resolve_labels, run_method
+from sdsgsm.attacks.base import (
+    GRAD_NORMS,
+    MAX_STEPS,
+    AttackConfig,
+    AttackResult,
+    Core,
+    build_config,
+    config_values,
+    resolve_labels,
+    run_method,
+)
 from sdsgsm.attacks.fab import fab_core, fab_params
 from sdsgsm.attacks.fgsm_family import FamilySpec, family_core
 from sdsgsm.attacks.jitter import jitter_core, jitter_params
 from sdsgsm.attacks.patch import patch_core
 from sdsgsm.attacks.smoothfool import smoothfool_core, smoothfool_params
 
-__all__ = ["AttackConfig", "AttackResult", "METHODS", "Method", "get_method", "run_attack", "run_method",
+__all__ = ["AttackConfig", "AttackResult", "METHODS", "Method", "build_config", "config_values", "get_method",
+           "run_attack", "run_method",
            "GRAD_NORMS", "MAX_STEPS", "resolve_labels"]
 
 

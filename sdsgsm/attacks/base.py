@@ -8,7 +8,7 @@ clean and adversarial logits, the result).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -65,6 +65,35 @@ class AttackConfig:
         if self.eps > self.budget.eps_max + 1e-12:
             raise ValueError(f"ε = {self.eps * 255:.2f}/255 must lie in [0, ε_max = "
                              f"{self.budget.eps_max * 255:.2f}/255].")
+
+
+# ----------------------------------------------------------------------------- spec values <-> config
+def build_config(values: Mapping[str, object] | None = None) -> AttackConfig:
+    """AttackConfig from native values (missing names take their spec default).
+
+    Raises ValueError (one line) for an invalid value or combination.
+    """
+
+    merged = {name: p.default for name, p in PARAMS.items()} | dict(values or {})
+    unknown = set(merged) - set(PARAMS)
+    if unknown:
+        raise ValueError(f"Unknown parameter {sorted(unknown)[0]!r}.")
+    parts: dict[str, dict] = {"": {}, "scan": {}, "budget": {}}
+    for name, value in merged.items():
+        owner, _, fname = PARAMS[name].target.rpartition(".")
+        parts[owner][fname] = value
+    return AttackConfig(**parts[""], scan=ScanConfig(**parts["scan"]), budget=BudgetConfig(**parts["budget"]))
+
+
+def config_values(cfg: AttackConfig) -> dict:
+    """The native value of every spec'd parameter in AttackConfig ``cfg`` (inverse of build_config)."""
+    out = {}
+    for name, p in PARAMS.items():
+        obj = cfg
+        for part in p.target.split("."):
+            obj = getattr(obj, part)
+        out[name] = obj
+    return out
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,7 @@ def files(source: str, model_key: str, method: str, cfg: AttackConfig, label: in
 def bench_data(spec: str, model_key: str, limit: int | None, _checkpoint: bytes | None = None,
                arch: str = "") -> tuple[np.ndarray, np.ndarray, list[str], dict]:
     """Benchmark images at the model's size: x (N, 3, S, S), y (N,), keys, info. Raises ValueError."""
-    from sdsgsm.experiments.benchmark import load_benchmark_data
+    from sdsgsm.experiments.runner import load_benchmark_data
 
     x, y, keys, info = load_benchmark_data(spec, get_model(model_key, _checkpoint, arch), limit)
     return x.numpy(), y.numpy(), keys, info

@@ -46,7 +46,7 @@ def grid_files(keys: tuple[str, ...], model_key: str, methods: tuple[str, ...], 
 
 
 def _native(cfg: AttackConfig) -> dict:
-    from sdsgsm.params import config_values
+    from sdsgsm.attacks import config_values
 
     return config_values(cfg)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sdsgsm.attacks import METHODS, AttackConfig
-from sdsgsm.params import PARAMS, build_config, get_preset, parse_query
+from sdsgsm.attacks import METHODS, AttackConfig, build_config
+from sdsgsm.params import PARAMS, get_preset, parse_query
 
 
 def key(prefix: str, name: str) -> str:

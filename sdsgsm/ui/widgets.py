@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import streamlit as st
 
 from sdsgsm.attacks import METHODS, AttackConfig
-from sdsgsm.params import FAIR_EPS_MAX, PARAMS, PRESETS, Param, app_limit_error, default_patch
+from sdsgsm.params import FAIR_EPS_MAX, PARAMS, PRESETS, Param, default_patch
 from sdsgsm.ui import cache
+from sdsgsm.ui.limits import app_limit_error
 from sdsgsm.ui.state import apply_preset, config, key
 
 GROUPS = {"scan": "Zero-out scan", "budget": "Region and budget", "steps": "Steps and smoothing",
