@@ -99,7 +99,8 @@ def step_exactness(model, x, y, keys, cfg: AttackConfig) -> dict[str, list]:
 
     from sdsgsm import incremental
 
-    net64 = incremental.compile_lite(copy.deepcopy(model).double(), torch.float64)
+    plain64 = copy.deepcopy(model).double()
+    net64 = incremental.compile_lite(plain64.net, plain64.mean, plain64.std, torch.float64)
     out: dict[str, list] = {"err": [], "plain64": [], "fast64": [], "flips": [], "same": []}
     for i in range(len(x)):
         xi, yi = x[i:i + 1], y[i:i + 1]

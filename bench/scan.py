@@ -23,16 +23,17 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdsgsm import incremental, occlusion  # noqa: E402
 from sdsgsm.data import load_gallery, load_image  # noqa: E402
 from sdsgsm.models import load_model  # noqa: E402
-from sdsgsm.occlusion import ScanConfig, occlusion_scan  # noqa: E402
+from sdsgsm.occlusion import EngineOptions, ScanConfig, occlusion_scan  # noqa: E402
 
 NAIVE = ScanConfig(engine="naive", precision="float32", chunk=64)
 
@@ -43,75 +44,63 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-class Settings:
-    """Temporarily change module switches (incremental.FUSE / FULL_FRACTION / WORKERS,
-    occlusion.CPU_BATCH_PIXELS) or torch's thread count."""
+def tuned(cfg: ScanConfig, **options) -> ScanConfig:
+    """``cfg`` with these engine options (:class:`~sdsgsm.occlusion.EngineOptions` fields), the rest default."""
+    return replace(cfg, engine_options=EngineOptions(**options))
 
-    def __init__(self, fuse=None, full_fraction=None, workers=None, batch_pixels=None, threads=None):
-        self.new = {(incremental, "FUSE"): fuse, (incremental, "FULL_FRACTION"): full_fraction,
-                    (incremental, "WORKERS"): workers, (occlusion, "CPU_BATCH_PIXELS"): batch_pixels}
-        self.threads = threads
 
-    def __enter__(self):
-        self.old = {key: getattr(*key) for key in self.new}
-        for (module, name), value in self.new.items():
-            if value is not None:
-                setattr(module, name, value)
-        self.old_threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-
-    def __exit__(self, *exc):
-        for (module, name), value in self.old.items():
-            setattr(module, name, value)
-        torch.set_num_threads(self.old_threads)
+@contextmanager
+def torch_threads(threads: int | None):
+    """Temporarily run torch on ``threads`` intra-op threads (None: unchanged)."""
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def ideas(model, x: torch.Tensor, rounds: int = 2) -> None:
     """Seconds per image of each idea on the images x, each run right after the baseline."""
     model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
     fp32, bf16, px = "float32", "bfloat16", x.shape[2] * x.shape[3]
-    rows = [  # (label, model, cfg, settings)
-        ("1  naive fp32 NCHW chunk 16", model, ScanConfig(engine="naive", precision=fp32, chunk=16), {}),
-        ("1  naive fp32 NCHW chunk 4", model, ScanConfig(engine="naive", precision=fp32, chunk=4), {}),
-        ("2  batched fp32 channels_last input, batches of 64", model,
-         ScanConfig(engine="batched", precision=fp32), {"batch_pixels": 64 * px}),
-        ("2  batched fp32 channels_last input, batches of 16", model,
-         ScanConfig(engine="batched", precision=fp32), {"batch_pixels": 16 * px}),
-        ("2  batched fp32 channels_last input, batches of 8 (= batched)", model,
-         ScanConfig(engine="batched", precision=fp32), {}),
-        ("2  batched fp32 channels_last input+weights, batches of 8", model_cl,
-         ScanConfig(engine="batched", precision=fp32), {}),
+    batched32 = ScanConfig(engine="batched", precision=fp32)
+    inc32 = ScanConfig(engine="incremental", precision=fp32)
+    inc16 = ScanConfig(engine="incremental", precision=bf16, refine=0)
+    rows = [  # (label, model, cfg, torch threads (None: unchanged))
+        ("1  naive fp32 NCHW chunk 16", model, ScanConfig(engine="naive", precision=fp32, chunk=16), None),
+        ("1  naive fp32 NCHW chunk 4", model, ScanConfig(engine="naive", precision=fp32, chunk=4), None),
+        ("2  batched fp32 channels_last input, batches of 64", model, tuned(batched32, cpu_batch_pixels=64 * px),
+         None),
+        ("2  batched fp32 channels_last input, batches of 16", model, tuned(batched32, cpu_batch_pixels=16 * px),
+         None),
+        ("2  batched fp32 channels_last input, batches of 8 (= batched)", model, batched32, None),
+        ("2  batched fp32 channels_last input+weights, batches of 8", model_cl, batched32, None),
         ("3  batched bf16 autocast channels_last, batches of 8, no refine", model,
-         ScanConfig(engine="batched", precision=bf16, refine=0), {}),
-        ("3  batched bf16 autocast + fp32 refine of top 12", model, ScanConfig(engine="batched", precision=bf16), {}),
-        ("4  batched fp32 batches of 8, 1 thread", model, ScanConfig(engine="batched", precision=fp32),
-         {"threads": 1}),
-        ("5  incremental fp32, chunk 64", model, ScanConfig(engine="incremental", precision=fp32), {}),
-        ("5  incremental fp32, chunk 16", model, ScanConfig(engine="incremental", precision=fp32, chunk=16), {}),
-        ("5  incremental fp32, chunk 196", model, ScanConfig(engine="incremental", precision=fp32, chunk=196), {}),
-        ("5  incremental fp32, no oneDNN fusion", model, ScanConfig(engine="incremental", precision=fp32),
-         {"fuse": False}),
-        ("5  incremental fp32, full maps once a crop side >= 70%", model,
-         ScanConfig(engine="incremental", precision=fp32), {"full_fraction": 0.7}),
-        ("4+5 incremental fp32, inline (2 intra-op threads, no workers)", model,
-         ScanConfig(engine="incremental", precision=fp32), {"workers": 1}),
-        ("4+5 incremental fp32, 1 thread in all", model, ScanConfig(engine="incremental", precision=fp32),
-         {"threads": 1}),
-        ("5+3 incremental bf16 (no refine)", model, ScanConfig(engine="incremental", precision=bf16, refine=0), {}),
-        ("5+3 incremental bf16, no oneDNN fusion (no refine)", model,
-         ScanConfig(engine="incremental", precision=bf16, refine=0), {"fuse": False}),
-        ("5+3 incremental bf16, inline 2 intra-op threads (no refine)", model,
-         ScanConfig(engine="incremental", precision=bf16, refine=0), {"workers": 1}),
-        ("5+3 incremental bf16 + fp32 refine of top 12 (= default)", model, ScanConfig(), {}),
+         ScanConfig(engine="batched", precision=bf16, refine=0), None),
+        ("3  batched bf16 autocast + fp32 refine of top 12", model, ScanConfig(engine="batched", precision=bf16),
+         None),
+        ("4  batched fp32 batches of 8, 1 thread", model, batched32, 1),
+        ("5  incremental fp32, chunk 64", model, inc32, None),
+        ("5  incremental fp32, chunk 16", model, replace(inc32, chunk=16), None),
+        ("5  incremental fp32, chunk 196", model, replace(inc32, chunk=196), None),
+        ("5  incremental fp32, no oneDNN fusion", model, tuned(inc32, fuse=False), None),
+        ("5  incremental fp32, full maps once a crop side >= 70%", model, tuned(inc32, full_fraction=0.7), None),
+        ("4+5 incremental fp32, inline (2 intra-op threads, no workers)", model, tuned(inc32, workers=1), None),
+        ("4+5 incremental fp32, 1 thread in all", model, inc32, 1),
+        ("5+3 incremental bf16 (no refine)", model, inc16, None),
+        ("5+3 incremental bf16, no oneDNN fusion (no refine)", model, tuned(inc16, fuse=False), None),
+        ("5+3 incremental bf16, inline 2 intra-op threads (no refine)", model, tuned(inc16, workers=1), None),
+        ("5+3 incremental bf16 + fp32 refine of top 12 (= default)", model, ScanConfig(), None),
     ]
     base, times = [1e9] * len(x), [[1e9] * len(x) for _ in rows]
     for _ in range(rounds):  # best of `rounds` per image: transient load on a shared CPU drops out
         for i in range(len(x)):
             xi = x[i:i + 1]
             base[i] = min(base[i], timed(lambda: occlusion_scan(model, xi, NAIVE))[0])  # noqa: B023
-            for j, (_, m, cfg, settings) in enumerate(rows):
-                with Settings(**settings):
+            for j, (_, m, cfg, threads) in enumerate(rows):
+                with torch_threads(threads):
                     times[j][i] = min(times[j][i], timed(lambda: occlusion_scan(m, xi, cfg))[0])  # noqa: B023
     n, base = len(x), sum(base)
     print(f"\nper-idea timings, best of {rounds} rounds on {n} image(s): seconds per 224 px image (196 windows), "
@@ -139,15 +128,14 @@ def busy_cpu(model, x1: torch.Tensor, rounds: int = 3) -> None:
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(1.0)
-        rows = [("default (workers: single-threaded, one chunk each)", ScanConfig(), {}),
-                ("default inline (torch's 2 intra-op threads)", ScanConfig(), {"workers": 1}),
-                ("incremental fp32 (workers)", ScanConfig(precision="float32"), {}),
-                ("incremental fp32 inline", ScanConfig(precision="float32"), {"workers": 1})]
+        rows = [("default (workers: single-threaded, one chunk each)", ScanConfig()),
+                ("default inline (torch's 2 intra-op threads)", tuned(ScanConfig(), workers=1)),
+                ("incremental fp32 (workers)", ScanConfig(precision="float32")),
+                ("incremental fp32 inline", tuned(ScanConfig(precision="float32"), workers=1))]
         best = [1e9] * len(rows)
         for _ in range(rounds):
-            for j, (_, cfg, settings) in enumerate(rows):
-                with Settings(**settings):
-                    best[j] = min(best[j], timed(lambda: occlusion_scan(model, x1, cfg))[0])  # noqa: B023
+            for j, (_, cfg) in enumerate(rows):
+                best[j] = min(best[j], timed(lambda: occlusion_scan(model, x1, cfg))[0])  # noqa: B023
     finally:
         spinner.kill()
         spinner.wait()

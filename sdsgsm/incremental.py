@@ -25,6 +25,7 @@ whole map (at 224 px and m = 16: the 14×14 and 7×7 stages) the layers run in f
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import threading
@@ -39,11 +40,6 @@ from torch import nn
 __all__ = ["LiteNet", "supports", "compile_lite", "compiled", "plan", "clean_maps", "window_diffs",
            "incremental_diffs"]
 
-FUSE = True            # use oneDNN conv + ReLU6 / conv + add fusion on CPU when it checks out
-FULL_FRACTION = 1.0    # a crop side reaching this fraction of its map side is computed in full
-WORKERS: int | None = None  # CPU: chunks run on this many single-threaded workers (None: torch's
-                            # thread count; 1: inline with torch's intra-op threads)
-
 
 # ----------------------------------------------------------------------------- network
 @dataclass(frozen=True)
@@ -57,12 +53,13 @@ class _Op:
     pad: tuple[int, int, int, int]
     groups: int
     act: bool  # ReLU6 after the conv
+    fuse: bool = True  # on CPU, one oneDNN call for conv + ReLU6 / conv + add when it checks out
 
     def __call__(self, x: torch.Tensor, padding: tuple[int, int] = (0, 0),
                  add: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C, h, w), padded unless ``padding`` (symmetric) is given -> ReLU6(conv) or
         conv + add (B, C', h', w'); one fused oneDNN call on CPU when available."""
-        if FUSE and x.device.type == "cpu" and _fused_ok():
+        if self.fuse and x.device.type == "cpu" and _fused_ok():
             return _fused(self, x, padding, add)
         y = F.conv2d(x, self.weight, self.bias, self.stride, padding, 1, self.groups)
         y = y.clamp_(0.0, 6.0) if self.act else y
@@ -86,24 +83,20 @@ def _fused(op: _Op, x: torch.Tensor, padding, add):
     return pointwise(x, *args, "hardtanh" if op.act else "none", [0.0, 6.0] if op.act else [], "")
 
 
-_FUSED_STATE: list[bool] = []
-
-
+@functools.cache
 def _fused_ok() -> bool:
     """Whether torch's oneDNN fused convolutions exist and agree with F.conv2d (checked once)."""
-    if not _FUSED_STATE:
-        try:
-            g = torch.Generator().manual_seed(0)
-            x = torch.randn(2, 4, 6, 6, generator=g).contiguous(memory_format=torch.channels_last)
-            w, b, r = torch.randn(4, 1, 3, 3, generator=g), torch.randn(4, generator=g), torch.randn(2, 4, 4, 4)
-            op = _Op(w, b, (3, 3), (1, 1), (0, 0, 0, 0), 4, True)
-            lin = _Op(w, b, (3, 3), (1, 1), (0, 0, 0, 0), 4, False)
-            ok = (torch.allclose(_fused(op, x, (0, 0), None), F.conv2d(x, w, b, groups=4).clamp(0, 6), atol=1e-5)
-                  and torch.allclose(_fused(lin, x, (0, 0), r), F.conv2d(x, w, b, groups=4) + r, atol=1e-5))
-        except (RuntimeError, AttributeError, TypeError, ValueError):
-            ok = False
-        _FUSED_STATE.append(bool(ok))
-    return _FUSED_STATE[0]
+    try:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(2, 4, 6, 6, generator=g).contiguous(memory_format=torch.channels_last)
+        w, b, r = torch.randn(4, 1, 3, 3, generator=g), torch.randn(4, generator=g), torch.randn(2, 4, 4, 4)
+        op = _Op(w, b, (3, 3), (1, 1), (0, 0, 0, 0), 4, True)
+        lin = _Op(w, b, (3, 3), (1, 1), (0, 0, 0, 0), 4, False)
+        ok = (torch.allclose(_fused(op, x, (0, 0), None), F.conv2d(x, w, b, groups=4).clamp(0, 6), atol=1e-5)
+              and torch.allclose(_fused(lin, x, (0, 0), r), F.conv2d(x, w, b, groups=4) + r, atol=1e-5))
+    except (RuntimeError, AttributeError, TypeError, ValueError):
+        ok = False
+    return bool(ok)
 
 
 @dataclass(frozen=True)
@@ -116,9 +109,9 @@ class _Block:
 
 @dataclass(frozen=True)
 class LiteNet:
-    """An EfficientNet-Lite Classifier compiled for incremental inference.
+    """An EfficientNet-Lite network and its input normalisation compiled for incremental inference.
 
-    mean/std (1, 3, 1, 1) normalisation of the Classifier; fc_w (K, C), fc_b (K,) float32.
+    mean/std (1, 3, 1, 1) normalisation of the [0, 1] input; fc_w (K, C), fc_b (K,) float32.
     """
 
     mean: torch.Tensor
@@ -138,18 +131,18 @@ def _convs(net) -> list[nn.Module]:
     return [c for c in out if c is not None]
 
 
-def supports(model) -> bool:
-    """True when ``model`` is our Classifier around an eval-mode efficientnet_lite_pytorch
-    EfficientNet of the Lite kind (ReLU6, no squeeze-excitation, static SAME padding)."""
+def supports(net, mean: torch.Tensor) -> bool:
+    """True when ``net`` is an eval-mode efficientnet_lite_pytorch EfficientNet of the Lite kind
+    (ReLU6, no squeeze-excitation, static SAME padding) with 3 input channels and ``mean``, its
+    input normalisation, has shape (1, 3, 1, 1). Which wrappers may run their network through
+    this engine is the caller's decision (:func:`sdsgsm.models.supports_incremental`)."""
     try:
         from efficientnet_lite_pytorch import EfficientNet
         from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding, Identity
     except ImportError:
         return False
-    from sdsgsm.models import Classifier
 
-    net = getattr(model, "net", None)
-    if type(model) is not Classifier or type(net) is not EfficientNet or net.training:
+    if type(net) is not EfficientNet or net.training:
         return False
     if net._global_params.local_pooling or not isinstance(net._swish, nn.ReLU6):
         return False
@@ -160,10 +153,10 @@ def supports(model) -> bool:
         if (type(c) is not Conv2dStaticSamePadding or tuple(c.dilation) != (1, 1)
                 or tuple(c.padding) != (0, 0) or not isinstance(c.static_padding, (nn.ZeroPad2d, Identity))):
             return False
-    return model.mean.shape == (1, 3, 1, 1) and net._conv_stem.in_channels == 3
+    return mean.shape == (1, 3, 1, 1) and net._conv_stem.in_channels == 3
 
 
-def _fold(conv, bn: nn.BatchNorm2d, act: bool, dtype, memory_format) -> _Op:
+def _fold(conv, bn: nn.BatchNorm2d, act: bool, dtype, memory_format, fuse: bool) -> _Op:
     """Fold eval batch norm into ``conv`` (computed in float64, stored in ``dtype``)."""
     scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
     weight = conv.weight.double() * scale[:, None, None, None]
@@ -174,39 +167,44 @@ def _fold(conv, bn: nn.BatchNorm2d, act: bool, dtype, memory_format) -> _Op:
     left, right, top, bottom = pad
     stride = tuple(conv.stride) if len(conv.stride) == 2 else (conv.stride[0],) * 2
     return _Op(weight.to(dtype).contiguous(memory_format=memory_format), bias.to(dtype),
-               tuple(conv.kernel_size), stride, (top, bottom, left, right), conv.groups, act)
+               tuple(conv.kernel_size), stride, (top, bottom, left, right), conv.groups, act, fuse)
 
 
-def compile_lite(model, dtype: torch.dtype = torch.float32) -> LiteNet:
-    """Fold ``model`` (see :func:`supports`) into a LiteNet computing in ``dtype``."""
-    net, cl = model.net, torch.channels_last
+def compile_lite(net, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype = torch.float32,
+                 fuse: bool = True) -> LiteNet:
+    """Fold ``net`` (see :func:`supports`) behind the input normalisation (x − mean)/std into a
+    LiteNet computing in ``dtype``; ``fuse``: on CPU, conv + ReLU6 and conv + residual run as one
+    oneDNN call each when torch's fused kernels check out."""
+    cl = torch.channels_last
     blocks = []
     for b in net._blocks:
         has_expand = b._block_args.expand_ratio != 1
         a = b._block_args
         stride = a.stride[0] if isinstance(a.stride, (list, tuple)) else a.stride
         blocks.append(_Block(
-            _fold(b._expand_conv, b._bn0, True, dtype, cl) if has_expand else None,
-            _fold(b._depthwise_conv, b._bn1, True, dtype, cl),
-            _fold(b._project_conv, b._bn2, False, dtype, cl),
+            _fold(b._expand_conv, b._bn0, True, dtype, cl, fuse) if has_expand else None,
+            _fold(b._depthwise_conv, b._bn1, True, dtype, cl, fuse),
+            _fold(b._project_conv, b._bn2, False, dtype, cl, fuse),
             bool(a.id_skip and stride == 1 and a.input_filters == a.output_filters)))
-    return LiteNet(model.mean.float(), model.std.float(),
-                   _fold(net._conv_stem, net._bn0, True, dtype, cl), tuple(blocks),
-                   _fold(net._conv_head, net._bn1, True, dtype, cl),
+    return LiteNet(mean.float(), std.float(),
+                   _fold(net._conv_stem, net._bn0, True, dtype, cl, fuse), tuple(blocks),
+                   _fold(net._conv_head, net._bn1, True, dtype, cl, fuse),
                    net._fc.weight.float(), net._fc.bias.float(), dtype)
 
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def compiled(model, dtype: torch.dtype) -> LiteNet:
-    """:func:`compile_lite`, cached per model and dtype until a parameter or buffer changes."""
-    tensors = list(model.parameters()) + list(model.buffers())
+def compiled(net, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype, fuse: bool = True) -> LiteNet:
+    """:func:`compile_lite`, cached per network, dtype and ``fuse`` until a parameter or buffer of
+    ``net``, or ``mean``/``std``, is replaced, moved or changed in place."""
+    tensors = [*net.parameters(), *net.buffers(), mean, std]
     stamp = (dtype, tuple((t.device, t.data_ptr(), t._version) for t in tensors))
-    cache = _COMPILED.setdefault(model, {})
-    if dtype not in cache or cache[dtype][0] != stamp:
-        cache[dtype] = (stamp, compile_lite(model, dtype))
-    return cache[dtype][1]
+    cache = _COMPILED.setdefault(net, {})
+    key = (dtype, fuse)
+    if key not in cache or cache[key][0] != stamp:
+        cache[key] = (stamp, compile_lite(net, mean, std, dtype, fuse))
+    return cache[key][1]
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -228,33 +226,36 @@ class _Region:
         return _Region(self.top[sel], self.left[sel], self.h, self.w, self.size)
 
 
-def _grow(off: torch.Tensor, length: int, size: int, k: int, s: int, before: int, after: int):
+def _grow(off: torch.Tensor, length: int, size: int, k: int, s: int, before: int, after: int,
+          full_fraction: float):
     """Rows of a k-tap, stride-s conv output that a change on input rows [off, off+length)
-    reaches; returns (offsets, common length, output size)."""
+    reaches; returns (offsets, common length, output size). A common length reaching
+    ``full_fraction`` of the output size becomes the whole output."""
     out = (size + before + after - k) // s + 1
     lo = torch.div(off - k + 1 + before + s - 1, s, rounding_mode="floor").clamp(min=0)
     hi = torch.div(off + length - 1 + before, s, rounding_mode="floor").clamp(max=out - 1)
     n = max(1, min(out, int((hi - lo + 1).max())))
-    n = out if n >= FULL_FRACTION * out else n
+    n = out if n >= full_fraction * out else n
     return torch.minimum(lo, torch.full_like(lo, out - n)), n, out
 
 
-def _through(reg: _Region, op: _Op) -> _Region:
+def _through(reg: _Region, op: _Op, full_fraction: float) -> _Region:
     """The region of ``op``'s output that changes when ``reg`` of its input changes."""
     (kh, kw), (sh, sw), (pt, pb, pl, pr) = op.kernel, op.stride, op.pad
-    top, h, oh = _grow(reg.top, reg.h, reg.size[0], kh, sh, pt, pb)
-    left, w, ow = _grow(reg.left, reg.w, reg.size[1], kw, sw, pl, pr)
+    top, h, oh = _grow(reg.top, reg.h, reg.size[0], kh, sh, pt, pb, full_fraction)
+    left, w, ow = _grow(reg.left, reg.w, reg.size[1], kw, sw, pl, pr, full_fraction)
     return _Region(top, left, h, w, (oh, ow))
 
 
-def plan(net: LiteNet, boxes: torch.Tensor, height: int, width: int) -> list[_Region]:
+def plan(net: LiteNet, boxes: torch.Tensor, height: int, width: int, full_fraction: float = 1.0) -> list[_Region]:
     """Per-window crops of every map for windows boxes (P, 4) of equal size on H × W inputs:
-    [input window, stem output, then each block's output]."""
+    [input window, stem output, then each block's output]. A crop side reaching
+    ``full_fraction`` of its map side is widened to the whole map (1.0: only when it is whole)."""
     regs = [_Region(boxes[:, 0].clone(), boxes[:, 1].clone(), int(boxes[0, 2]), int(boxes[0, 3]),
                     (height, width))]
-    regs.append(_through(regs[0], net.stem))
+    regs.append(_through(regs[0], net.stem, full_fraction))
     for b in net.blocks:
-        regs.append(_through(regs[-1], b.dw))
+        regs.append(_through(regs[-1], b.dw, full_fraction))
     return regs
 
 
@@ -420,19 +421,17 @@ _POOL: dict = {}
 _POOL_LOCK = threading.Lock()
 
 
+@functools.cache
 def _omp_set_num_threads():
-    """omp_set_num_threads of the OpenMP runtime torch uses (Linux), or None."""
-    if "omp" not in _POOL:
-        fn = None
-        if "backend: openmp" in torch.__config__.parallel_info().lower():
-            try:
-                with open("/proc/self/maps") as f:
-                    found = re.search(r"(/\S*lib[gi]?omp[\w.-]*\.so[\w.]*)", f.read())
-                fn = ctypes.CDLL(found.group(1)).omp_set_num_threads if found else None
-            except (OSError, AttributeError):
-                fn = None
-        _POOL["omp"] = fn
-    return _POOL["omp"]
+    """omp_set_num_threads of the OpenMP runtime torch uses (Linux), or None (looked up once)."""
+    if "backend: openmp" not in torch.__config__.parallel_info().lower():
+        return None
+    try:
+        with open("/proc/self/maps") as f:
+            found = re.search(r"(/\S*lib[gi]?omp[\w.-]*\.so[\w.]*)", f.read())
+        return ctypes.CDLL(found.group(1)).omp_set_num_threads if found else None
+    except (OSError, AttributeError):
+        return None
 
 
 def _single_threaded(set_threads) -> None:
@@ -440,9 +439,10 @@ def _single_threaded(set_threads) -> None:
     set_threads(1)           # … then this thread alone runs its ops on one thread
 
 
-def _pool() -> ThreadPoolExecutor | None:
-    """The shared pool of single-threaded workers (None: run chunks inline)."""
-    workers = WORKERS or torch.get_num_threads()
+def _pool(workers: int | None = None) -> ThreadPoolExecutor | None:
+    """The shared pool of ``workers`` single-threaded workers (None: torch's thread count), or
+    None: run chunks inline (one worker, or no per-thread OpenMP setting)."""
+    workers = workers or torch.get_num_threads()
     set_threads = _omp_set_num_threads() if workers > 1 else None
     if set_threads is None:
         return None
@@ -455,15 +455,16 @@ def _pool() -> ThreadPoolExecutor | None:
 
 
 def window_diffs(net: LiteNet, maps: _CleanMaps, regs: list[_Region], x1: torch.Tensor,
-                 windows: torch.Tensor, chunk: int):
+                 windows: torch.Tensor, chunk: int, workers: int | None = None):
     """Logit changes of some windows of one image, chunk by chunk.
 
     Args: maps = clean_maps(net, x1); regs = plan(net, all boxes, H, W); x1 (1, 3, H, W);
     windows (k,) indices into the boxes; chunk: at most this many windows in flight (on CPU
-    split over the single-threaded workers).
+    split over the single-threaded workers); workers: on CPU, chunks run on this many
+    single-threaded workers (None: torch's thread count; 1: inline with torch's intra-op threads).
     Yields (window indices (B,), diffs (B, K) = f(Z_Ω x1) − f(x1)) in float32.
     """
-    pool = _pool() if x1.device.type == "cpu" else None
+    pool = _pool(workers) if x1.device.type == "cpu" else None
     per = max(1, chunk // pool._max_workers) if pool is not None else chunk
     size = -(-len(windows) // -(-len(windows) // per))  # equal batches of at most `per` windows
     sels = [windows[start:start + size] for start in range(0, len(windows), size)]
@@ -479,16 +480,18 @@ def window_diffs(net: LiteNet, maps: _CleanMaps, regs: list[_Region], x1: torch.
     yield from zip(sels, pool.map(run, sels))
 
 
-def incremental_diffs(net: LiteNet, x: torch.Tensor, boxes: torch.Tensor, chunk: int):
+def incremental_diffs(net: LiteNet, x: torch.Tensor, boxes: torch.Tensor, chunk: int, workers: int | None = None):
     """Logit changes of every window of every image, exact up to rounding, chunk by chunk.
 
     Args: net from :func:`compile_lite`; x (N, 3, H, W) in [0, 1]; boxes (P, 4) int64
-    windows (top, left, m, m) of equal size; chunk windows per batch (bounds memory).
+    windows (top, left, m, m) of equal size; chunk windows per batch (bounds memory); workers
+    as in :func:`window_diffs`.
     Yields (image index i, window indices (B,), clean logits of image i (K,), diffs (B, K)
     = f(Z_Ω x_i) − f(x_i)), all float32, with ``net``'s precision for both terms.
     """
     regs = plan(net, boxes.to(x.device), x.shape[2], x.shape[3])
     for i in range(len(x)):
         maps = clean_maps(net, x[i:i + 1])
-        for sel, diffs in window_diffs(net, maps, regs, x[i:i + 1], torch.arange(len(boxes), device=x.device), chunk):
+        windows = torch.arange(len(boxes), device=x.device)
+        for sel, diffs in window_diffs(net, maps, regs, x[i:i + 1], windows, chunk, workers):
             yield i, sel, maps.logits, diffs

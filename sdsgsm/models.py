@@ -18,10 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sdsgsm import incremental
+
 __all__ = [
     "Classifier", "ModelError", "ModelInfo", "available_models", "default_device",
     "load_model", "load_checkpoint", "imagenet_labels", "cifar_resnet18", "CHECKPOINT_ARCHS",
-    "lite_forward", "first_line",
+    "lite_forward", "first_line", "supports_incremental",
 ]
 
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer",
@@ -132,16 +134,21 @@ class Classifier(nn.Module):
         stamp = [(t._version, t.data_ptr()) for t in tensors]
         cached = self._prepared  # keeps the old tensors alive: a new one cannot reuse their address
         if cached is None or cached[1] != stamp:
-            from sdsgsm import incremental  # imports this module lazily
-
             net = None
-            if incremental.supports(self):  # normal tensors (usable by autograd) even if called
+            if supports_incremental(self):  # normal tensors (usable by autograd) even if called
                 with torch.inference_mode(False), torch.no_grad():  # under inference_mode
-                    net = incremental.compile_lite(self, torch.float32)
+                    net = incremental.compile_lite(self.net, self.mean, self.std, torch.float32)
             cached = self._prepared = (tensors, stamp, net)
         if cached[2] is None or any(t.requires_grad for t in tensors):
             return None  # not an EfficientNet-Lite, or someone wants parameter gradients
         return cached[2]
+
+
+def supports_incremental(model) -> bool:
+    """True when ``model`` is a Classifier itself (a subclass or wrapper may compute something
+    else around its network) whose network and normalisation :func:`sdsgsm.incremental.supports`:
+    the incremental scan engine and the Classifier fast path apply."""
+    return type(model) is Classifier and incremental.supports(model.net, model.mean)
 
 
 class ClassifierWrapper(nn.Module):

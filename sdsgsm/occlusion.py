@@ -15,7 +15,7 @@ windows. Engines (``ScanConfig.engine``):
   window recomputes only the part of each feature map it can influence (see
   :mod:`sdsgsm.incremental`); exact up to float rounding;
 * ``batched``     full forward passes of the occluded copies, channels-last (on CPU in
-  batches of at most ``CPU_BATCH_PIXELS`` pixels, which run faster than big ones);
+  batches of at most ``EngineOptions.cpu_batch_pixels`` pixels, which run faster than big ones);
 * ``naive``       the reference: one cloned copy per window, NCHW (for benchmarks);
 * ``auto``        incremental where the model supports it, else batched.
 
@@ -24,25 +24,66 @@ in reduced precision (never the attack's gradients), after which the ``refine``
 highest-scoring windows of each image are rescored in float32, so the windows that pick
 the region R (argmax, top-k) carry float32 scores; ``auto`` picks bfloat16 for the
 incremental engine on hardware with native bfloat16 (CUDA, or CPUs with AVX512-BF16/AMX)
-and float32 otherwise.
+and float32 otherwise. :class:`EngineOptions` (``ScanConfig.engine_options``) tunes the
+engines' speed; it changes no result beyond float rounding.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 
 import torch
 
 from sdsgsm import incremental
 from sdsgsm.memory import halving, run_chunks
+from sdsgsm.models import supports_incremental
 from sdsgsm.params import SCORES, check_fields, default, default_patch  # noqa: F401  (SCORES re-exported)
 from sdsgsm.timing import clock
 
 ENGINES = ("auto", "incremental", "batched", "naive")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-CPU_BATCH_PIXELS = 8 * 224 * 224  # batched engine on CPU: batches of at most this many pixels
-# (measured on Lite0 at 224 px: batches of 4–16 run ~1.8× faster per image than 64)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Speed settings of the scan engines (the defaults are the measured best, bench/scan.py);
+    none changes a score beyond float rounding.
+
+    fuse: incremental engine on CPU: run conv + ReLU6 and conv + residual as one oneDNN call
+    each, when torch's fused kernels exist and agree with F.conv2d (checked once per process).
+    full_fraction: incremental engine: a recomputed crop whose side reaches this fraction of
+    its feature map's side is computed over the whole map (1.0: only crops that are whole).
+    workers: incremental engine on CPU: chunks run on this many single-threaded workers
+    (None: torch's thread count; 1: inline, on torch's intra-op threads).
+    cpu_batch_pixels: batched engine on CPU: forward passes of at most this many pixels
+    (measured on Lite0 at 224 px: batches of 4–16 images run ~1.8× faster per image than 64).
+    """
+
+    fuse: bool = True
+    full_fraction: float = 1.0
+    workers: int | None = None
+    cpu_batch_pixels: int = 8 * 224 * 224
+
+    def __post_init__(self):
+        def positive_int(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+        if not isinstance(self.fuse, bool):
+            raise ValueError(f"fuse must be True or False (got {self.fuse!r}).")
+        fraction = self.full_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ValueError(f"full_fraction must be in (0, 1] (got {fraction!r}).")
+        if not (self.workers is None or positive_int(self.workers)):
+            raise ValueError(f"workers must be None or a positive integer (got {self.workers!r}).")
+        if not positive_int(self.cpu_batch_pixels):
+            raise ValueError(f"cpu_batch_pixels must be a positive integer (got {self.cpu_batch_pixels!r}).")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping) -> EngineOptions:
+        """EngineOptions from ``dataclasses.asdict`` output (a saved result); unknown keys are ignored."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass(frozen=True)
@@ -56,6 +97,8 @@ class ScanConfig:
     passes only (module docstring); all engines are exact in float32.
     refine: after a reduced-precision scan, rescore this many top windows per image in
     float32 (0: keep the reduced-precision scores).
+    engine_options: the engines' speed settings (:class:`EngineOptions`); a mapping of its
+    fields (as ``dataclasses.asdict`` writes it into a saved result) is accepted too.
     """
 
     patch: int | None = default("patch")
@@ -65,8 +108,13 @@ class ScanConfig:
     engine: str = "auto"
     precision: str = "auto"
     refine: int = 12
+    engine_options: EngineOptions = EngineOptions()
 
     def __post_init__(self):
+        if isinstance(self.engine_options, Mapping):  # read back from JSON
+            object.__setattr__(self, "engine_options", EngineOptions.from_mapping(self.engine_options))
+        if not isinstance(self.engine_options, EngineOptions):
+            raise ValueError(f"engine_options must be an EngineOptions (got {self.engine_options!r}).")
         check_fields(self, "scan")  # patch, stride, score: ranges from the parameter spec
         if not isinstance(self.chunk, int) or self.chunk < 1:
             raise ValueError(f"Chunk size must be an integer of at least 1 (got {self.chunk!r}).")
@@ -141,7 +189,7 @@ def resolve(model, x: torch.Tensor, cfg: ScanConfig) -> tuple[str, str]:
 
     Raises ValueError when engine ``incremental`` is asked for a model it does not support.
     """
-    supported = incremental.supports(model)
+    supported = supports_incremental(model)
     if cfg.engine == "incremental" and not supported:
         raise ValueError("The incremental scan engine supports EfficientNet-Lite models only; "
                          "use engine='auto' or 'batched'.")
@@ -184,7 +232,7 @@ def _full_diffs(model, x, boxes, cfg: ScanConfig, ref, engine: str, amp, windows
     pairs = pairs.to(x.device)
     size = cfg.chunk
     if engine == "batched" and x.device.type == "cpu":
-        size = max(1, min(size, CPU_BATCH_PIXELS // (x.shape[2] * x.shape[3])))
+        size = max(1, min(size, cfg.engine_options.cpu_batch_pixels // (x.shape[2] * x.shape[3])))
     for start in range(0, len(pairs), size):
         img, win = pairs[start:start + size].unbind(1)
         if engine == "naive":
@@ -236,9 +284,10 @@ def _incremental_scan(model, x, boxes, cfg: ScanConfig, clean_logits, y, precisi
 
     Clean logits are the float32 folded network's (equal to model(x) up to rounding) unless
     given; the scores compare like with like (clean and occluded in the scan's precision)."""
-    net = incremental.compiled(model, _DTYPES[precision])
-    net32 = incremental.compiled(model, torch.float32)
-    regs = incremental.plan(net, boxes.to(x.device), x.shape[2], x.shape[3])
+    opts = cfg.engine_options
+    net = incremental.compiled(model.net, model.mean, model.std, _DTYPES[precision], opts.fuse)
+    net32 = incremental.compiled(model.net, model.mean, model.std, torch.float32, opts.fuse)
+    regs = incremental.plan(net, boxes.to(x.device), x.shape[2], x.shape[3], opts.full_fraction)
     refine = min(cfg.refine, len(boxes)) if precision != "float32" else 0
     scores = torch.empty(len(x), len(boxes), device=x.device)
     cleans = []
@@ -249,11 +298,11 @@ def _incremental_scan(model, x, boxes, cfg: ScanConfig, clean_logits, y, precisi
         cleans.append(maps32.logits if clean_logits is None else clean_logits[i].float())
         label = cleans[-1].argmax() if y is None else y[i].to(x.device)
         todo = torch.arange(len(boxes), device=x.device)
-        for sel, diffs in incremental.window_diffs(net, maps, regs, xi, todo, cfg.chunk):
+        for sel, diffs in incremental.window_diffs(net, maps, regs, xi, todo, cfg.chunk, opts.workers):
             scores[i, sel] = _score(maps.logits.expand(len(sel), -1), diffs, label.expand(len(sel)), cfg.score)
         if refine:  # the top windows again, in float32
             top = scores[i].topk(refine).indices
-            for sel, diffs in incremental.window_diffs(net32, maps32, regs, xi, top, cfg.chunk):
+            for sel, diffs in incremental.window_diffs(net32, maps32, regs, xi, top, cfg.chunk, opts.workers):
                 scores[i, sel] = _score(maps32.logits.expand(len(sel), -1), diffs, label.expand(len(sel)), cfg.score)
     return scores, torch.stack(cleans)
 

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from sdsgsm import incremental
-from sdsgsm.models import Classifier
-from sdsgsm.occlusion import ScanConfig, occlusion_scan, resolve, window_boxes
+from sdsgsm.models import Classifier, supports_incremental
+from sdsgsm.occlusion import EngineOptions, ScanConfig, occlusion_scan, resolve, window_boxes
 
 FP32 = "float32"
 
@@ -55,7 +55,7 @@ def test_incremental_logit_changes_are_exact(lite0, photo):
     """f(Z_Ω x) − f(x) itself, window by window, against full forward passes."""
     x = resized(photo, 64, 64)
     boxes = window_boxes(64, 64, ScanConfig(patch=16, stride=12))
-    net = incremental.compile_lite(lite0, torch.float32)
+    net = incremental.compile_lite(lite0.net, lite0.mean, lite0.std, torch.float32)
     with torch.inference_mode():
         parts = list(incremental.incremental_diffs(net, x, boxes, chunk=len(boxes)))
         win, diffs = torch.cat([p[1] for p in parts]), torch.cat([p[3] for p in parts])
@@ -79,15 +79,26 @@ def test_any_chunk_size_gives_the_same_grid(lite0, photo):
 
 
 @pytest.mark.slow
-def test_workers_and_inline_agree(lite0, photo, monkeypatch):
+def test_workers_and_inline_agree(lite0, photo):
     """Chunks on the single-threaded worker pool (CPU default) or inline, same numbers."""
     x = resized(photo, 64, 64)
     cfg = ScanConfig(patch=16, stride=12, chunk=8, precision=FP32)
     pooled = occlusion_scan(lite0, x, cfg).grid
-    monkeypatch.setattr(incremental, "WORKERS", 1)
-    inline = occlusion_scan(lite0, x, cfg).grid
+    inline = occlusion_scan(lite0, x, ScanConfig(patch=16, stride=12, chunk=8, precision=FP32,
+                                                 engine_options=EngineOptions(workers=1))).grid
     assert rel_err(pooled, inline) < 1e-6
-    assert torch.get_num_threads() >= 1 and incremental._pool() is None
+    assert torch.get_num_threads() >= 1 and incremental._pool(1) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [EngineOptions(fuse=False), EngineOptions(full_fraction=0.5)])
+def test_engine_options_keep_the_scores(lite0, photo, options):
+    """No oneDNN fusion, or whole maps for crops of half a map and more: the same scores up to rounding."""
+    x = resized(photo, 64, 64)
+    cfg = ScanConfig(patch=16, stride=12, chunk=8, precision=FP32)
+    ref = occlusion_scan(lite0, x, cfg).grid
+    assert rel_err(occlusion_scan(lite0, x, ScanConfig(patch=16, stride=12, chunk=8, precision=FP32,
+                                                       engine_options=options)).grid, ref) < 1e-5
 
 
 @pytest.mark.slow
@@ -145,11 +156,20 @@ def test_engine_resolution_and_fallback(lite0, tiny_cnn, rand_images):
 def test_supports_only_lite_networks(lite0, tiny_cnn):
     from efficientnet_lite_pytorch import EfficientNet
 
-    assert incremental.supports(lite0)
-    assert not incremental.supports(tiny_cnn)
-    assert not incremental.supports(lite0.net)  # the bare net has no [0, 1] wrapper
+    assert supports_incremental(lite0) and incremental.supports(lite0.net, lite0.mean)
+    assert not supports_incremental(tiny_cnn) and not incremental.supports(tiny_cnn.net, tiny_cnn.mean)
+    assert not supports_incremental(lite0.net)  # the bare net has no [0, 1] wrapper
+    assert not incremental.supports(lite0.net, torch.zeros(1, 1, 1, 1))  # normalisation of another shape
     b0 = Classifier(EfficientNet.from_name("efficientnet-b0"), "b0", ["a"] * 1000, 224)  # swish + SE
-    assert not incremental.supports(b0)
+    assert not supports_incremental(b0) and not incremental.supports(b0.net, b0.mean)
+
+    class Sub(Classifier):  # a subclass may compute something else around the network
+        pass
+
+    assert not supports_incremental(Sub(lite0.net, "sub", lite0.labels, 224))
+    training = Classifier(EfficientNet.from_name("efficientnet-lite0"), "train", ["a"] * 1000, 224)
+    training.net.train()
+    assert not supports_incremental(training) and not incremental.supports(training.net, training.mean)
 
 
 def test_scan_config_fields_are_validated_and_hashable():
@@ -159,6 +179,42 @@ def test_scan_config_fields_are_validated_and_hashable():
     with pytest.raises(AttributeError):
         cfg.engine = "naive"
     for bad in ({"engine": "fast"}, {"engine": None}, {"precision": "fp8"}, {"precision": "bf16"},
-                {"refine": -1}, {"refine": 1.5}, {"chunk": 0}, {"chunk": 2.0}):
+                {"refine": -1}, {"refine": 1.5}, {"chunk": 0}, {"chunk": 2.0}, {"engine_options": None},
+                {"engine_options": {"workers": 0}}):
         with pytest.raises(ValueError):
             ScanConfig(**bad)
+
+
+def test_engine_options_are_frozen_validated_and_part_of_the_key():
+    opts = EngineOptions()
+    assert (opts.fuse, opts.full_fraction, opts.workers, opts.cpu_batch_pixels) == (True, 1.0, None, 8 * 224 * 224)
+    assert ScanConfig().engine_options == opts
+    assert hash(ScanConfig(engine_options=EngineOptions())) == hash(ScanConfig())
+    assert ScanConfig(engine_options=EngineOptions(workers=1)) != ScanConfig()
+    assert ScanConfig(patch=None, engine_options=EngineOptions(workers=1)).for_size(224).engine_options.workers == 1
+    with pytest.raises(AttributeError):
+        opts.workers = 1
+    for bad in ({"fuse": 1}, {"full_fraction": 0}, {"full_fraction": 1.5}, {"full_fraction": True},
+                {"workers": 0}, {"workers": 1.0}, {"cpu_batch_pixels": 0}, {"cpu_batch_pixels": None}):
+        with pytest.raises(ValueError):
+            EngineOptions(**bad)
+    # a saved result holds the options as a dict (dataclasses.asdict); unknown keys are ignored
+    cfg = ScanConfig(engine_options={"workers": 2, "fuse": False, "later": 1})
+    assert cfg.engine_options == EngineOptions(fuse=False, workers=2)
+
+
+def test_saved_parameters_keep_the_engine_options():
+    """result.json holds dataclasses.asdict of the AttackConfig (engine options as a nested dict);
+    loading it gives the same config back, and a file from before the options existed still loads."""
+    import json
+    from dataclasses import asdict
+
+    from sdsgsm.attacks import AttackConfig
+    from sdsgsm.share import load_result
+
+    cfg = AttackConfig(scan=ScanConfig(patch=32, engine_options=EngineOptions(fuse=False, workers=1)))
+    saved = {"method": "sd-sgsm", "image": "imagenet/x.jpg", "parameters": asdict(cfg)}
+    assert json.loads(json.dumps(saved))["parameters"]["scan"]["engine_options"]["workers"] == 1
+    assert load_result(json.dumps(saved).encode()).cfg == cfg
+    del saved["parameters"]["scan"]["engine_options"]  # written before the options existed
+    assert load_result(json.dumps(saved).encode()).cfg == AttackConfig(scan=ScanConfig(patch=32))

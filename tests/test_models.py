@@ -141,7 +141,7 @@ def test_prepared_lite_network_is_the_plain_module_in_float64(lite0, imagenet_ba
 
     plain = copy.deepcopy(lite0).double()
     plain.fast = False
-    net = compile_lite(plain, torch.float64)
+    net = compile_lite(plain.net, plain.mean, plain.std, torch.float64)
     x = F.interpolate(imagenet_batch[0][:2], size=(80, 80), mode="bilinear", antialias=True).double()
     y = imagenet_batch[1][:2]
     got_logits, got_grad = _logits_and_input_grad(lambda t: lite_forward(net, t), x, y)

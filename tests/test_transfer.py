@@ -43,14 +43,14 @@ def _tiny(size: int = 32, flip: float = 1.0, name: str = "tiny") -> Classifier:
 # ----------------------------------------------------------------------------- models
 @pytest.mark.slow
 def test_lite1_and_lite2_load_offline_and_classify_the_gallery(imagenet_batch):
-    from sdsgsm import incremental
+    from sdsgsm.models import supports_incremental
 
     x, y, _ = imagenet_batch  # the 20 gallery images at 224 px
     names = {m.name: m.available for m in available_models()}
     assert names["efficientnet_lite1"] and names["efficientnet_lite2"]
     for name, native in (("efficientnet_lite1", 240), ("efficientnet_lite2", 260)):
         model = load_model(name, device="cpu")
-        assert model.input_size == native and incremental.supports(model)  # the Classifier fast path applies
+        assert model.input_size == native and supports_incremental(model)  # the Classifier fast path applies
         wrapped = at_size(model, 224)
         with torch.inference_mode():
             fast = wrapped(x)
