@@ -68,3 +68,53 @@ def test_a_new_core_module_must_be_placed_in_a_layer(copy: Path):
     run = _lint(copy)
     assert run.returncode != 0
     assert "unplaced" in run.stdout + run.stderr
+
+
+def import_circles(package: str = "sdsgsm") -> list[list[str]]:
+    """Every set of modules of ``package`` that import each other in a loop (strongly connected components of
+    more than one module in grimp's import graph, which counts imports inside functions too)."""
+    import grimp
+
+    graph = grimp.build_graph(package, cache_dir=None)
+    edges = {m: sorted(n for n in graph.find_modules_directly_imported_by(m) if n in graph.modules)
+             for m in sorted(graph.modules)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while not part or part[-1] != v:
+                part.append(stack.pop())
+            if len(part) > 1:
+                circles.append(sorted(part))
+
+    for module in edges:
+        if module not in index:
+            visit(module)
+    return circles
+
+
+def test_no_import_circles():
+    assert import_circles() == []
+
+
+def test_the_circle_finder_finds_a_circle(copy: Path, monkeypatch):
+    with open(copy / "sdsgsm" / "params.py", "a", encoding="utf-8") as f:
+        f.write("\n\ndef _late():\n    from sdsgsm import timing\n\n    return timing\n")
+    with open(copy / "sdsgsm" / "timing.py", "a", encoding="utf-8") as f:
+        f.write("\nfrom sdsgsm import params  # noqa\n")
+    monkeypatch.syspath_prepend(str(copy))
+    for name in [m for m in sys.modules if m == "sdsgsm" or m.startswith("sdsgsm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert import_circles() == [["sdsgsm.params", "sdsgsm.timing"]]
