@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import page_path
 
 from sdsgsm.attacks import METHODS, AttackConfig, run_attack
 from sdsgsm.occlusion import ScanConfig, occlusion_scan
@@ -96,7 +97,7 @@ def test_explorer_runs_on_cuda_with_the_cpu_numbers(lite0):
     from sdsgsm.experiments.report import attack_image
     from sdsgsm.params import PARAMS, build_config
 
-    at = AppTest.from_file(str(ROOT / "pages/1_Explorer.py"), default_timeout=600)
+    at = AppTest.from_file(str(ROOT / page_path("Explorer")), default_timeout=600)
     at.query_params["patch"], at.query_params["steps"] = "56", "2"
     at.run()
     assert not at.exception
