@@ -1,34 +1,19 @@
-"""Shared fixtures: tiny fixed-weight models with hand-checkable outputs, and the real model."""
+"""Shared fixtures: tiny fixed-weight models with hand-checkable outputs, the real model, and the
+headless-Chromium browser tests' server, browser and screenshot folder.
+
+The models and browser helpers themselves are plain code in helpers.py.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
-from torch import nn
+from helpers import CHROMIUM, FLAGS, TinyCNN, WeightedSum, blob_weight, need_chromium, tiny_classifier  # noqa: F401
 
 from sdsgsm.models import Classifier
-
-
-class WeightedSum(nn.Module):
-    """logit_0 = Σ W·x over all channels and pixels, logit_1 = 0.
-
-    Zeroing window Ω changes the logits by exactly Σ_Ω W·x, so Δ_Ω (eq. 2) is hand-checkable.
-    """
-
-    def __init__(self, weight: torch.Tensor):
-        super().__init__()
-        self.register_buffer("weight", weight)  # (3, H, W)
-
-    def forward(self, x):
-        s = (x * self.weight).flatten(1).sum(1)
-        return torch.stack([s, torch.zeros_like(s)], 1)
-
-
-def blob_weight(size: int = 32, top: int = 8, left: int = 16, patch: int = 8) -> torch.Tensor:
-    """Integer weights (exact in float32): 1 everywhere, 8 inside one patch-aligned window."""
-    w = torch.ones(3, size, size)
-    w[:, top:top + patch, left:left + patch] = 8.0
-    return w
 
 
 @pytest.fixture
@@ -36,27 +21,9 @@ def weighted_sum_model():
     return Classifier(WeightedSum(blob_weight()), "weighted_sum", ["a", "b"], 32)
 
 
-class TinyCNN(nn.Module):
-    """A small fixed-seed CNN with non-trivial gradients (10 classes, any input size)."""
-
-    def __init__(self):
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
-        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
-        self.fc = nn.Linear(16, 10)
-        for p in self.parameters():
-            p.data = torch.randn(p.shape, generator=g) * 0.5
-
-    def forward(self, x):
-        h = torch.relu(self.conv1(x))
-        h = torch.relu(self.conv2(h))
-        return self.fc(h.mean((2, 3)))
-
-
 @pytest.fixture
 def tiny_cnn():
-    return Classifier(TinyCNN(), "tiny_cnn", [f"c{i}" for i in range(10)], 32)
+    return tiny_classifier()
 
 
 @pytest.fixture
@@ -78,3 +45,44 @@ def imagenet_batch():
 
     x, y, keys = load_gallery("imagenet", 224)
     return x, y, keys
+
+
+# ----------------------------------------------------------------------------- browser tests
+@pytest.fixture(scope="module")
+def server():
+    """The app served for one test module (`streamlit run app.py`); skips without Debian chromium."""
+    from sdsgsm.ui.server import start_server, stop_server  # sdsgsm.ui brings streamlit: only when asked
+
+    need_chromium()
+    proc, url = start_server()
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture
+def fresh_server():
+    """A server of its own, so that the test's request is the very first this server sees."""
+    from sdsgsm.ui.server import start_server, stop_server
+
+    need_chromium()
+    proc, url = start_server()
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS[1:], headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where screenshots go: pytest's tmp_path, or $SDSGSM_SCREENSHOTS when it is set (to look at them)."""
+    folder = Path(os.environ.get("SDSGSM_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

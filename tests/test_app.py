@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import page_path
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -51,7 +52,7 @@ def scan_counter(monkeypatch):
 
 
 def test_explorer_defaults_then_omega_change_reuses_cached_scan(scan_counter):
-    at = page("pages/1_Explorer.py")
+    at = page(page_path("Explorer"))
     assert not at.exception and not at.error
     first = metrics(at)
     assert set(first) == {"Attack success", "L2", "L∞", "SSIM", "Attack time", "Scan time"}
@@ -66,7 +67,7 @@ def test_explorer_defaults_then_omega_change_reuses_cached_scan(scan_counter):
 
 
 def test_explorer_scan_scores_the_attacked_label_for_confidence_drop(scan_counter):
-    at = page("pages/1_Explorer.py", score="confidence_drop")
+    at = page(page_path("Explorer"), score="confidence_drop")
     assert not at.exception and scan_counter[-1][1].tolist() == [243]  # the gallery's true label, as the CLI
     at.selectbox(key="ex_label_mode").select("choose…").run()
     at.selectbox(key="ex_label").select(7).run()
@@ -74,7 +75,7 @@ def test_explorer_scan_scores_the_attacked_label_for_confidence_drop(scan_counte
 
 
 def test_explorer_preset_reset_method_and_label():
-    at = page("pages/1_Explorer.py")
+    at = page(page_path("Explorer"))
     at.button(key="ex_preset_table2").click().run()
     assert at.select_slider(key="ex_steps").value == 10 and at.slider(key="ex_alpha").value == 4.0
     at.button(key="ex_preset_table1-paper").click().run()
@@ -89,7 +90,7 @@ def test_explorer_preset_reset_method_and_label():
 
 
 def test_explorer_bad_parameters_and_query_values_are_explained():
-    at = page("pages/1_Explorer.py", omega="nan", eps_strong="inf", eps_weak="99", region="blob", method="nope")
+    at = page(page_path("Explorer"), omega="nan", eps_strong="inf", eps_weak="99", region="blob", method="nope")
     assert not at.exception
     warnings = " ".join(w.value for w in at.warning)
     for name in ("omega", "eps_strong", "eps_weak", "region", "method"):
@@ -104,17 +105,17 @@ def test_explorer_bad_parameters_and_query_values_are_explained():
 
 
 def test_explorer_links_beyond_the_old_slider_ranges_work_and_stay_in_their_session():
-    at = page("pages/1_Explorer.py", steps="200", eps_strong="20", eps_max="24", omega="7", patch="28")
+    at = page(page_path("Explorer"), steps="200", eps_strong="20", eps_max="24", omega="7", patch="28")
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.select_slider(key="ex_steps").value == 200 and at.slider(key="ex_eps_strong").value == 20.0
     assert at.select_slider(key="ex_omega").value == 7.0 and metrics(at)["L∞"] != "8.00/255"
-    other = page("pages/1_Explorer.py")  # a second session: its sliders are the spec's, not the link's
+    other = page(page_path("Explorer"))  # a second session: its sliders are the spec's, not the link's
     assert "7" not in other.select_slider(key="ex_omega").options and "200" not in other.select_slider(
         key="ex_steps").options
 
 
 def test_explorer_threshold_region_reports_delta_range_and_warns():
-    at = page("pages/1_Explorer.py", region="threshold")
+    at = page(page_path("Explorer"), region="threshold")
     assert not at.exception
     assert any("selects every window" in w.value for w in at.warning)
     assert any(c.value.startswith("Δ ranges") and "R holds 16 of 16 windows" in c.value for c in at.caption)
@@ -129,7 +130,7 @@ def _png(arr: np.ndarray, mode=None) -> bytes:
 
 
 def test_explorer_uploads_good_and_bad_images():
-    at = page("pages/1_Explorer.py")
+    at = page(page_path("Explorer"))
     at.radio(key="ex_source").set_value("Upload").run()
     assert not at.exception and at.info  # asks for an upload
     rgba = np.random.default_rng(0).integers(0, 255, (120, 90, 4), dtype=np.uint8)
@@ -142,7 +143,7 @@ def test_explorer_uploads_good_and_bad_images():
 
 
 def test_explorer_checkpoint_upload_with_wrong_architecture_is_explained():
-    at = page("pages/1_Explorer.py")
+    at = page(page_path("Explorer"))
     at.selectbox(key="ex_model").select("own checkpoint").run()
     assert not at.exception and at.info
     at.file_uploader(key="ex_ckpt").set_value(("evil.pt", b"\x80\x04garbage", "application/octet-stream")).run()
@@ -150,7 +151,7 @@ def test_explorer_checkpoint_upload_with_wrong_architecture_is_explained():
 
 
 def test_compare_page_has_a_row_per_method():
-    at = page("pages/2_Compare.py")
+    at = page(page_path("Compare"))
     assert not at.exception and at.info  # waits for the Run button
     at.multiselect(key="cmp_images_imagenet_photo").set_value(["imagenet/imagenet_00_243.jpg"]).run()
     at.multiselect(key="cmp_methods").set_value(["fgsm", "sd-sgsm", "pgd"]).run()
@@ -169,7 +170,7 @@ def _widget_keys(at) -> set[str]:
 
 
 def test_compare_shows_only_the_parameters_of_the_chosen_methods():
-    at = page("pages/2_Compare.py")
+    at = page(page_path("Compare"))
     at.multiselect(key="cmp_methods").set_value(["fgsm", "pgd"]).run()
     keys = _widget_keys(at)
     assert "cmp_eps" in keys and not {"cmp_sigma_g", "cmp_patch_size", "cmp_eps_strong"} & keys
@@ -187,7 +188,7 @@ def test_compare_runs_on_an_uploaded_cifar_checkpoint():
     torch.manual_seed(0)
     buf = io.BytesIO()
     torch.save(cifar_resnet18(10).state_dict(), buf)  # the paper's architecture, 44.8 MB in float32
-    at = page("pages/2_Compare.py", patch="0", steps="1")
+    at = page(page_path("Compare"), patch="0", steps="1")
     at.selectbox(key="cmp_model").select("own checkpoint").run()
     at.file_uploader(key="cmp_ckpt").set_value(("resnet18_cifar.pt", buf.getvalue(), "application/octet-stream")).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -201,7 +202,7 @@ def test_compare_runs_on_an_uploaded_cifar_checkpoint():
 
 
 def test_benchmark_page_runs_table1_stops_keeping_finished_methods_and_explains_bad_paths(tmp_path):
-    at = page("pages/3_Benchmark.py")
+    at = page(page_path("Benchmark"))
     assert not at.exception and any("Table 1" in i.value for i in at.info)
     assert at.slider(key="bench_eps_weak").value == 4.0  # the preset's numbers are in the sidebar
     at.number_input(key="bench_limit").set_value(2).run()
@@ -226,8 +227,8 @@ def test_benchmark_page_runs_table1_stops_keeping_finished_methods_and_explains_
 def test_explorer_refuses_more_smoothfool_iterations_than_the_app_allows_only_for_smoothfool():
     from sdsgsm.ui.limits import APP_MAX_SF_ITER
 
-    at = page("pages/1_Explorer.py", method="smoothfool", sf_max_iter=str(APP_MAX_SF_ITER + 1))
+    at = page(page_path("Explorer"), method="smoothfool", sf_max_iter=str(APP_MAX_SF_ITER + 1))
     assert not at.exception
     assert any("above this app's limit of 50" in e.value and "--sf-max-iter 51" in e.value for e in at.error)
-    other = page("pages/1_Explorer.py", method="fgsm", sf_max_iter=str(APP_MAX_SF_ITER + 1))
+    other = page(page_path("Explorer"), method="fgsm", sf_max_iter=str(APP_MAX_SF_ITER + 1))
     assert not other.exception and not any("app's limit" in e.value for e in other.error)

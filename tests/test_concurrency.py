@@ -11,9 +11,10 @@ import threading
 import time
 
 import pytest
-from test_browser import CHROMIUM, FLAGS, LONG, _need_chromium, start_server, stop_server
+from helpers import CHROMIUM, FLAGS, LONG, need_chromium, page_url
 
 from sdsgsm.data import gallery
+from sdsgsm.ui.server import start_server, stop_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 METHODS = ["sd-sgsm", "fgsm", "sgsm", "ifgsm", "sd-fgsm", "mifgsm", "sd-sgsm", "nifgsm"]
@@ -35,7 +36,7 @@ def _read(browser, url: str, query: dict) -> dict:
     """Open one fresh browser context on the link and read back what the page shows."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()
-    page.goto(url + "/Explorer?" + "&".join(f"{k}={v}" for k, v in query.items()), timeout=LONG)
+    page.goto(f"{url}/{page_url('Explorer')}?" + "&".join(f"{k}={v}" for k, v in query.items()), timeout=LONG)
     page.get_by_text("Attack success").wait_for(timeout=LONG)
     page.wait_for_load_state("networkidle")
     metrics = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-testid="stMetric"]')]
@@ -70,7 +71,7 @@ def _in_threads(fn, items):
 
 
 def test_eight_concurrent_sessions_show_exactly_their_own_numbers():
-    _need_chromium()
+    need_chromium()
     from playwright.sync_api import sync_playwright
 
     requests = _requests()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from corpus import checkpoint_cases, image_cases, materialise, parameter_cases, raises_on_one, seven_classes
+from helpers import page_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
@@ -152,7 +153,7 @@ def test_out_pointing_at_a_file_and_seed_minus_one(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- AppTest
 def _explorer(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages/1_Explorer.py"), default_timeout=600)
+    at = AppTest.from_file(str(ROOT / page_path("Explorer")), default_timeout=600)
     for k, v in {"patch": "56", "steps": "2", **query}.items():
         at.query_params[k] = v
     return at.run()
@@ -191,7 +192,7 @@ def test_work_limits_of_the_app():
     assert not at.exception and "windows to scan" in at.error[0].value
 
 
-_PAGES = ["pages/1_Explorer.py", "pages/2_Compare.py", "pages/3_Benchmark.py"]
+_PAGES = [page_path("Explorer"), page_path("Compare"), page_path("Benchmark")]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import pytest
 import scipy.ndimage
 import torch
 import torch.nn.functional as F
+from helpers import page_path
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 from torch import nn
@@ -83,7 +84,7 @@ def test_tvm_equals_art_with_the_fixed_mask_and_does_not_depend_on_the_batch():
 
 
 # ----------------------------------------------------------------------------- gradients
-@pytest.mark.parametrize("name", ["jpeg", "median", "bitdepth", "tvm"])
+@pytest.mark.parametrize("name", [name for name, d in DEFENCES.items() if d.bpda])
 def test_bpda_gradient_equals_the_identity_gradient_at_t_of_x(tiny_cnn, name):
     """Athalye et al. 2018 §4.1: ∇_x L(f(T(x))) through BPDA is ∇_z L(f(z)) at z = T(x)."""
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(7))
@@ -278,7 +279,7 @@ def test_cli_defend_on_two_gallery_images(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- the page (AppTest)
 def test_defences_page_runs_from_a_link_and_explains_bad_values():
-    at = AppTest.from_file(str(ROOT / "pages/7_Defences.py"), default_timeout=600)
+    at = AppTest.from_file(str(ROOT / page_path("Defences")), default_timeout=600)
     for k, v in {"methods": "fgsm", "defences": "jpeg,bitdepth,bogus", "limit": "1", "jpeg_quality": "50",
                  "median_window": "4"}.items():
         at.query_params[k] = v

@@ -20,13 +20,14 @@ import torch
 from sdsgsm.attacks import AttackConfig
 from sdsgsm.distributed import merge_shards, torchrun_env
 from sdsgsm.experiments.benchmark import OUTPUT_FILES, run_benchmark
+from sdsgsm.metrics import metric_list
 from sdsgsm.occlusion import ScanConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["benchmark", "--data", "gallery", "--limit", "4", "--methods", "sd-fgsm,pgd", "--steps", "2",
         "--patch", "32", "--batch-size", "1", "--criterion", "all", "--threads", "1", "--out", "out"]
 # differ between any two runs: the timing columns and the run's clock; 'processes' records N
-TIME_COLUMNS = ("time_s", "attack_time_s", "scan_time_s")
+TIME_COLUMNS = [m.key for m in metric_list() if m.unit == "s"]  # the registry's timings
 RUN_KEYS = ("created_utc", "wall_time_s", "processes")
 
 

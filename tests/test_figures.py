@@ -50,10 +50,9 @@ def check_files(files: dict, stem: str):
 @pytest.fixture(scope="module")
 def tiny_records():
     """Image records of 3 CIFAR gallery images × 2 methods on a tiny fixed CNN (fast, exact)."""
-    from sdsgsm.models import Classifier
-    from tests.conftest import TinyCNN
+    from helpers import tiny_classifier
 
-    model = Classifier(TinyCNN(), "tiny_cnn", [f"c{i}" for i in range(10)], 32)
+    model = tiny_classifier()
     cfg = build_config({"patch": 8, "steps": 2})
     return figure_grid.grid_records(model, CIFAR, ["fgsm", "sd-sgsm"], cfg)
 

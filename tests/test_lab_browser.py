@@ -5,14 +5,14 @@ Screenshots go to pytest's tmp_path, or to $SDSGSM_SCREENSHOTS when it is set.
 """
 
 import pytest
-from test_browser import IDLE, LONG, assert_clean_page, browser, server, shots  # noqa: F401  (fixtures)
+from helpers import IDLE, LONG, assert_clean_page, page_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_robust_training_deep_link_shows_the_lab(server, browser, shots):  # noqa: F811
+def test_robust_training_deep_link_shows_the_lab(server, browser, shots):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{server}/Robust_training?xmethod=pgd&xeps=24&epochs=oops", timeout=120_000)
+    page.goto(f"{server}/{page_url('Robust training')}?xmethod=pgd&xeps=24&epochs=oops", timeout=120_000)
     page.get_by_text("CW-L2 on the distilled model").wait_for(timeout=LONG)
     page.wait_for_selector(IDLE, timeout=LONG)
     page.locator(".js-plotly-plot").first.wait_for(timeout=LONG)

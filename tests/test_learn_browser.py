@@ -6,7 +6,7 @@ Screenshots go to pytest's tmp_path, or to $SDSGSM_SCREENSHOTS when it is set.
 import re
 
 import pytest
-from test_browser import IDLE, LONG, assert_clean_page, browser, server, shots  # noqa: F401  (fixtures)
+from helpers import IDLE, LONG, assert_clean_page, page_url
 
 from sdsgsm.ui.learn import TITLES
 
@@ -20,9 +20,9 @@ def _settled(page, title: str) -> None:
     assert "Traceback" not in page.content()
 
 
-def test_learn_steps_through_every_station_and_replays(server, browser, shots):  # noqa: F811
+def test_learn_steps_through_every_station_and_replays(server, browser, shots):
     page = browser.new_page(viewport={"width": 1400, "height": 1700})
-    page.goto(f"{server}/Learn?patch=56&steps=3", timeout=120_000)
+    page.goto(f"{server}/{page_url('Learn')}?patch=56&steps=3", timeout=120_000)
     for i, title in enumerate(TITLES):
         _settled(page, title)
         if i == 5:  # the replay: move the step slider from t = 0 to t = 2 with the keyboard
@@ -37,9 +37,9 @@ def test_learn_steps_through_every_station_and_replays(server, browser, shots): 
         page.screenshot(path=str(shots / f"learn_{i + 1}.png"), full_page=True)
         if i < len(TITLES) - 1:
             page.get_by_role("button", name="Next →").click()
-    assert "/Explorer?image=imagenet/imagenet_00_243.jpg" in page.locator("code").first.inner_text()
+    assert f"/{page_url('Explorer')}?image=imagenet/imagenet_00_243.jpg" in page.locator("code").first.inner_text()
     page.get_by_role("button", name=re.compile("Open the Explorer")).click()
     page.get_by_text("Attack success").wait_for(timeout=LONG)
-    assert page.url.split("?")[0].endswith("/Explorer") and "image=imagenet" in page.url
+    assert page.url.split("?")[0].endswith("/" + page_url("Explorer")) and "image=imagenet" in page.url
     assert_clean_page(page)
     page.close()

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import WeightedSum, blob_weight
+from helpers import WeightedSum, blob_weight
 
 from sdsgsm.attacks import FAMILY_SPECS, METHODS, AttackConfig, run_attack
 from sdsgsm.attacks.fgsm_family import input_gradient

@@ -4,6 +4,7 @@ chunks (issue 13 part 2), and still shows the result: OOM injected into the real
 from pathlib import Path
 
 import torch
+from helpers import page_path
 from streamlit.testing.v1 import AppTest
 
 import sdsgsm.ui
@@ -23,7 +24,7 @@ def test_explorer_shows_the_retry_and_the_result(monkeypatch):
     monkeypatch.setattr(incremental, "_chunk_diffs", faulty)
     sdsgsm.ui.cache.scan.clear()
     sdsgsm.ui.cache.attack.clear()
-    at = AppTest.from_file(str(ROOT / "pages/1_Explorer.py"), default_timeout=600)
+    at = AppTest.from_file(str(ROOT / page_path("Explorer")), default_timeout=600)
     at.query_params["patch"], at.query_params["steps"] = "56", "2"
     at.run()
     sdsgsm.ui.cache.scan.clear()  # later tests get an unfailing scan

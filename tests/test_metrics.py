@@ -188,10 +188,9 @@ def test_radar_uses_total_time_and_registry_labels():
 # ----------------------------------------------------------------------------- output writer
 @pytest.fixture(scope="module")
 def report():
-    from sdsgsm.models import Classifier
-    from tests.conftest import TinyCNN
+    from helpers import tiny_classifier
 
-    model = Classifier(TinyCNN(), "tiny_cnn", [f"c{i}" for i in range(10)], 32)
+    model = tiny_classifier()
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     return attack_tensor(model, x, AttackConfig(steps=2, alpha=2 / 255, scan=ScanConfig(patch=8)), "sd-sgsm")
 

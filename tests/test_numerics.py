@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TinyCNN
+from helpers import TinyCNN, tiny_classifier
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -18,7 +18,7 @@ from sdsgsm.params import GRAD_NORMS, REGIONS
 
 BOUNDED = [name for name, m in METHODS.items() if m.bounded]
 FAMILY = [name for name, m in METHODS.items() if m.backend == "sdsgsm"]
-TINY = Classifier(TinyCNN(), "tiny_cnn", [f"c{i}" for i in range(10)], 32)
+TINY = tiny_classifier()
 X = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 Y = torch.tensor([3, 7])
 

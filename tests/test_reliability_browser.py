@@ -11,7 +11,7 @@ import re
 
 import pytest
 from corpus import image_cases
-from test_browser import LONG, ROOT, assert_clean_page, browser, server  # noqa: F401  (fixtures)
+from helpers import LONG, ROOT, assert_clean_page, page_url
 
 pytestmark = pytest.mark.browser
 
@@ -20,10 +20,10 @@ def _alerts(page) -> str:
     return " | ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
 
 
-def test_bad_uploads_and_an_odd_link_in_chromium(server, browser, tmp_path):  # noqa: F811
+def test_bad_uploads_and_an_odd_link_in_chromium(server, browser, tmp_path):
     cases = {c.name: c for c in image_cases()}
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{server}/Explorer?patch=56&steps=2", timeout=120_000)
+    page.goto(f"{server}/{page_url('Explorer')}?patch=56&steps=2", timeout=120_000)
     page.get_by_text("Attack success").wait_for(timeout=LONG)
     page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').get_by_text("Upload", exact=True).click()
     uploader = page.locator('[data-testid="stFileUploader"]', has_text="Upload an image").locator('input[type="file"]')
@@ -43,7 +43,7 @@ def test_bad_uploads_and_an_odd_link_in_chromium(server, browser, tmp_path):  # 
     page.get_by_text("Attack success").wait_for(timeout=LONG)  # the session lives on
     assert_clean_page(page)
 
-    page.goto(f"{server}/Explorer?omega=nan&steps=999&eps_strong=abc&patch=56", timeout=120_000)
+    page.goto(f"{server}/{page_url('Explorer')}?omega=nan&steps=999&eps_strong=abc&patch=56", timeout=120_000)
     page.get_by_text(re.compile("limit of 200")).wait_for(timeout=LONG)
     text = _alerts(page)
     assert "omega=" in text and "eps_strong=" in text and "limit of 200" in text

@@ -13,6 +13,7 @@ from sdsgsm.attacks.smoothfool import CLIP_TOL, smooth_clip
 from sdsgsm.experiments.benchmark import run_benchmark
 from sdsgsm.experiments.report import attack_tensor
 from sdsgsm.metrics import METRICS, per_sample_metrics, summarise
+from sdsgsm.params import SF_KERNELS
 from sdsgsm.smoothing import gaussian_width, kernel_1d, roughness, roughness_normalised
 
 CFG = AttackConfig(sigma_g=1.0, sf_max_iter=50)
@@ -25,7 +26,7 @@ def _fooled(r) -> list[bool]:
 # ----------------------------------------------------------------------------- kernels and roughness
 def test_kernels_sum_to_one_and_have_the_papers_shapes():
     assert gaussian_width(1.0) == 5 and gaussian_width(2.0) == 11 and len(kernel_1d("gaussian", 2.0)) == 11
-    for kind in ("gaussian", "uniform", "linear"):
+    for kind in SF_KERNELS:
         k = kernel_1d(kind, 3.0, 9)
         assert k.sum().item() == pytest.approx(1.0) and torch.equal(k, k.flip(0))
     lin = kernel_1d("linear", size=25)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import page_path
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -38,7 +39,7 @@ def _jpeg(seed: int) -> bytes:
 
 
 def test_200_changes_and_50_uploads_keep_memory_bounded():
-    at = AppTest.from_file(str(ROOT / "pages/1_Explorer.py"), default_timeout=600)
+    at = AppTest.from_file(str(ROOT / page_path("Explorer")), default_timeout=600)
     at.query_params["patch"] = "56"
     at.query_params["steps"] = "2"
     at.run()

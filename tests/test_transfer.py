@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TinyCNN, tiny_classifier
 
 from sdsgsm.attacks import METHODS, build_config, run_attack
 from sdsgsm.cli import main
@@ -14,7 +15,6 @@ from sdsgsm.ensemble import Ensemble, ModelSpec, Resized, at_size, parse_spec, p
 from sdsgsm.experiments.benchmark import run_benchmark
 from sdsgsm.experiments.transfer import SAMPLE_COLUMNS, SUMMARY_COLUMNS, relation, run_transfer, transfer_files
 from sdsgsm.models import Classifier, ModelError, available_models, load_model
-from tests.conftest import TinyCNN
 
 
 class TinyLinear(torch.nn.Module):
@@ -37,7 +37,7 @@ def _linear(seed: int, size: int = 32) -> Classifier:
 def _tiny(size: int = 32, flip: float = 1.0, name: str = "tiny") -> Classifier:
     net = TinyCNN()
     net.fc.weight.data *= flip
-    return Classifier(net, name, [f"c{i}" for i in range(10)], size)
+    return tiny_classifier(name, size, net)
 
 
 # ----------------------------------------------------------------------------- models

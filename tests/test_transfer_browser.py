@@ -1,14 +1,14 @@
 """The Transfer page in headless Chromium (issue 12): a deep link runs a small matrix and shows it cleanly."""
 
 import pytest
-from test_browser import LONG, assert_clean_page, browser, server, shots  # noqa: F401  (fixtures)
+from helpers import LONG, assert_clean_page, page_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_transfer_page_in_chromium_runs_a_two_image_matrix(server, browser, shots):  # noqa: F811
+def test_transfer_page_in_chromium_runs_a_two_image_matrix(server, browser, shots):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{server}/Transfer?sources=lite0&ens=&targets=lite0,lite1&methods=fgsm&limit=2&steps=2",
+    page.goto(f"{server}/{page_url('Transfer')}?sources=lite0&ens=&targets=lite0,lite1&methods=fgsm&limit=2&steps=2",
               timeout=120_000)
     page.get_by_text("Press Run transfer", exact=False).wait_for(timeout=LONG)
     assert_clean_page(page)
@@ -19,7 +19,7 @@ def test_transfer_page_in_chromium_runs_a_two_image_matrix(server, browser, shot
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)  # the interactive matrix
     assert page.locator(".js-plotly-plot").count() == 1
     page.get_by_role("button", name="transfer.csv", exact=True).wait_for(timeout=LONG)  # downloads come last
-    assert "/Transfer?" in page.url and "targets=lite0%2Clite1" in page.url
+    assert f"/{page_url('Transfer')}?" in page.url and "targets=lite0%2Clite1" in page.url
     assert_clean_page(page)
     page.screenshot(path=str(shots / "transfer.png"), full_page=True)
     page.close()
