@@ -32,6 +32,7 @@ import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -428,8 +429,16 @@ def _omp_set_num_threads():
         return None
     try:
         with open("/proc/self/maps") as f:
-            found = re.search(r"(/\S*lib[gi]?omp[\w.-]*\.so[\w.]*)", f.read())
-        return ctypes.CDLL(found.group(1)).omp_set_num_threads if found else None
+            found = sorted(set(re.findall(r"(/\S*lib[gi]?omp[\w.-]*\.so[\w.]*)", f.read())))
+    except OSError:
+        return None
+    # other packages bring OpenMP runtimes of their own (scikit-learn, imported with ART, loads a second
+    # libgomp): take the one in torch's own folders, or the only one there is, never a guess
+    home = str(Path(torch.__file__).resolve().parent.parent)
+    own = [path for path in found if path.startswith(home) and "/torch" in path[len(home):]]
+    chosen = own[0] if own else (found[0] if len(found) == 1 else None)
+    try:
+        return ctypes.CDLL(chosen).omp_set_num_threads if chosen else None
     except (OSError, AttributeError):
         return None
 

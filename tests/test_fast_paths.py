@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import platform
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -120,3 +121,30 @@ def test_bfloat16_support_query_exists():
     """``auto`` precision asks oneDNN whether this CPU has native bfloat16; the query must answer
     (True or False), not fall back to float32 for want of the op."""
     assert isinstance(torch.ops.mkldnn._is_mkldnn_bf16_supported(), bool)
+
+
+def test_the_openmp_runtime_found_is_torchs_beside_another_one():
+    """scikit-learn (imported with ART) loads a second libgomp; the per-thread setting must still reach the
+    runtime torch uses, or the scan workers silently run multi-threaded."""
+    import sklearn.utils  # noqa: F401  (loads scikit-learn's own libgomp)
+
+    with open("/proc/self/maps") as f:
+        runtimes = set(re.findall(r"/\S*libgomp[\w.-]*\.so[\w.]*", f.read()))
+    if len(runtimes) < 2:
+        pytest.skip("this scikit-learn build brings no OpenMP runtime of its own")
+    incremental._omp_set_num_threads.cache_clear()
+    set_threads = incremental._omp_set_num_threads()
+    assert set_threads is not None
+
+    def one_thread() -> int:
+        torch.get_num_threads()
+        set_threads(1)
+        return torch.get_num_threads()
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(one_thread).result() == 1
+    finally:
+        torch.set_num_threads(before)
