@@ -35,6 +35,7 @@ def main() -> None:
     cfg = lab.TrainConfig(**record["training"])
     if args.epochs:
         cfg = lab.TrainConfig(**{**record["training"], "epochs": args.epochs})
+    torch.set_num_threads(cfg.threads)  # this script is its own process; the lab library never sets threads
     split = lab.load_split(cfg.seed, cfg.test_size)
     print(f"lab: {len(split.y_train)} train / {len(split.y_test)} test digits, {cfg}, load1 {os.getloadavg()[0]:.2f}")
     nets, seconds = lab.train_all(cfg, split)

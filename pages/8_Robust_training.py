@@ -8,45 +8,19 @@ import streamlit as st
 from sdsgsm.ui import lab as ul
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
+from sdsgsm.ui.widgets import param_widget
 
 st.set_page_config(page_title="Robust training · SD-SGSM", layout="wide")
 nav.sidebar()
 P = "lab"
 query = links.open_page(P, link_keys=())
-T0, E0, N0 = ul.shipped_settings()
-DEFAULTS = {"T": T0, "teps": E0, "epochs": N0, "xmethod": "fgsm", "xeps": 16.0}
-LIMITS = {"T": (1.0, 100.0), "teps": (0.0, ul.EPS_TOP), "epochs": (1, 50), "xeps": (0.0, 32.0)}
-
-
-def _from_link(name: str, raw: str):
-    """A link value into the page state; None (and a warning) when it is not valid."""
-    if name == "xmethod":
-        return raw if raw in ul.LAB_METHODS else None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    lo, hi = LIMITS[name]
-    if not lo <= value <= hi:  # NaN fails too
-        return None
-    return int(value) if name == "epochs" and value == int(value) else (None if name == "epochs" else value)
-
-
-for name, default in DEFAULTS.items():
-    st.session_state.setdefault(f"{P}_{name}", default)
-ignored = []
-for name in DEFAULTS:
-    if name in query:
-        value = _from_link(name, query[name])
-        if value is None:
-            ignored.append(f"{name}={query[name][:30]!r}")
-        else:
-            st.session_state[f"{P}_{name}"] = value
-if ignored:
-    st.warning(f"Ignored from the link (not valid values): {', '.join(ignored)}.")
+for warning in ul.init_page_state(P, query):  # widgets and link values from the lab's parameter spec
+    st.warning(warning)
+SHIPPED = ul.shipped_settings()
 if query:
-    st.session_state[f"{P}_settings"] = tuple(st.session_state[f"{P}_{n}"] for n in ("T", "teps", "epochs"))
-settings = st.session_state.setdefault(f"{P}_settings", (T0, E0, N0))
+    st.session_state[f"{P}_settings"] = tuple(ul.page_values(P, ul.RETRAIN).values())
+settings = st.session_state.setdefault(f"{P}_settings", SHIPPED)
+T0, E0, N0 = SHIPPED
 
 st.title("Robust training: distillation and adversarial training")
 st.caption("Four small CNNs on scikit-learn's 1,797 handwritten digits (8×8, pixels scaled to [0, 1]; stratified "
@@ -56,23 +30,20 @@ st.markdown("\n".join(f"- **{name}** — {text}" for name, text in ul.MODEL_TEXT
             "\n\nSources: Papernot et al. 2016 (distillation); Carlini & Wagner 2017 (distillation is not robust); "
             "Madry et al. 2018 (PGD training); the survey §2.1–2.3.")
 
-with st.expander("Retrain with other settings", icon=":material/model_training:",
-                 expanded=settings != (T0, E0, N0)):
-    cols = st.columns(3)
-    cols[0].number_input("Temperature T", 1.0, 100.0, step=1.0, key=f"{P}_T",
-                         help="T of the teacher and the student's soft labels; deployed at T = 1")
-    cols[1].number_input("Training ε (FGSM/PGD-AT)", 0.0, float(ul.EPS_TOP), step=0.005, format="%.3f",
-                         key=f"{P}_teps", help="L∞ budget on the [0, 1] scale; 32/255 ≈ 0.125 is the spec's top")
-    cols[2].number_input("Epochs", 1, 50, step=1, key=f"{P}_epochs", help="epochs of every model")
-    chosen = (float(st.session_state[f"{P}_T"]), float(st.session_state[f"{P}_teps"]),
-              int(st.session_state[f"{P}_epochs"]))
+with st.expander("Retrain with other settings", icon=":material/model_training:", expanded=settings != SHIPPED):
+    for col, name in zip(st.columns(3), ul.RETRAIN):
+        with col:
+            param_widget(P, ul.PAGE_SPEC[name])
+    chosen = tuple(ul.page_values(P, ul.RETRAIN).values())
     b1, b2 = st.columns([1, 4])
     if b1.button("Retrain", type="primary", key=f"{P}_retrain"):
         st.session_state[f"{P}_settings"] = settings = chosen
-    if b2.button("Shipped models", key=f"{P}_reset", help=f"T = {T0:g}, ε = {E0:g}, {N0} epochs"):
-        st.session_state[f"{P}_settings"] = settings = (T0, E0, N0)
-    st.caption(f"Shipped: T = {T0:g}, training ε = {E0:g}, {N0} epochs, seed 0. Other settings train the four "
-               "models here (3–15 s each on this 2-core CPU, bench/lab.py) and evaluate them on 5 ε values.")
+    if b2.button("Shipped models", key=f"{P}_reset", help=f"T = {T0:g}, ε = {E0 * 255:g}/255, {N0} epochs"):
+        st.session_state[f"{P}_settings"] = settings = SHIPPED
+    st.caption(f"Shipped: T = {T0:g}, training ε = {E0 * 255:g}/255, {N0} epochs, seed 0. Other settings train "
+               f"the four models here, in a worker process of their own (3–15 s each on this 2-core CPU, "
+               f"bench/lab.py, plus a few seconds to start it; at most {ul.APP_MAX_EPOCHS} epochs), and evaluate "
+               "them on 5 ε values.")
 
 T, teps, epochs = settings
 try:
@@ -94,7 +65,7 @@ except (ValueError, RuntimeError) as exc:
     st.stop()
 bar.empty()
 st.info(("Shipped models (assets/lab)" if ev["shipped"] else "Retrained here") +
-        f": T = {T:g}, training ε = {teps:g}, {epochs} epochs. Evaluation: {ev['eval']}.")
+        f": T = {T:g}, training ε = {teps * 255:g}/255, {epochs} epochs. Evaluation: {ev['eval']}.")
 
 st.subheader("Accuracy against ε")
 st.plotly_chart(ul.accuracy_chart(ev["curve"], ev["headline"]), key=f"{P}_chart")
@@ -147,9 +118,13 @@ with right:
 
 st.subheader("Examples: clean and adversarial digits")
 c1, c2 = st.columns(2)
-method = c1.selectbox("Attack", ul.LAB_METHODS, key=f"{P}_xmethod")
-xeps = c2.slider("ε (×1/255)", 0.0, 32.0, step=4.0, key=f"{P}_xeps")
-ex = ul.example_digits(T, teps, epochs, method, xeps / 255)
+with c1:
+    param_widget(P, ul.PAGE_SPEC["xmethod"])
+with c2:
+    param_widget(P, ul.PAGE_SPEC["xeps"])
+view = ul.page_values(P, ("xmethod", "xeps"))
+method, xeps = view["xmethod"], view["xeps"] * 255
+ex = ul.example_digits(T, teps, epochs, method, view["xeps"])
 for row_name in ("clean", "standard", "distilled"):
     cols = st.columns([1.2] + [1] * ul.EXAMPLES)
     cols[0].markdown(f"**{row_name}**" + ("" if row_name == "clean" else f"<br>{method}, ε = {xeps:g}/255"),
@@ -162,8 +137,8 @@ for row_name in ("clean", "standard", "distilled"):
             ok = r["adv_pred"][i] == ex["label"][i]
             cols[i + 1].image(ul.digit_png(r["x_adv"][i]),
                               caption=f"{r['adv_pred'][i]} ({r['adv_prob'][i]:.0%})" + ("" if ok else " · fooled"))
-link = {"T": f"{T:g}", "teps": f"{teps:g}", "epochs": str(epochs), "xmethod": method, "xeps": f"{xeps:g}"}
+link = ul.page_query({"temperature": T, "train_eps": teps, "epochs": epochs, **view})
 if st.query_params.to_dict() != link:
     st.query_params.from_dict(link)
-st.caption(f"Command line: `python -m sdsgsm lab train --temperature {T:g} --train-eps {teps:g} --epochs {epochs} "
-           "--out DIR` then `python -m sdsgsm lab eval --weights DIR --out DIR2`.")
+st.caption(f"Command line: `python -m sdsgsm lab train --temperature {T:g} --train-eps {teps * 255:g}/255 "
+           f"--epochs {epochs} --out DIR` then `python -m sdsgsm lab eval --weights DIR --out DIR2`.")

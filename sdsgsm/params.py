@@ -407,3 +407,70 @@ DEFENCE_PARAMS: dict[str, Param] = {p.name: p for p in [
     _defence("tvm_iter", int, 10, "TVM iterations", "L-BFGS-B iterations per channel (ART's default 10); the cost "
              "grows with it", "tvm", lo=1, hi=100, step=1),
 ]}
+
+
+# ----------------------------------------------------------------------------- robust-training lab
+# A spec table of its own: these parameters feed sdsgsm.experiments.lab.TrainConfig (group 'train', the flags of
+# ``lab train``) and EvalConfig (group 'eval', the flags of ``lab eval``); their defaults, range checks, CLI flags,
+# the Robust training page's widgets and link parsing and the README table derive from it. The shipped models
+# (assets/lab) were trained with the 'train' defaults.
+LAB_METHOD_NAMES = ("fgsm", "pgd", "sd-sgsm")  # sdsgsm.experiments.lab.LAB_METHODS (a test keeps them equal)
+
+
+def _lab(name: str, kind: type, default, label: str, help_: str, group: str, **kw) -> Param:
+    return Param(name, kind, default, label, help_, name, group, **kw)
+
+
+LAB_PARAMS: dict[str, Param] = {p.name: p for p in [
+    _lab("seed", int, 0, "Seed", "lab train: seed of the split, initialisation, shuffling and PGD starts", "train",
+         lo=0, hi=2**31 - 1, step=1),
+    _lab("test_size", float, 0.25, "Test share", "lab train: share of the stratified test split", "train",
+         lo=0.05, hi=0.9, step=0.05),
+    _lab("epochs", int, 20, "Epochs", "lab train: epochs of every model (teacher and student alike)", "train",
+         lo=1, hi=200, step=1),
+    _lab("batch_size", int, 64, "Batch size", "lab train: images per Adam step", "train", lo=1, hi=2048, step=1),
+    _lab("lr", float, 1e-3, "Learning rate", "lab train: Adam's learning rate, every model", "train",
+         lo=1e-6, hi=1.0, step=1e-4),
+    _lab("temperature", float, 20.0, "Temperature T", "lab train: T of the teacher and of the student's soft labels "
+         "(Papernot et al. 2016); the student is deployed at T = 1", "train", lo=1.0, hi=1000.0, step=1.0),
+    _lab("train_eps", float, 0.1, "Training ε (FGSM/PGD-AT)", "lab train: L∞ budget of FGSM and PGD adversarial "
+         "training (Goodfellow et al. 2015; Madry et al. 2018); may exceed the attacks' 32/255", "train",
+         unit="1/255", lo=0.0, hi=1.0, step=0.5),
+    _lab("pgd_steps", int, 7, "PGD-AT steps", "lab train: inner PGD steps of adversarial training, α = 2.5·ε/steps",
+         "train", lo=1, hi=100, step=1),
+    _lab("threads", int, 1, "Torch threads", "lab train: torch CPU threads of the training process (fixed for "
+         "bit-identical weights)", "train", lo=1, hi=64, step=1),
+    _lab("steps", int, 10, "Steps T (evaluation)", "lab eval: steps of PGD and SD-SGSM, α = 2.5·ε/T", "eval",
+         lo=1, hi=1000, step=1),
+    _lab("cw_steps", int, 50, "CW-L2 iterations", "lab eval: iterations of CW-L2 (Carlini & Wagner 2017)", "eval",
+         lo=1, hi=1000, step=1),
+    _lab("cw_limit", int, 50, "CW-L2 digits", "lab eval: CW-L2 runs on the first N test digits", "eval",
+         lo=1, hi=1797, step=1),
+    _lab("limit", int, None, "Test digits", "lab eval: use the first N test digits", "eval", lo=1, hi=1797, step=1,
+         auto="all test digits"),
+]}
+
+# The Robust training page's example row (clean and attacked digits): page-only view settings, not lab settings.
+LAB_VIEW_PARAMS: dict[str, Param] = {p.name: p for p in [
+    _lab("xmethod", str, "fgsm", "Attack", "attack of the example digits", "view", widget="select",
+         choices=LAB_METHOD_NAMES),
+    _lab("xeps", float, 16 / 255, "ε", "L∞ budget of the example digits' attack", "view", widget="slider",
+         unit="1/255", lo=0.0, hi=32 / 255, step=4.0),
+]}
+
+
+# ----------------------------------------------------------------------------- adversarial-patch training
+# ``python -m sdsgsm train-patch`` (sdsgsm.experiments.patch_train.PatchTraining). ``size`` is one patch side; the
+# command's ``--sizes`` takes a comma-separated list of them (a Param holds one number), each checked against it.
+PATCH_TRAIN_PARAMS: dict[str, Param] = {p.name: p for p in [
+    Param("size", int, 48, "Patch side (px)", "side of the square patch (Brown et al. 2017); --sizes takes a "
+          "comma-separated list", "size", "patch_train", lo=1, hi=1024, step=1),
+    Param("steps", int, 30, "ART iterations", "iterations of ART's AdversarialPatchPyTorch, each a pass over the "
+          "data", "steps", "patch_train", lo=1, hi=100000, step=1),
+    Param("seed", int, 0, "Seed", "seed of numpy / torch (ART's random placements)", "seed", "patch_train",
+          lo=0, hi=2**31 - 1, step=1),
+    Param("batch_size", int, 8, "Batch size", "images per optimisation step", "batch_size", "patch_train",
+          lo=1, hi=4096, step=1),
+    Param("target", int, 859, "Target class", "target class index (859: ImageNet 'toaster')", "target",
+          "patch_train", lo=0, hi=99999, step=1),
+]}

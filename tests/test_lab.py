@@ -4,16 +4,19 @@ training under PGD, the CLI and the Robust training page (AppTest)."""
 import hashlib
 import json
 import time
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from sklearn.datasets import load_digits
 from streamlit.testing.v1 import AppTest
 
 from sdsgsm.cli import main
 from sdsgsm.experiments import lab
+from sdsgsm.params import LAB_PARAMS, LAB_VIEW_PARAMS, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 600
@@ -115,7 +118,7 @@ def test_the_shipped_evaluation_matches_a_fresh_run(shipped, split):
     assert ev is not None and set(ev.curve["model"]) == set(lab.MODELS)
     assert set(ev.curve["method"]) == set(lab.LAB_METHODS)
     row = ev.curve[(ev.curve["model"] == "standard") & (ev.curve["method"] == "fgsm")].iloc[4]
-    with lab.threads(1):
+    with _threads(1):
         acc, _ = lab.attack_accuracy(shipped.nets["standard"], split.x_test, split.y_test, "fgsm",
                                      lab.attack_config(row["eps"], lab.EvalConfig()))
     assert acc == pytest.approx(row["accuracy"], abs=1e-9)
@@ -123,6 +126,48 @@ def test_the_shipped_evaluation_matches_a_fresh_run(shipped, split):
     assert h["eps"] == lab.falls_at(ev.curve) and h["accuracy"]["standard"] < 0.5 <= h["accuracy"]["distilled"]
     cw = ev.cw.set_index("model")
     assert cw.loc["distilled", "success_rate"] >= 0.9  # CW on the logits is not stopped by distillation
+
+
+@contextmanager
+def _threads(n: int):
+    """The test process's own torch thread count, restored (the lab library never sets it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------- the lab's parameter spec
+def test_lab_spec_gives_the_configs_defaults_the_shipped_settings_and_the_readme_table():
+    record = lab.read_record(lab.LAB_DIR)
+    cfg = lab.TrainConfig()
+    assert asdict_fields(cfg) == record["training"]  # the shipped weights were trained with the spec's defaults
+    assert {p.name for p in LAB_PARAMS.values() if p.group == "train"} == {f.name for f in fields(lab.TrainConfig)}
+    e = lab.EvalConfig()
+    assert (e.steps, e.cw_steps, e.cw_limit) == tuple(LAB_PARAMS[n].default for n in ("steps", "cw_steps", "cw_limit"))
+    assert LAB_VIEW_PARAMS["xmethod"].choices == lab.LAB_METHODS
+    p = LAB_PARAMS["train_eps"]
+    assert p.unit == "1/255" and p.shown(p.default) == 25.5 and p.native(25.5) == 0.1 and p.hi == 1.0
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- lab-params:start -->\n", "<!-- lab-params:end -->"
+    assert start in text and end in text, "README.md lacks the lab parameter-table markers"
+    assert text[text.index(start) + len(start):text.index(end)].strip() == markdown_table(LAB_PARAMS).strip()
+
+
+def asdict_fields(cfg) -> dict:
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"epochs": 0}, "Epochs = 0 is outside 1 … 200"), ({"train_eps": 1.5}, "outside 0 … 255/255"),
+    ({"temperature": float("nan")}, "finite"), ({"seed": -1}, "Seed"), ({"pgd_steps": 2.5}, "integer"),
+])
+def test_train_config_is_checked_against_the_spec(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        lab.TrainConfig(**kwargs)
+    assert lab.TrainConfig(train_eps=1.0).train_eps == 1.0  # training ε may exceed the attacks' 32/255
 
 
 def test_falls_at_and_headline_on_a_hand_made_curve():
@@ -158,8 +203,10 @@ def test_cli_trains_and_evaluates_a_small_lab(tmp_path, capsys):
     (["lab", "eval", "--eps", "abc"], "Bad values"),
     (["lab", "eval", "--methods", "nope"], "nope"),
     (["lab", "eval", "--weights", "no/such/folder"], "lab train"),
-    (["lab", "eval", "--steps", "0"], "at least 1"),
-    (["lab", "train", "--epochs", "0"], "epochs"),
+    (["lab", "eval", "--steps", "0"], "outside 1 … 1000"),
+    (["lab", "eval", "--cw-limit", "0"], "CW-L2 digits"),
+    (["lab", "train", "--epochs", "0"], "Epochs"),
+    (["lab", "train", "--train-eps", "300/255"], "outside 0 … 255/255"),
     (["lab", "train", "--temperature", "nan"], "temperature"),
     (["lab", "train", "--train-eps", "1/0"], "train-eps"),
     (["lab", "train", "--models", "standard,nope"], "nope"),
@@ -189,28 +236,49 @@ def test_page_shows_the_shipped_lab_and_keeps_its_state_in_the_link():
     at = _page(xmethod="pgd", xeps="8")
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.selectbox(key="lab_xmethod").value == "pgd" and at.slider(key="lab_xeps").value == 8.0
+    teps = at.number_input(key="lab_train_eps")
+    assert teps.value == 25.5 and "1/255" in teps.label  # the training ε in units of 1/255, like every budget
     table = at.dataframe[0].value
     assert set(table["method"]) == set(lab.LAB_METHODS) and set(lab.MODELS) <= set(table.columns)
     assert len(at.get("plotly_chart")) == 1 and any("Shipped models" in i.value for i in at.info)
     assert any("distilled model keeps" in m.value for m in at.markdown)
-    assert at.query_params["xmethod"] == "pgd" and at.query_params["T"] == "20"
+    assert at.query_params["xmethod"] == "pgd" and at.query_params["temperature"] == "20"
+    assert at.query_params["train_eps"] == "25.5" and at.query_params["xeps"] == "8"
     at.selectbox(key="lab_xmethod").select("fgsm").run()
     assert not at.exception and at.query_params["xmethod"] == "fgsm"
 
 
 def test_page_ignores_bad_link_values_with_one_line_each():
-    at = _page(T="abc", epochs="1.5", xmethod="nope", xeps="nan", teps="9")
+    at = _page(temperature="abc", epochs="1.5", xmethod="nope", xeps="nan", train_eps="300")
     assert not at.exception and not at.error
-    assert len(at.warning) == 1 and at.warning[0].value.startswith("Ignored from the link")
-    assert all(f"{k}=" in at.warning[0].value for k in ("T", "epochs", "xmethod", "xeps", "teps"))
+    assert len(at.warning) == 5 and all(w.value.startswith("Ignored ") for w in at.warning)
+    text = " ".join(w.value for w in at.warning)
+    assert all(f"{k}=" in text for k in ("temperature", "epochs", "xmethod", "xeps", "train_eps"))
+    assert "0 … 255 (in units of 1/255)" in text
     assert at.selectbox(key="lab_xmethod").value == "fgsm" and any("Shipped models" in i.value for i in at.info)
+
+
+def test_page_takes_a_training_eps_in_units_of_1_255_from_the_link(monkeypatch):
+    """train_eps=12.75 means 12.75/255 = 0.05 natively; the retrain is stubbed (no training here)."""
+    from sdsgsm.ui import lab as ul
+
+    seen = []
+
+    def stub(*args, **kwargs):
+        seen.append(args[:3])
+        raise ValueError("stubbed")
+
+    monkeypatch.setattr(ul, "evaluation", stub)
+    at = _page(train_eps="12.75", epochs="2")
+    assert not at.exception and seen == [(20.0, 0.05, 2)]
+    assert at.number_input(key="lab_train_eps").value == 12.75
 
 
 @pytest.mark.slow
 def test_page_retrains_with_other_settings():
     at = _page()
     at.number_input(key="lab_epochs").set_value(1)
-    at.number_input(key="lab_T").set_value(5.0)
+    at.number_input(key="lab_temperature").set_value(5.0)
     at.button(key="lab_retrain").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("Retrained here: T = 5" in i.value for i in at.info)

@@ -18,7 +18,7 @@ def test_robust_training_deep_link_shows_the_lab(server, browser, shots):
     page.locator(".js-plotly-plot").first.wait_for(timeout=LONG)
     assert_clean_page(page)
     body = page.locator("body").inner_text()
-    assert "Ignored from the link (not valid values): epochs='oops'" in body and "distilled model keeps" in body
+    assert "Ignored epochs='oops' from the link: not a number." in body and "distilled model keeps" in body
     assert "pgd, ε = 24/255" in body and "fooled" in body
     assert page.locator('[data-testid="stImage"] img').count() == 3 * 6
     assert "xmethod=pgd" in page.url and "xeps=24" in page.url

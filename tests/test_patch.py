@@ -108,3 +108,41 @@ def test_cli_attack_patch_and_smoothfool_write_the_usual_files(tmp_path, capsys)
                  str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and "placement" in err
+
+
+# ----------------------------------------------------------------------------- train-patch: the spec table
+def test_patch_training_spec_gives_the_defaults_flags_and_checks():
+    from sdsgsm.cli.common import Parser
+    from sdsgsm.cli.train_patch import add_parser
+    from sdsgsm.experiments.patch_train import PatchTraining
+    from sdsgsm.params import PATCH_TRAIN_PARAMS
+
+    run = PatchTraining()
+    assert {n: getattr(run, n) for n in PATCH_TRAIN_PARAMS} == {n: p.default for n, p in PATCH_TRAIN_PARAMS.items()}
+    assert (run.size, run.steps, run.seed, run.batch_size, run.target) == (48, 30, 0, 8, TARGET)
+    sub = Parser(prog="t").add_subparsers(parser_class=Parser)  # a throwaway parser with the command's flags
+    add_parser(sub)
+    parsed = sub.choices["train-patch"].parse_args([])
+    assert (parsed.sizes, parsed.steps, parsed.seed, parsed.batch_size, parsed.target) == ("48", 30, 0, 8, 859)
+    for kwargs, words in [({"steps": 0}, "ART iterations = 0 is outside"), ({"size": 2000}, "Patch side"),
+                          ({"batch_size": 1.5}, "integer"), ({"target": -1}, "Target class")]:
+        with pytest.raises(ValueError, match=words):
+            PatchTraining(**kwargs)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--sizes", "abc"], "comma-separated integers"), (["--sizes", "32,0"], "Patch side (px) = 0 is outside"),
+    (["--steps", "0"], "ART iterations = 0"), (["--target", "-3"], "Target class"), (["--seed", "1.5"], "seed"),
+])
+def test_train_patch_bad_flags_exit_2_with_one_line_before_any_work(tmp_path, capsys, argv, words):
+    assert main(["train-patch", *argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_target_the_model_lacks_is_refused(tiny_cnn, rand_images):
+    from sdsgsm.experiments.patch_train import PatchTraining, train_universal_patch
+
+    with pytest.raises(ValueError, match="not a class of this model"):
+        train_universal_patch(tiny_cnn, rand_images[:2], PatchTraining(size=8, steps=1, batch_size=2), verbose=False)

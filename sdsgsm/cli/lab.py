@@ -16,25 +16,33 @@ from sdsgsm.cli.common import Parser, command_line, progress, run_context
 from sdsgsm.experiments.sweep import VALUE_HELP
 
 
-def add_parser(sub) -> None:
-    """Add ``lab train`` and ``lab eval`` to the CLI's subparsers."""
-    from sdsgsm.experiments.lab import LAB_DIR, LAB_METHODS, TrainConfig
+def _group(name: str) -> dict:
+    """The LAB_PARAMS entries of one group ('train': the flags of ``lab train``, 'eval': of ``lab eval``)."""
+    from sdsgsm.params import LAB_PARAMS
 
-    d = TrainConfig()
+    return {k: p for k, p in LAB_PARAMS.items() if p.group == name}
+
+
+def _values(args, group: str) -> dict:
+    """Native values of one group's flags over the spec defaults, checked (one-line ValueError)."""
+    from sdsgsm.params import values_from_args
+
+    spec = _group(group)
+    return values_from_args(args, {n: p.default for n, p in spec.items()}, spec)
+
+
+def add_parser(sub) -> None:
+    """Add ``lab train`` and ``lab eval`` to the CLI's subparsers; their parameter flags come from LAB_PARAMS."""
+    from sdsgsm.experiments.lab import LAB_DIR, LAB_METHODS
+    from sdsgsm.params import add_flags
+
     lab = sub.add_parser("lab", help="robust-training lab on sklearn's digits: train the four models, or "
                                      "evaluate accuracy against ε (FGSM, PGD, SD-SGSM) and CW-L2")
     kinds = lab.add_subparsers(dest="lab_command", required=True, parser_class=Parser)
     train = kinds.add_parser("train", help="train standard, distilled, FGSM-AT and PGD-AT; write <model>.pt + "
                                            "lab.json")
     train.add_argument("--out", required=True, help="output directory (assets/lab regenerates the shipped models)")
-    for flag, kind, default, text in (
-            ("--seed", int, d.seed, "seed of the split, initialisation, shuffling and PGD starts"),
-            ("--epochs", int, d.epochs, "epochs of every model (teacher and student alike)"),
-            ("--temperature", float, d.temperature, "distillation temperature T"),
-            ("--train-eps", _number, d.train_eps, "ε of FGSM/PGD adversarial training on the [0, 1] scale"),
-            ("--pgd-steps", int, d.pgd_steps, "PGD steps of adversarial training"),
-            ("--threads", int, d.threads, "torch CPU threads (fixed for bit-identical weights)")):
-        train.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
+    add_flags(train, spec=_group("train"))
     train.add_argument("--models", default=None, help="comma-separated subset of standard,distilled,fgsm_at,pgd_at")
     ev = kinds.add_parser("eval", help="accuracy vs ε CSV + figure, CW-L2 table, saturation table")
     ev.add_argument("--out", required=True, help="output directory")
@@ -42,20 +50,17 @@ def add_parser(sub) -> None:
                                                             "shipped assets/lab)")
     ev.add_argument("--eps", default="0:32/255:9", help=VALUE_HELP + "; at most 32/255")
     ev.add_argument("--methods", default=",".join(LAB_METHODS), help="comma-separated registry names")
-    ev.add_argument("--steps", type=int, default=10, help="steps T of PGD and SD-SGSM (α = 2.5·ε/T)")
-    ev.add_argument("--cw-steps", type=int, default=50, help="CW-L2 iterations")
-    ev.add_argument("--cw-limit", type=int, default=50, help="CW runs on the first N test images")
+    add_flags(ev, spec=_group("eval"))
     ev.add_argument("--no-cw", action="store_true", help="skip CW-L2")
-    ev.add_argument("--limit", type=int, default=None, help="use the first N test images (default: all 450)")
     ev.add_argument("--stem", default="lab_figure", help="figure file stem (lab_figure.pdf/.png/.svg/.json)")
     lab.set_defaults(run=run)
 
 
-def _number(text: str) -> float:
-    from sdsgsm.params import parse_number
+def train_config(args):
+    """TrainConfig from the train flags (spec-checked); ValueError (one line) for bad values."""
+    from sdsgsm.experiments.lab import TrainConfig
 
-    return parse_number(text)
-
+    return TrainConfig(**_values(args, "train"))
 
 
 def cmd_train(args) -> str:
@@ -63,8 +68,7 @@ def cmd_train(args) -> str:
     from sdsgsm.experiments import lab
     from sdsgsm.outputs import write_files
 
-    cfg = lab.TrainConfig(seed=args.seed, epochs=args.epochs, temperature=args.temperature, train_eps=args.train_eps,
-                          pgd_steps=args.pgd_steps, threads=args.threads)
+    cfg = train_config(args)
     models = lab.MODELS if args.models is None else _models(args.models)
     split = lab.load_split(cfg.seed, cfg.test_size)
     nets, seconds = lab.train_all(cfg, split, progress, models)
@@ -90,13 +94,15 @@ def eval_config(args):
     from sdsgsm.experiments.runner import parse_methods
     from sdsgsm.experiments.sweep import parse_values
 
-    for flag in ("steps", "cw_steps", "cw_limit", "limit"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1 (got {value}).")
-    return EvalConfig(eps=tuple(float(v) for v in parse_values("eps", args.eps)),
-                      methods=tuple(parse_methods(args.methods)), steps=args.steps, cw_steps=args.cw_steps,
-                      cw_limit=args.cw_limit)
+    v = _values(args, "eval")
+    return EvalConfig(eps=tuple(float(e) for e in parse_values("eps", args.eps)),
+                      methods=tuple(parse_methods(args.methods)), steps=v["steps"], cw_steps=v["cw_steps"],
+                      cw_limit=v["cw_limit"])
+
+
+def eval_limit(args) -> int | None:
+    """--limit as a number of test digits (None: all)."""
+    return _values(args, "eval")["limit"]
 
 
 def cmd_eval(args) -> str:
@@ -108,13 +114,14 @@ def cmd_eval(args) -> str:
     from sdsgsm.render import figures
 
     ecfg = eval_config(args)
+    limit = eval_limit(args)
     if f"{args.stem}.json" in (lab.LAB_JSON, "lab_eval.json"):
         raise ValueError(f"--stem {args.stem} would overwrite {args.stem}.json of the lab; choose another stem.")
     loaded = lab.load_models(args.weights)
     split = lab.load_split(loaded.cfg.seed, loaded.cfg.test_size)
-    if args.limit:
-        split = replace(split, x_test=split.x_test[:args.limit], y_test=split.y_test[:args.limit],
-                        test_idx=split.test_idx[:args.limit])
+    if limit:
+        split = replace(split, x_test=split.x_test[:limit], y_test=split.y_test[:limit],
+                        test_idx=split.test_idx[:limit])
     ev = lab.evaluate_lab(loaded.nets, split, ecfg, progress, cw=not args.no_cw)
     command = command_line(args)
     files = lab.eval_files(ev, ecfg, loaded.record, command)
@@ -145,9 +152,13 @@ def _summary(ev) -> str:
 
 
 def run(args) -> str:
-    """Dispatch ``lab train`` / ``lab eval``; returns the text to print."""
+    """Dispatch ``lab train`` / ``lab eval``; returns the text to print. A command is its own process, so it
+    runs in-process on the fixed thread count (``--threads``; evaluation: EvalConfig's), restored afterwards."""
+    from sdsgsm.experiments.lab import EvalConfig
+
+    train = args.lab_command == "train"
     try:
-        with run_context(args):
-            return cmd_train(args) if args.lab_command == "train" else cmd_eval(args)
+        with run_context(args, threads=args.threads if train else EvalConfig().threads):
+            return cmd_train(args) if train else cmd_eval(args)
     except argparse.ArgumentTypeError as exc:
         raise ValueError(str(exc)) from None

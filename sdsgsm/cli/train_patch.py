@@ -1,21 +1,26 @@
 """``python -m sdsgsm train-patch --sizes 32,48,64``: train universal targeted patches (Brown et al., 2017)
-with ART and save them as toaster_<side>.png plus patches.json."""
+with ART and save them as toaster_<side>.png plus patches.json.
+
+The training flags (--steps, --seed, --batch-size, --target) come from ``PATCH_TRAIN_PARAMS``; ``--sizes`` is a
+comma-separated list (a spec entry holds one number), each side checked against the spec's ``size``."""
 
 from __future__ import annotations
 
 import sys
 
 from sdsgsm.cli.common import CliError, add_model_flags, add_threads_flag, model_from_args, run_context
+from sdsgsm.params import PATCH_TRAIN_PARAMS, add_flags, check, values_from_args
+
+FLAGS = {n: p for n, p in PATCH_TRAIN_PARAMS.items() if n != "size"}  # size: the list flag --sizes
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train-patch", help="train universal 'toaster' patches with ART (progress bar); writes "
                                            "toaster_<s>.png and patches.json")
-    p.add_argument("--sizes", default="48", help="comma-separated patch sides in px, e.g. 32,48,64")
-    p.add_argument("--steps", type=int, default=30, help="ART iterations (each a pass over the data)")
-    p.add_argument("--seed", type=int, default=0, help="seed of numpy/torch (ART's random placements)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per optimisation step")
-    p.add_argument("--target", type=int, default=859, help="target class (default 859, ImageNet 'toaster')")
+    size = PATCH_TRAIN_PARAMS["size"]
+    p.add_argument("--sizes", default=str(size.default), help=f"comma-separated patch sides in px, e.g. 32,48,64 "
+                   f"[each {size.lo} … {size.hi}; default {size.default}]")
+    add_flags(p, spec=FLAGS)
     p.add_argument("--data", default="gallery:photo", help="training images, as benchmark --data (default: the "
                    "gallery photos, which are not in the 20-image ImageNet evaluation gallery)")
     add_threads_flag(p)
@@ -29,10 +34,8 @@ def run(args) -> str:
     from sdsgsm.experiments.patch_train import PATCH_DIR, PatchTraining, save_patch, train_universal_patch
     from sdsgsm.experiments.runner import load_benchmark_data
 
-    try:
-        sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
-    except ValueError:
-        raise CliError(f"--sizes must be comma-separated integers (got {args.sizes!r})") from None
+    sizes = parse_sizes(args.sizes)
+    values = values_from_args(args, {n: p.default for n, p in FLAGS.items()}, FLAGS)
     paths = []
     with run_context(args) as ctx:
         model = model_from_args(args)
@@ -40,9 +43,24 @@ def run(args) -> str:
         for size in sizes:
             if ctx.should_stop():
                 break
-            run = PatchTraining(size=size, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
-                                target=args.target, data=args.data)
+            run = PatchTraining(size=size, data=args.data, **values)
             patch, info = train_universal_patch(model, x, run)
             paths.append(save_patch(patch, info, args.out or PATCH_DIR, ctx.command))
             print(f"{paths[-1].name}: {info['seconds']} s on {info['device']}", file=sys.stderr, flush=True)
     return "wrote " + ", ".join(p.name for p in paths)
+
+
+def parse_sizes(text: str) -> list[int]:
+    """'32,48,64' -> [32, 48, 64], each checked against PATCH_TRAIN_PARAMS' size; CliError (one line)."""
+    try:
+        sizes = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"--sizes must be comma-separated integers (got {text!r})") from None
+    if not sizes:
+        raise CliError("--sizes names no patch side")
+    for s in sizes:
+        try:
+            check("size", s, PATCH_TRAIN_PARAMS)
+        except ValueError as exc:
+            raise CliError(f"--sizes: {exc}") from None
+    return sizes

@@ -17,9 +17,13 @@ ALL test images (ε = 0 gives the clean accuracy); CW-L2 (registry ``cw``, IBM A
 shows that distillation masks gradients (Carlini & Wagner 2017; survey §2.3) rather than removing the
 vulnerability. ε is bounded by the parameter spec's ε range (0 … 32/255 ≈ 0.125, sdsgsm/params.py).
 
-Determinism: every random draw comes from a generator seeded by ``TrainConfig.seed``; training runs
-with a fixed number of torch CPU threads (restored afterwards), so the same settings give the same
-weights bit for bit (:func:`weights_sha256`).
+Settings: :data:`sdsgsm.params.LAB_PARAMS` gives TrainConfig's and EvalConfig's defaults and ranges.
+
+Determinism: every random draw comes from a generator seeded by ``TrainConfig.seed``, and training runs on a
+fixed number of torch CPU threads (``TrainConfig.threads``), so the same settings give the same weights bit for
+bit (:func:`weights_sha256`). Nothing here changes torch's thread count: torch's count is process-wide, so the
+caller runs in a process of its own — the command line's (``run_context``), or a fresh worker process per call
+(:func:`run_isolated`, used by the app), whose count is set once at its start.
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
-import threading
+import pickle
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +47,7 @@ from torch import nn
 
 from sdsgsm.data import ASSETS
 from sdsgsm.models import Classifier
-from sdsgsm.params import FAIR_EPS_MAX, PARAMS
+from sdsgsm.params import FAIR_EPS_MAX, LAB_METHOD_NAMES, LAB_PARAMS, PARAMS, check
 from sdsgsm.render.viz import MODEL_COLOURS  # noqa: F401  (re-exported for the lab page)
 
 LAB_DIR = ASSETS / "lab"
@@ -58,40 +62,45 @@ MODEL_TEXT = {
 }
 LABELS = [str(i) for i in range(10)]
 EPS_TOP = PARAMS["eps"].hi  # 32/255: the spec's ε range bounds every registry attack
-LAB_METHODS = ("fgsm", "pgd", "sd-sgsm")
+LAB_METHODS = LAB_METHOD_NAMES
 Progress = Callable[[str, int, int], None]  # (text, done, total)
+
+
+def _spec(name: str):
+    return LAB_PARAMS[name].default
+
+
+def _check_spec(cfg) -> None:
+    """Check every field of ``cfg`` that has a LAB_PARAMS entry (one-line ValueError)."""
+    for f in fields(cfg):
+        if f.name in LAB_PARAMS:
+            check(f.name, getattr(cfg, f.name), LAB_PARAMS)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings of the four lab models (one seed for everything).
+    """Training settings of the four lab models (one seed for everything); defaults and ranges from
+    :data:`sdsgsm.params.LAB_PARAMS`.
 
     seed: split, initialisation, shuffling and PGD starts; test_size: share of the stratified test
     split; epochs, batch_size, lr: Adam on every model (teacher and student alike); temperature: T of
     the distillation pair; train_eps: ε of FGSM/PGD adversarial training on the [0, 1] scale;
-    pgd_steps: inner PGD steps (α = 2.5·ε/steps, Madry et al.); threads: torch CPU threads.
+    pgd_steps: inner PGD steps (α = 2.5·ε/steps, Madry et al.); threads: torch CPU threads of the
+    process that trains (:func:`run_isolated`; the command line's own process).
     """
 
-    seed: int = 0
-    test_size: float = 0.25
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    temperature: float = 20.0
-    train_eps: float = 0.1
-    pgd_steps: int = 7
-    threads: int = 1
+    seed: int = _spec("seed")
+    test_size: float = _spec("test_size")
+    epochs: int = _spec("epochs")
+    batch_size: int = _spec("batch_size")
+    lr: float = _spec("lr")
+    temperature: float = _spec("temperature")
+    train_eps: float = _spec("train_eps")
+    pgd_steps: int = _spec("pgd_steps")
+    threads: int = _spec("threads")
 
     def __post_init__(self):
-        checks = (("seed", 0, 2**31 - 1), ("epochs", 1, 200), ("batch_size", 1, 2048), ("pgd_steps", 1, 100),
-                  ("threads", 1, 64), ("temperature", 1.0, 1000.0), ("train_eps", 0.0, 1.0), ("lr", 1e-6, 1.0),
-                  ("test_size", 0.05, 0.9))
-        for name, lo, hi in checks:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be a number in {lo:g} … {hi:g} (got {v!r}).")
-            if isinstance(lo, int) and isinstance(hi, int) and v != int(v):
-                raise ValueError(f"{name} must be an integer (got {v!r}).")
+        _check_spec(self)
 
 
 @dataclass(frozen=True)
@@ -100,16 +109,16 @@ class EvalConfig:
     multi-step methods (α = 2.5·ε/T), window side m of SD-SGSM's zero-out scan (8×8 images:
     m = 2, 16 windows), ε_weak = weak_ratio·ε_strong with ε_strong = ε (the defaults' 2/255 : 8/255
     = ¼), CW-L2 iterations and the number of test images CW runs on (None: all); threads: torch CPU
-    threads of the evaluation (1: these small nets run fastest on one thread, and far faster than on
-    two when the CPU is shared)."""
+    threads of the process that evaluates (1: these small nets run fastest on one thread, and far faster
+    than on two when the CPU is shared). steps, cw_steps, cw_limit: :data:`sdsgsm.params.LAB_PARAMS`."""
 
     eps: tuple[float, ...] = tuple(np.linspace(0.0, EPS_TOP, 9).tolist())
     methods: tuple[str, ...] = LAB_METHODS
-    steps: int = 10
+    steps: int = _spec("steps")
     patch: int = 2
     weak_ratio: float = 0.25
-    cw_steps: int = 50
-    cw_limit: int | None = 50
+    cw_steps: int = _spec("cw_steps")
+    cw_limit: int | None = _spec("cw_limit")
     seed: int = 0
     batch_size: int = 512
     threads: int = 1
@@ -120,6 +129,10 @@ class EvalConfig:
             raise ValueError(f"ε values must lie in 0 … 32/255 ≈ {EPS_TOP:.4f} (got {bad[0] if bad else 'none'!r}).")
         if not 0 <= self.weak_ratio <= 1:
             raise ValueError(f"weak_ratio must lie in 0 … 1 (got {self.weak_ratio!r}).")
+        if self.cw_limit is not None:
+            check("cw_limit", self.cw_limit, LAB_PARAMS)
+        check("steps", self.steps, LAB_PARAMS)
+        check("cw_steps", self.cw_steps, LAB_PARAMS)
 
 
 # ----------------------------------------------------------------------------- data
@@ -179,22 +192,6 @@ def classifier(net: nn.Module, name: str) -> Classifier:
 
 
 # ----------------------------------------------------------------------------- training
-_THREADS = threading.RLock()  # torch's thread count is process-wide: one lab computation sets it at a time
-
-
-@contextmanager
-def threads(n: int):
-    """Run with ``n`` torch CPU threads (fixed for bit-identical results), then restore the count. Lab runs
-    in two app sessions take turns (a re-entrant lock), so each restores the count it found."""
-    with _THREADS:
-        before = torch.get_num_threads()
-        torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-
 def _input_grad(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """∇ₓ J(θ, x, y), J the summed cross-entropy (a sample's step does not depend on the batch)."""
     x = x.detach().requires_grad_(True)
@@ -233,15 +230,14 @@ def train_net(split: Split, cfg: TrainConfig, loss_fn, seed_offset: int = 0, pro
     net = new_net(cfg.seed + seed_offset)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 + seed_offset)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    with threads(cfg.threads):
-        for epoch in range(cfg.epochs):
-            for idx in _batches(len(split.y_train), cfg.batch_size, gen):
-                loss = loss_fn(net, split.x_train[idx], split.y_train[idx], idx, gen)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            if progress is not None:
-                progress(what, epoch + 1, cfg.epochs)
+    for epoch in range(cfg.epochs):
+        for idx in _batches(len(split.y_train), cfg.batch_size, gen):
+            loss = loss_fn(net, split.x_train[idx], split.y_train[idx], idx, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if progress is not None:
+            progress(what, epoch + 1, cfg.epochs)
     return net.eval()
 
 
@@ -280,7 +276,7 @@ def train_model(name: str, split: Split, cfg: TrainConfig, progress: Progress | 
         return train_net(split, cfg, standard_loss, 0, progress, name)
     if name == "distilled":
         teacher = train_net(split, cfg, temperature_loss(cfg.temperature), 1, progress, "distilled (teacher)")
-        with torch.no_grad(), threads(cfg.threads):
+        with torch.no_grad():
             soft = F.softmax(teacher(split.x_train) / cfg.temperature, 1)  # (N_train, 10) soft labels
         return train_net(split, cfg, soft_label_loss(soft, cfg.temperature), 2, progress, "distilled (student)")
     if name == "fgsm_at":
@@ -441,8 +437,7 @@ def accuracy_curve(models: Mapping[str, Classifier], x: torch.Tensor, y: torch.T
         for method in ecfg.methods:
             for eps in ecfg.eps:
                 t0 = time.perf_counter()
-                with threads(ecfg.threads):
-                    acc, _ = attack_accuracy(model, x, y, method, attack_config(eps, ecfg), ecfg.batch_size)
+                acc, _ = attack_accuracy(model, x, y, method, attack_config(eps, ecfg), ecfg.batch_size)
                 rows.append({"model": name, "method": method, "eps": float(eps), "eps_255": float(eps) * 255,
                              "accuracy": acc, "n": len(x), "seconds": round(time.perf_counter() - t0, 4)})
                 done += 1
@@ -465,8 +460,7 @@ def cw_table(models: Mapping[str, Classifier], x: torch.Tensor, y: torch.Tensor,
     rows = []
     for name in names:
         t0 = time.perf_counter()
-        with threads(ecfg.threads):
-            result = run_attack(models[name], x[:n], y[:n], cfg, "cw")
+        result = run_attack(models[name], x[:n], y[:n], cfg, "cw")
         s = summarise(evaluate(x[:n], result, "clean_correct").per_sample)
         rows.append({"model": name, "method": "cw", "n": n, "n_clean_correct": s["n"], "success_rate": s["asr"],
                      "l2_mean": s["l2_mean"], "linf_mean": s["linf_mean"],
@@ -531,13 +525,12 @@ class LabEval:
 def evaluate_lab(models: Mapping[str, Classifier], split: Split, ecfg: EvalConfig,
                  progress: Progress | None = None, cw: bool = True) -> LabEval:
     """Everything the lab reports on the test split: curve, CW (if ``cw``), saturation, headline."""
-    with threads(ecfg.threads):
-        t0 = time.perf_counter()
-        curve = accuracy_curve(models, split.x_test, split.y_test, ecfg, progress)
-        t1 = time.perf_counter()
-        cw_df = cw_table(models, split.x_test, split.y_test, ecfg) if cw and "distilled" in models else pd.DataFrame()
-        t2 = time.perf_counter()
-        sat = saturation(models, split.x_test, split.y_test)
+    t0 = time.perf_counter()
+    curve = accuracy_curve(models, split.x_test, split.y_test, ecfg, progress)
+    t1 = time.perf_counter()
+    cw_df = cw_table(models, split.x_test, split.y_test, ecfg) if cw and "distilled" in models else pd.DataFrame()
+    t2 = time.perf_counter()
+    sat = saturation(models, split.x_test, split.y_test)
     return LabEval(curve, cw_df, sat, headline(curve), {"curve": round(t1 - t0, 3), "cw": round(t2 - t1, 3),
                                                          "saturation": round(time.perf_counter() - t2, 3)})
 
@@ -580,9 +573,123 @@ def examples(models: Mapping[str, Classifier], x: torch.Tensor, y: torch.Tensor,
 
     out = {}
     for name, model in models.items():
-        with threads(ecfg.threads):
-            r = run_attack(model, x, y, attack_config(eps, ecfg), method)
+        r = run_attack(model, x, y, attack_config(eps, ecfg), method)
         out[name] = {"x_adv": r.x_adv[:, 0].cpu().numpy(), "clean_pred": r.clean_pred.cpu().numpy(),
                      "adv_pred": r.adv_pred.cpu().numpy(),
                      "adv_prob": F.softmax(r.adv_logits, 1).max(1).values.cpu().numpy()}
     return out
+
+
+# ----------------------------------------------------------------------------- one worker process per call
+def train_and_evaluate(cfg: TrainConfig, models: Sequence[str] = MODELS, ecfg: EvalConfig | None = None,
+                       cw: bool = True, progress: Progress | None = None) -> tuple[dict, dict, LabEval | None]:
+    """Train ``models`` (:func:`train_all`) and, with ``ecfg``, evaluate them on the test split
+    (:func:`evaluate_lab`), on the calling process's torch threads. Returns ({name: state_dict bytes},
+    {name: training seconds}, LabEval or None); ``progress(text, done, total)`` counts both phases."""
+    split = load_split(cfg.seed, cfg.test_size)
+    train_total = cfg.epochs * (len(models) + ("distilled" in models))  # the distillation pair trains two nets
+    eval_total = 0 if ecfg is None else len(models) * len(ecfg.methods) * len(ecfg.eps)
+    total, done = train_total + eval_total, [0]
+
+    def tick(text, epoch, epochs):
+        done[0] += 1
+        if progress is not None:
+            progress(f"training {text}: epoch {epoch}/{epochs}", done[0], total)
+
+    nets, seconds = train_all(cfg, split, tick, models)
+    states = {name: state_bytes(net) for name, net in nets.items()}
+    ev = None
+    if ecfg is not None:
+        def eval_tick(text, d, _):
+            if progress is not None:
+                progress(f"evaluating {text}", train_total + d, total)
+
+        ev = evaluate_lab(frozen(nets), split, ecfg, eval_tick, cw)
+    return states, seconds, ev
+
+
+def _evaluate_states(states: Mapping[str, bytes], x: np.ndarray, y: np.ndarray, ecfg: EvalConfig, cw: bool,
+                     progress: Progress | None = None) -> LabEval:
+    empty = torch.empty(0)
+    split = Split(empty, empty, torch.from_numpy(x), torch.from_numpy(y), np.empty(0, int), np.empty(0, int))
+    return evaluate_lab(frozen({k: net_from_bytes(v) for k, v in states.items()}), split, ecfg, progress, cw)
+
+
+# The worker's first lines: keep a private copy of stdout for the results and send everything else printed to
+# stdout (by Python or C code) to stderr, take the caller's import path, then serve one request.
+_BOOT = ("import os, pickle, sys; channel = os.fdopen(os.dup(1), 'wb'); os.dup2(2, 1); "
+         "sys.path[:] = pickle.load(sys.stdin.buffer); "
+         "from sdsgsm.experiments.lab import _serve; _serve(sys.stdin.buffer, channel)")
+
+
+def _serve(inp, channel) -> None:
+    """The worker process: read (fn, args, threads), set this process's torch thread count, run
+    ``fn(*args, progress=…)`` and send progress lines and the result (or the error) back as pickles."""
+    fn, args, threads = pickle.load(inp)
+    torch.set_num_threads(threads)
+
+    def send(kind: str, value) -> None:
+        pickle.dump((kind, value), channel)
+        channel.flush()
+
+    try:
+        result = fn(*args, progress=lambda text, done, total: send("progress", (text, done, total)))
+    except ValueError as exc:
+        send("value-error", str(exc))
+    except Exception as exc:  # noqa: BLE001 - any failure goes back to the caller as one line
+        send("error", f"{type(exc).__name__}: {exc}")
+    else:
+        send("result", result)
+
+
+def run_isolated(fn: Callable, *args, threads: int = 1, progress: Progress | None = None):
+    """``fn(*args, progress=…)`` in a fresh Python process whose torch runs on ``threads`` CPU threads; returns
+    its result. The calling process's thread count is never touched (torch's count is process-wide), so an app
+    session's retrain leaves every other session's attacks alone. One process per call (no pool), killed if the
+    caller is interrupted; ``progress(text, done, total)`` is relayed from the worker. ``fn`` must be a
+    module-level function, its arguments and result picklable (state_dict bytes and numpy arrays rather than
+    tensors). A plain subprocess, not multiprocessing's spawn, which would re-run the caller's main script
+    (a Streamlit page) in the worker. A ValueError in the worker is raised here as ValueError, anything else as
+    RuntimeError (one line)."""
+    proc = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        pickle.dump(list(sys.path), proc.stdin)
+        pickle.dump((fn, args, threads), proc.stdin)
+        proc.stdin.close()
+        while True:
+            try:
+                kind, value = pickle.load(proc.stdout)
+            except (EOFError, pickle.UnpicklingError):
+                raise RuntimeError(f"the lab's worker process stopped (exit code {proc.wait()}).") from None
+            if kind == "progress":
+                if progress is not None:
+                    progress(*value)
+            elif kind == "result":
+                proc.wait(timeout=30)  # the worker exits once its result is sent
+                return value
+            else:
+                raise (ValueError if kind == "value-error" else RuntimeError)(value.splitlines()[0] if value else kind)
+    finally:
+        if proc.poll() is None:  # interrupted (a stopped page, an error): the work is abandoned
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def train_isolated(cfg: TrainConfig, models: Sequence[str] = MODELS, ecfg: EvalConfig | None = None,
+                   cw: bool = True, progress: Progress | None = None) -> tuple[dict, dict, LabEval | None]:
+    """:func:`train_and_evaluate` in a worker process on ``cfg.threads`` threads (:func:`run_isolated`):
+    ({name: DigitsCNN}, {name: training seconds}, LabEval or None), bit-identical to a run in-process on
+    the same number of threads."""
+    states, seconds, ev = run_isolated(train_and_evaluate, cfg, tuple(models), ecfg, cw, threads=cfg.threads,
+                                       progress=progress)
+    return {name: net_from_bytes(data) for name, data in states.items()}, seconds, ev
+
+
+def evaluate_isolated(models: Mapping[str, nn.Module], split: Split, ecfg: EvalConfig,
+                      progress: Progress | None = None, cw: bool = True) -> LabEval:
+    """:func:`evaluate_lab` of ``models`` (nets or Classifiers) on ``split``'s test digits in a worker process
+    on ``ecfg.threads`` threads (:func:`run_isolated`)."""
+    states = {name: state_bytes(getattr(m, "net", m)) for name, m in models.items()}
+    return run_isolated(_evaluate_states, states, split.x_test.numpy(), split.y_test.numpy(), ecfg, cw,
+                        threads=ecfg.threads, progress=progress)

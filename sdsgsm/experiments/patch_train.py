@@ -20,25 +20,30 @@ import numpy as np
 import torch
 
 from sdsgsm.attacks.art_baselines import art_classifier, seeded
-from sdsgsm.attacks.patch import EOT, PATCH_DIR, TARGET
+from sdsgsm.attacks.patch import EOT, PATCH_DIR
+from sdsgsm.params import PATCH_TRAIN_PARAMS, check
+
+
+def _spec(name: str):
+    return PATCH_TRAIN_PARAMS[name].default
 
 
 @dataclass(frozen=True)
 class PatchTraining:
     """One training run: patch side (px), ART iterations (each a pass over the data), seed,
-    batch size, target class and the data spec the images come from."""
+    batch size, target class (defaults and ranges: :data:`sdsgsm.params.PATCH_TRAIN_PARAMS`) and the
+    data spec the images come from."""
 
-    size: int = 48
-    steps: int = 30
-    seed: int = 0
-    batch_size: int = 8
-    target: int = TARGET
+    size: int = _spec("size")
+    steps: int = _spec("steps")
+    seed: int = _spec("seed")
+    batch_size: int = _spec("batch_size")
+    target: int = _spec("target")
     data: str = "gallery:photo"
 
     def __post_init__(self):
-        for name in ("size", "steps", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer (got {getattr(self, name)!r}).")
+        for name in PATCH_TRAIN_PARAMS:
+            check(name, getattr(self, name), PATCH_TRAIN_PARAMS)
 
 
 def train_universal_patch(model, x: torch.Tensor, run: PatchTraining, verbose: bool = True) -> tuple[np.ndarray, dict]:
@@ -53,6 +58,8 @@ def train_universal_patch(model, x: torch.Tensor, run: PatchTraining, verbose: b
         raise ValueError(f"Patch side {run.size} is larger than the image side {side}.")
     with torch.inference_mode():
         k = model(x[:1]).shape[1]
+    if run.target >= k:
+        raise ValueError(f"Target class {run.target} is not a class of this model (0 … {k - 1}).")
     classifier = art_classifier(model, tuple(x.shape[1:]), k)
     rel = run.size / side
     params = {"rotation_max": EOT["rotation_max"], "scale_min": rel * (1 - EOT["scale_jitter"]),

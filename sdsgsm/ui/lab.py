@@ -1,10 +1,11 @@
 """Streamlit helpers of the Robust-training page (pages/8_Robust_training.py); numpy/pandas/Plotly out.
 
 The shipped models (assets/lab) and their saved evaluation are read from disk; other settings
-(temperature T, training ε, epochs) retrain the four models through ``st.cache_resource`` keyed on the
-settings (the server's run store, :func:`sdsgsm.ui.cache.run_store`), with the page's progress bar, and
-evaluate them (a shorter ε grid and CW on fewer digits than the CLI's defaults, said on the page). No
-module-level mutable state.
+(:data:`RETRAIN`: temperature T, training ε, epochs, widgets and link values from ``LAB_PARAMS``) retrain the
+four models and evaluate them (a shorter ε grid and CW on fewer digits than the CLI's defaults, said on the
+page) in a worker process of their own (:func:`sdsgsm.experiments.lab.run_isolated`), so the app's torch
+thread count is never changed; results go to the server's run store (:func:`sdsgsm.ui.cache.run_store`,
+keyed on the settings), with the page's progress bar. No module-level mutable state.
 """
 
 from __future__ import annotations
@@ -17,10 +18,36 @@ import streamlit as st
 
 from sdsgsm.experiments import lab
 from sdsgsm.experiments.lab import EPS_TOP, LAB_DIR, LAB_METHODS, MODEL_COLOURS, MODEL_TEXT, MODELS  # noqa: F401  (for the page)
+from sdsgsm.params import LAB_PARAMS, LAB_VIEW_PARAMS, parse_query
 from sdsgsm.ui.cache import CACHE_TTL, run_store, work_gate
+from sdsgsm.ui.state import key
 
 APP_EVAL = lab.EvalConfig(eps=tuple(np.linspace(0.0, EPS_TOP, 5).tolist()), cw_limit=20)
 EXAMPLES = 6  # digits shown clean vs adversarial
+RETRAIN = ("temperature", "train_eps", "epochs")  # the LAB_PARAMS the page's Retrain expander sets
+APP_MAX_EPOCHS = 50  # the app trains at most this many epochs per model; more: the command line
+PAGE_SPEC = {**{n: LAB_PARAMS[n] for n in RETRAIN}, **LAB_VIEW_PARAMS}  # the page's widgets and link keys
+
+
+def init_page_state(prefix: str, query: dict[str, str]) -> list[str]:
+    """Spec defaults of the page's parameters (shown units), then the link's valid values (``query``: the link
+    on the page's first run, else {}); returns one warning line per ignored value."""
+    for name, p in PAGE_SPEC.items():
+        st.session_state.setdefault(key(prefix, name), p.shown(p.default))
+    values, warnings = parse_query(query, PAGE_SPEC)
+    for name, value in values.items():
+        st.session_state[key(prefix, name)] = PAGE_SPEC[name].shown(value)
+    return warnings
+
+
+def page_values(prefix: str, names=tuple(PAGE_SPEC)) -> dict:
+    """Native values of the page's parameters from its state."""
+    return {n: PAGE_SPEC[n].native(st.session_state[key(prefix, n)]) for n in names}
+
+
+def page_query(values: dict) -> dict[str, str]:
+    """Native values -> the link's query parameters (shown units: training ε and ε as n/255)."""
+    return {n: f"{PAGE_SPEC[n].shown(v):g}" if PAGE_SPEC[n].kind is not str else v for n, v in values.items()}
 
 
 def shipped_settings() -> tuple[float, float, int]:
@@ -30,58 +57,67 @@ def shipped_settings() -> tuple[float, float, int]:
 
 
 def settings_config(temperature: float, train_eps: float, epochs: int) -> lab.TrainConfig:
-    """The shipped TrainConfig with the page's three settings; ValueError (one line) if invalid."""
+    """The shipped TrainConfig with the page's three settings; ValueError (one line) if invalid (the spec's
+    ranges, and at most :data:`APP_MAX_EPOCHS` epochs in the app)."""
+    if epochs > APP_MAX_EPOCHS:
+        raise ValueError(f"The app trains at most {APP_MAX_EPOCHS} epochs per model (got {epochs}); use "
+                         "`python -m sdsgsm lab train` for more.")
     base = lab.TrainConfig(**lab.read_record(LAB_DIR)["training"])
     return replace(base, temperature=float(temperature), train_eps=float(train_eps), epochs=int(epochs))
 
 
+def _retrain(temperature: float, train_eps: float, epochs: int, progress=None, evaluate: bool = False):
+    """Train the four models (and, with ``evaluate``, evaluate them with :data:`APP_EVAL`) in a worker process
+    (:func:`sdsgsm.experiments.lab.train_isolated`): the app process's thread count stays as it is. Stores the
+    models, and the evaluation if made, in the run store; returns (frozen models, LabEval or None)."""
+    cfg = settings_config(temperature, train_eps, epochs)
+    with work_gate():
+        nets, _, ev = lab.train_isolated(cfg, ecfg=APP_EVAL if evaluate else None, progress=progress)
+    nets = lab.frozen(nets)
+    run_store().put(("lab-models", float(temperature), float(train_eps), int(epochs)), nets)
+    return nets, ev
+
+
 def models(temperature: float, train_eps: float, epochs: int, progress=None) -> dict:
-    """{name: frozen Classifier}: the shipped ones for the shipped settings, else trained now (seconds per
-    model; ``progress(text, done, total)`` per epoch). Kept in the server's run store (an
-    ``st.cache_resource``, keyed on the settings): a live progress bar cannot sit inside a cached function."""
-    key = ("lab-models", float(temperature), float(train_eps), int(epochs))
-    hit = run_store().get(key)
+    """{name: frozen Classifier}: the shipped ones for the shipped settings, else trained now in a worker
+    process (seconds per model; ``progress(text, done, total)`` per epoch). Kept in the server's run store
+    (an ``st.cache_resource``, keyed on the settings): a live progress bar cannot sit inside a cached function."""
+    k = ("lab-models", float(temperature), float(train_eps), int(epochs))
+    hit = run_store().get(k)
     if hit is not None:
         return hit
-    if key[1:] == shipped_settings():
-        nets = lab.load_models(LAB_DIR).nets
-    else:
-        cfg = settings_config(temperature, train_eps, epochs)
-        total, done = len(MODELS) * cfg.epochs + cfg.epochs, [0]  # the distillation pair trains two nets
-
-        def tick(text, epoch, epochs):
-            done[0] += 1
-            if progress is not None:
-                progress(f"training {text}: epoch {epoch}/{epochs}", done[0], total)
-
-        with work_gate():
-            nets = lab.frozen(lab.train_all(cfg, progress=tick)[0])
-    run_store().put(key, nets)
+    if k[1:] != shipped_settings():
+        return _retrain(temperature, train_eps, epochs, progress)[0]
+    nets = lab.load_models(LAB_DIR).nets
+    run_store().put(k, nets)
     return nets
 
 
 def evaluation(temperature: float, train_eps: float, epochs: int, progress=None) -> dict:
     """{'curve', 'cw', 'saturation' DataFrames, 'headline', 'eval' settings text, 'seconds', 'shipped'}: the
     saved evaluation of the shipped models, else a fresh one (:data:`APP_EVAL`), kept in the run store."""
-    key = ("lab-eval", float(temperature), float(train_eps), int(epochs))
-    hit = run_store().get(key)
+    k = ("lab-eval", float(temperature), float(train_eps), int(epochs))
+    hit = run_store().get(k)
     if hit is not None:
         return hit
-    shipped = key[1:] == shipped_settings()
+    shipped = k[1:] == shipped_settings()
     record = lab.read_record(LAB_DIR)
     saved = lab.read_eval(LAB_DIR, record) if shipped else None
     ecfg = _saved_eval_config() if saved is not None else APP_EVAL
+    nets = run_store().get(("lab-models", *k[1:]))
+    if saved is None and nets is None and not shipped:  # train and evaluate in one worker process
+        nets, saved = _retrain(temperature, train_eps, epochs, progress, evaluate=True)
     if saved is None:
-        nets = models(temperature, train_eps, epochs, progress)
+        nets = nets or models(temperature, train_eps, epochs, progress)
         split = lab.load_split(record["split"]["seed"], record["split"]["test_size"])
         with work_gate():
-            saved = lab.evaluate_lab(nets, split, APP_EVAL, progress)
+            saved = lab.evaluate_isolated(nets, split, APP_EVAL, progress)
     out = {"curve": saved.curve, "cw": saved.cw, "saturation": saved.saturation, "headline": saved.headline,
            "eval": f"{len(ecfg.eps)} ε values, {ecfg.steps} steps for PGD and SD-SGSM, SD-SGSM m = {ecfg.patch} px "
                    f"with ε_weak = {ecfg.weak_ratio:g}·ε; CW-L2 {ecfg.cw_steps} iterations on the first "
                    f"{ecfg.cw_limit} test digits",
            "seconds": saved.seconds, "shipped": shipped}
-    run_store().put(key, out)
+    run_store().put(k, out)
     return out
 
 
