@@ -211,7 +211,7 @@ def _native_bf16(device: torch.device) -> bool:
     return False
 
 
-def _window_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def window_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, 4) windows -> (B, 1, H, W) bool, True inside the window (Z_Ω zeroes it)."""
     rows = torch.arange(height, device=boxes.device)
     cols = torch.arange(width, device=boxes.device)
@@ -240,7 +240,7 @@ def _full_diffs(model, x, boxes, cfg: ScanConfig, ref, engine: str, amp, windows
             for b, (top, left, ph, pw) in enumerate(boxes[win.cpu()].tolist()):
                 batch[b, :, top:top + ph, left:left + pw] = 0.0  # Z_Ω, eq. 1
         else:
-            masks = _window_masks(boxes.to(x.device)[win], x.shape[2], x.shape[3])
+            masks = window_masks(boxes.to(x.device)[win], x.shape[2], x.shape[3])
             batch = x[img].masked_fill_(masks, 0.0).contiguous(memory_format=torch.channels_last)  # eq. 1
         with amp:
             logits = model(batch)

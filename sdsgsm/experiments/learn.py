@@ -25,7 +25,7 @@ from sdsgsm.attacks import FAMILY_SPECS, AttackConfig, AttackResult, run_method
 from sdsgsm.attacks.fgsm_family import FamilySpec, Trajectory, direction, family_core, input_gradient
 from sdsgsm.budget import BudgetConfig, budget_map
 from sdsgsm.experiments.report import _top5
-from sdsgsm.occlusion import _window_masks
+from sdsgsm.occlusion import window_masks
 
 SIGN, TANH = FamilySpec(direction="sign"), FamilySpec(direction="tanh")
 PAPER_TOY = (-0.2, -0.05, 0.0, 0.05, 0.2)  # the 1-D gradient of §3.4's toy example
@@ -48,7 +48,7 @@ def occlude(model, x: torch.Tensor, box: tuple[int, int, int, int]) -> dict:
     ‖f(x) − f(Z_Ω x)‖₂ (float32 full forward passes), 'before'/'after' top-5 lists of
     {'index', 'name', 'prob'}, 'p_top1_after' the probability of the clean top-1 class after}.
     """
-    mask = _window_masks(torch.tensor([box], device=x.device), x.shape[2], x.shape[3])  # (1, 1, H, W)
+    mask = window_masks(torch.tensor([box], device=x.device), x.shape[2], x.shape[3])  # (1, 1, H, W)
     occluded = x.masked_fill(mask, 0.0)
     with torch.inference_mode():
         logits = model(torch.cat([x, occluded])).float()  # (2, K)
