@@ -12,6 +12,7 @@ import argparse
 import re
 import signal
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sdsgsm.outputs import write_files
 from sdsgsm.params import PRESETS, add_flags, get_preset, values_from_args
 
 PROG = "python -m sdsgsm"
+PARTIAL = ".partial"  # the unit store's folder inside --out (removed when a run finishes)
 
 
 class CliError(Exception):
@@ -63,6 +65,13 @@ def add_data_flags(p: argparse.ArgumentParser, *, default: str | None = "gallery
     if criterion:
         p.add_argument("--criterion", default="clean_correct", choices=("clean_correct", "all"),
                        help="attack and evaluate clean-correct samples only (default) or all")
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """--fresh (discard an unfinished run in --out instead of resuming it) and --verbose (one line per unit)."""
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: discard the finished units an interrupted run left in --out (default: resume)")
+    p.add_argument("--verbose", action="store_true", help="one progress line per finished unit")
 
 
 def add_threads_flag(p: argparse.ArgumentParser, default: int | None = None, text: str = "") -> None:
@@ -120,8 +129,77 @@ def write(files: Mapping[str, bytes], out: str | Path) -> str:
     return ", ".join(p.name for p in write_files(dict(files), out))
 
 
+def say(text: str) -> None:
+    """One line on stderr (what a command will run, resuming, …)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+
+
+class Progress:
+    """Progress on stderr, called as ``progress(text, done, total)``.
+
+    On a terminal: a tqdm bar with the count, elapsed time, ETA and the current unit. Elsewhere (CI logs,
+    a file) or with ``verbose``: plain lines ``[done/total] pct | elapsed | ETA | text``, no carriage
+    returns; without ``verbose`` at most one every ``every`` seconds, plus the last. A call that does not
+    advance the count (a method starting) changes the bar's text but prints no line.
+    """
+
+    def __init__(self, verbose: bool = False, every: float = 5.0, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.verbose, self.every = verbose, every
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)()) and not verbose
+        self.bar, self.t0, self.last_line, self.done = None, None, -1e9, None
+
+    def __call__(self, text: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+        if self.tty:
+            self._bar(text, done, total)
+            return
+        if done == self.done:
+            return
+        first = self.done is None
+        self.done = done
+        if self.verbose or first or done >= total or now - self.last_line >= self.every:
+            self.last_line = now
+            self.stream.write(self.line(text, done, total, now - self.t0) + "\n")
+            self.stream.flush()
+
+    def _bar(self, text: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.total != total:
+            self.close()
+            self.bar = tqdm(total=total, file=self.stream, dynamic_ncols=True, leave=True, mininterval=0.5,
+                            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {desc}")
+        self.bar.set_description_str(text, refresh=False)
+        if done != self.bar.n:
+            self.bar.update(done - self.bar.n)
+        else:
+            self.bar.refresh()
+        if done >= total:
+            self.close()
+
+    @staticmethod
+    def line(text: str, done: int, total: int, elapsed: float) -> str:
+        eta = elapsed / done * (total - done) if done else None
+        pct = 100.0 * done / total if total else 100.0
+        return (f"[{done}/{total}] {pct:5.1f}% | elapsed {_clock(elapsed)} | "
+                f"ETA {_clock(eta) if eta is not None else '--:--'} | {text}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def progress(text: str, done: int, total: int) -> None:
-    """One progress line on stderr: ``[done/total] text``."""
+    """One plain progress line on stderr: ``[done/total] text`` (callers without a run context)."""
     print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
 
 
@@ -133,6 +211,9 @@ class RunContext:
 
     command: str
     stop: bool = False
+    progress: Progress | None = None
+    out: Path | None = None
+    fresh: bool = False
 
     def should_stop(self) -> bool:
         return self.stop
@@ -143,7 +224,15 @@ class RunContext:
         self.stop = True
         print("\nstopping after the current unit (Ctrl-C again to abort) …", file=sys.stderr, flush=True)
 
-    progress = staticmethod(progress)
+    say = staticmethod(say)
+
+    def units(self, enabled: bool = True):
+        """The unit store of this run in ``--out`` (None when ``enabled`` is False or there is no --out)."""
+        from sdsgsm.experiments.runner import UnitStore
+
+        if not enabled or self.out is None:
+            return None
+        return UnitStore(self.out / PARTIAL, fresh=self.fresh, note=say)
 
 
 @contextmanager
@@ -153,7 +242,8 @@ def run_context(args: argparse.Namespace, threads: int | None = None) -> Iterato
     the main thread."""
     import torch
 
-    ctx = RunContext(command_line(args))
+    ctx = RunContext(command_line(args), progress=Progress(verbose=bool(getattr(args, "verbose", False))),
+                     out=Path(args.out) if getattr(args, "out", None) else None, fresh=bool(getattr(args, "fresh", False)))
     n = threads if threads is not None else getattr(args, "threads", None)
     before = torch.get_num_threads()
     try:
@@ -165,6 +255,7 @@ def run_context(args: argparse.Namespace, threads: int | None = None) -> Iterato
             torch.set_num_threads(n)
         yield ctx
     finally:
+        ctx.progress.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         torch.set_num_threads(before)
