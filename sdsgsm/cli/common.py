@@ -242,8 +242,9 @@ def run_context(args: argparse.Namespace, threads: int | None = None) -> Iterato
     the main thread."""
     import torch
 
-    ctx = RunContext(command_line(args), progress=Progress(verbose=bool(getattr(args, "verbose", False))),
-                     out=Path(args.out) if getattr(args, "out", None) else None, fresh=bool(getattr(args, "fresh", False)))
+    out = Path(args.out) if getattr(args, "out", None) else None
+    ctx = RunContext(command_line(args), progress=Progress(verbose=bool(getattr(args, "verbose", False))), out=out,
+                     fresh=bool(getattr(args, "fresh", False)))
     n = threads if threads is not None else getattr(args, "threads", None)
     before = torch.get_num_threads()
     try:

@@ -19,8 +19,9 @@ from sdsgsm.data import load_cifar10, load_folder, load_gallery
 from sdsgsm.memory import run_chunks
 from sdsgsm.outputs import package_versions
 
-__all__ = ["ConfigChanged", "ExperimentResult", "UnitStore", "cfg_map", "clean_logits", "load_benchmark_data", "model_device", "package_versions",
-           "fingerprint_model", "fingerprint_tensor", "parse_methods", "select", "warm_up"]
+__all__ = ["ConfigChanged", "ExperimentResult", "UnitStore", "cfg_map", "clean_logits", "fingerprint_model",
+           "fingerprint_tensor", "load_benchmark_data", "model_device", "package_versions", "parse_methods",
+           "select", "warm_up"]
 
 
 @dataclass
