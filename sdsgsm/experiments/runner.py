@@ -163,8 +163,9 @@ def fingerprint_tensor(t: torch.Tensor) -> str:
     """sha256 of a tensor's values (dtype and shape included): the data's part of a run's fingerprint."""
     import hashlib
 
-    t = t.detach().cpu().contiguous()
-    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+    shape = tuple(t.shape)
+    t = t.detach().cpu().contiguous().reshape(-1)
+    h = hashlib.sha256(f"{t.dtype}{shape}".encode())
     h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
 
