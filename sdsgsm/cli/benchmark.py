@@ -14,6 +14,7 @@ from sdsgsm.cli.common import (
     check_positive,
     config_from_args,
     model_from_args,
+    plural,
     run_context,
 )
 from sdsgsm.params import PRESETS
@@ -61,8 +62,9 @@ def run(args) -> str | None:
                 "processes": 1 if shard is None else shard.world}
         lead = shard is None or shard.rank == 0
         if lead:
-            ctx.say(f"benchmark: {len(methods)} methods ({','.join(methods)}) × {len(x)} images, batches of "
-                    f"{args.batch_size}, on {model.name}" + ("" if shard is None else f", {shard.world} processes"))
+            ctx.say(f"benchmark: {plural(len(methods), 'method')} ({','.join(methods)}) × "
+                    f"{plural(len(x), 'image')}, batches of {args.batch_size}, on {model.name}"
+                    + ("" if shard is None else f", {shard.world} processes"))
         units = ctx.units(shard is None)  # resumable one-process runs; a torchrun run starts over
         result = run_benchmark(model, x, y, methods, cfg, batch_size=args.batch_size, criterion=args.criterion,
                                progress=ctx.progress if lead else None, should_stop=ctx.should_stop, keys=keys,

@@ -67,10 +67,11 @@ def add_data_flags(p: argparse.ArgumentParser, *, default: str | None = "gallery
                        help="attack and evaluate clean-correct samples only (default) or all")
 
 
-def add_run_flags(p: argparse.ArgumentParser) -> None:
+def add_run_flags(p: argparse.ArgumentParser, fresh: bool = True) -> None:
     """--fresh (discard an unfinished run in --out instead of resuming it) and --verbose (one line per unit)."""
-    p.add_argument("--fresh", action="store_true",
-                   help="start over: discard the finished units an interrupted run left in --out (default: resume)")
+    if fresh:
+        p.add_argument("--fresh", action="store_true",
+                       help="start over: discard the finished units an interrupted run left in --out (default: resume)")
     p.add_argument("--verbose", action="store_true", help="one progress line per finished unit")
 
 
@@ -129,6 +130,11 @@ def write(files: Mapping[str, bytes], out: str | Path) -> str:
     return ", ".join(p.name for p in write_files(dict(files), out))
 
 
+def plural(n: int, word: str) -> str:
+    """'1 method', '3 methods'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def say(text: str) -> None:
     """One line on stderr (what a command will run, resuming, …)."""
     print(text, file=sys.stderr, flush=True)
@@ -145,7 +151,8 @@ class Progress:
     On a terminal: a tqdm bar with the count, elapsed time, ETA and the current unit. Elsewhere (CI logs,
     a file) or with ``verbose``: plain lines ``[done/total] pct | elapsed | ETA | text``, no carriage
     returns; without ``verbose`` at most one every ``every`` seconds, plus the last. A call that does not
-    advance the count (a method starting) changes the bar's text but prints no line.
+    advance the count (a method starting) changes the bar's text but prints no line. The ETA leaves out the
+    burst of calls at the start (units a resumed run reads back), which would make it far too short.
     """
 
     def __init__(self, verbose: bool = False, every: float = 5.0, stream=None):
@@ -153,11 +160,18 @@ class Progress:
         self.verbose, self.every = verbose, every
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)()) and not verbose
         self.bar, self.t0, self.last_line, self.done = None, None, -1e9, None
+        self.base, self.prev, self.settled = (0.0, 0), None, False
 
     def __call__(self, text: str, done: int, total: int) -> None:
         now = time.monotonic()
         if self.t0 is None:
             self.t0 = now
+        if not self.settled:  # still in the opening burst: the rate is measured from here on
+            if self.prev is None or now - self.prev < 0.05:
+                self.base = (now, done)
+            else:
+                self.settled = True
+        self.prev = now
         if self.tty:
             self._bar(text, done, total)
             return
@@ -167,7 +181,9 @@ class Progress:
         self.done = done
         if self.verbose or first or done >= total or now - self.last_line >= self.every:
             self.last_line = now
-            self.stream.write(self.line(text, done, total, now - self.t0) + "\n")
+            rate = (done - self.base[1]) / (now - self.base[0]) if done > self.base[1] and now > self.base[0] else None
+            eta = 0.0 if done >= total else ((total - done) / rate if rate and self.settled else None)
+            self.stream.write(self.line(text, done, total, now - self.t0, eta) + "\n")
             self.stream.flush()
 
     def _bar(self, text: str, done: int, total: int) -> None:
@@ -186,8 +202,8 @@ class Progress:
             self.close()
 
     @staticmethod
-    def line(text: str, done: int, total: int, elapsed: float) -> str:
-        eta = elapsed / done * (total - done) if done else None
+    def line(text: str, done: int, total: int, elapsed: float, eta: float | None) -> str:
+        """``[done/total] pct | elapsed | ETA | text`` (ETA --:-- while unknown)."""
         pct = 100.0 * done / total if total else 100.0
         return (f"[{done}/{total}] {pct:5.1f}% | elapsed {_clock(elapsed)} | "
                 f"ETA {_clock(eta) if eta is not None else '--:--'} | {text}")

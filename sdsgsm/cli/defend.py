@@ -18,6 +18,7 @@ from sdsgsm.cli.common import (
     check_positive,
     config_from_args,
     model_from_args,
+    plural,
     run_context,
     write,
 )
@@ -71,8 +72,9 @@ def run(args: argparse.Namespace) -> str:
         model = model_from_args(args)
         x, y, keys, info = load_benchmark_data(args.data, model, args.limit)
         shown = ["none", *(d for d in defences if d != "none")]
-        ctx.say(f"defend: {len(methods)} methods ({','.join(methods)}) × {len(shown)} defences ({','.join(shown)}) "
-                f"× 2 modes over {len(x)} images, on {model.name}")
+        ctx.say(f"defend: {plural(len(methods), 'method')} ({','.join(methods)}) × "
+                f"{plural(len(shown), 'defence')} ({','.join(shown)}) × 2 modes over {plural(len(x), 'image')}, "
+                f"on {model.name}")
         units = ctx.units()
         grid = run_defence_grid(model, x, y, methods, defences, cfg, dcfg, batch_size=args.batch_size,
                                 progress=ctx.progress, should_stop=ctx.should_stop, keys=keys, data=info["name"],

@@ -22,6 +22,7 @@ from sdsgsm.cli.common import (
     check_positive,
     command_line,
     model_from_args,
+    plural,
     run_context,
     write,
 )
@@ -128,8 +129,8 @@ def _summary_rows(args, ctx) -> tuple[list[dict], dict]:
     values = attack_values(args)
     model = model_from_args(args)
     x, y, keys, info = load_benchmark_data(args.data, model, args.limit)
-    ctx.say(f"figure {args.kind}: benchmark of {len(methods)} methods ({','.join(methods)}) × {len(x)} images, "
-            f"batches of {args.batch_size}, on {model.name}")
+    ctx.say(f"figure {args.kind}: benchmark of {plural(len(methods), 'method')} ({','.join(methods)}) × "
+            f"{plural(len(x), 'image')}, batches of {args.batch_size}, on {model.name}")
     res = run_benchmark(model, x, y, methods, build_config(values), batch_size=args.batch_size,
                         criterion=args.criterion, progress=ctx.progress, should_stop=ctx.should_stop, keys=keys,
                         data=info["name"])
@@ -181,8 +182,9 @@ def cmd_sweep(args, ctx) -> str:
         n_points = 1
         for a in axes:
             n_points *= len(a.values)
-        ctx.say(f"sweep: {n_points} points of {' × '.join(a.name for a in axes)} × {len(methods)} methods "
-                f"({','.join(methods)}) = {n_points * len(methods)} units over {len(x)} images, on {model.name}")
+        ctx.say(f"sweep: {plural(n_points, 'point')} of {' × '.join(a.name for a in axes)} × "
+                f"{plural(len(methods), 'method')} ({','.join(methods)}) = {n_points * len(methods)} units over "
+                f"{plural(len(x), 'image')}, on {model.name}")
         units = ctx.units()
         res = run_sweep(model, x, y, methods, axes, values, batch_size=args.batch_size, criterion=args.criterion,
                         progress=ctx.progress, should_stop=ctx.should_stop, keys=keys, data=data["name"],

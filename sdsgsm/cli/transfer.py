@@ -9,7 +9,15 @@ one-line ValueError (exit status 2 in :func:`sdsgsm.cli.main`); progress goes to
 
 from __future__ import annotations
 
-from sdsgsm.cli.common import add_run_flags, add_threads_flag, check_positive, config_from_args, run_context, write
+from sdsgsm.cli.common import (
+    add_run_flags,
+    add_threads_flag,
+    check_positive,
+    config_from_args,
+    plural,
+    run_context,
+    write,
+)
 from sdsgsm.ensemble import ALIASES, WORK_SIZE
 from sdsgsm.experiments.transfer import DEFAULT_METHODS
 from sdsgsm.params import PRESETS, add_flags
@@ -63,9 +71,9 @@ def run(args) -> str:
     x, y, keys, info = load_benchmark_data(args.data, sources[0][1], args.limit)
     with run_context(args) as ctx:
         default = " (the default list; choose with --methods)" if args.methods is None else ""
-        ctx.say(f"transfer: {len(methods)} methods ({','.join(methods)}){default} × {len(sources)} sources "
-                f"({args.sources}) = {len(methods) * len(sources)} units over {len(x)} images, evaluated on "
-                f"{len(targets)} targets ({args.targets})")
+        ctx.say(f"transfer: {plural(len(methods), 'method')} ({','.join(methods)}){default} × "
+                f"{plural(len(sources), 'source')} ({args.sources}) = {plural(len(methods) * len(sources), 'unit')} "
+                f"over {plural(len(x), 'image')}, evaluated on {plural(len(targets), 'target')} ({args.targets})")
         meta = {"command": ctx.command, "preset": args.preset, "data_label_source": info["label_source"]}
         units = ctx.units()
         res = run_transfer(sources, targets, x.to(sources[0][1].device), y, methods, cfg,
