@@ -9,6 +9,7 @@ plus one line in :data:`sdsgsm.cli.COMMANDS`.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -191,7 +192,12 @@ class Progress:
 
         if self.bar is None or self.bar.total != total:
             self.close()
-            self.bar = tqdm(total=total, file=self.stream, dynamic_ncols=True, leave=True, mininterval=0.5,
+            try:  # a terminal that reports no size (some pseudo-terminals): 100 columns, 24 rows
+                width, rows = os.get_terminal_size(self.stream.fileno())
+            except (AttributeError, OSError, ValueError):
+                width, rows = 0, 0
+            self.bar = tqdm(total=total, file=self.stream, desc=text, leave=True, mininterval=0.5,
+                            dynamic_ncols=width > 0, ncols=None if width > 0 else 100, nrows=rows or 24,
                             bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {desc}")
         self.bar.set_description_str(text, refresh=False)
         if done != self.bar.n:

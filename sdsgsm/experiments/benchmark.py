@@ -177,7 +177,8 @@ def _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress
         units.begin({"experiment": "benchmark", "methods": methods, "attack_configs": cfg_of,
                      "batch_size": batch_size, "criterion": criterion, "model": info["model"],
                      "weights": fingerprint_model(model), "data": data, "keys": keys, "images": fingerprint_tensor(x),
-                     "labels": fingerprint_tensor(y_used), "shard": [rank, world]}, len(methods) * mine_batches)
+                     "labels": fingerprint_tensor(y_used), "shard": [rank, world],
+                     "device": str(device)}, len(methods) * mine_batches)
     done, stopped = {}, False
     for method in methods:
         df, stopped = run.method(method, cfg_of[method])

@@ -271,7 +271,7 @@ def run_defence_grid(model, x: torch.Tensor, y: torch.Tensor | None, methods: Se
                      "defence_params": {d: dcfg.params_of(d) for d in defences}, "attack_config": cfg,
                      "batch_size": batch_size, "model": getattr(model, "name", type(model).__name__),
                      "weights": fingerprint_model(model), "data": data, "keys": keys, "images": fingerprint_tensor(x),
-                     "labels": fingerprint_tensor(y_used)}, total)
+                     "labels": fingerprint_tensor(y_used), "device": str(x.device)}, total)
     cells: dict[tuple, tuple] = {}  # (method, defence, mode) -> (row, per-sample rows) of a finished unit
     for method, d, mode in _plan(methods, defences):
         unit = _unit(method, d, mode)

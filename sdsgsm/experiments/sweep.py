@@ -224,7 +224,8 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
         units.begin({"experiment": "sweep", "axes": [[a.name, list(a.values)] for a in axes], "methods": methods,
                      "base": base, "criterion": criterion, "batch_size": batch_size,
                      "model": getattr(model, "name", type(model).__name__), "weights": fingerprint_model(model),
-                     "data": data, "keys": keys, "images": fingerprint_tensor(x), "labels": fingerprint_tensor(y_used)},
+                     "data": data, "keys": keys, "images": fingerprint_tensor(x), "labels": fingerprint_tensor(y_used),
+                     "device": str(x.device)},
                     len(points) * len(methods))
     for method in methods:
         warm_up(model, x[idx[:1]], method, method != methods[0])

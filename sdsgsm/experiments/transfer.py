@@ -241,7 +241,8 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
         units.begin({"experiment": "transfer", "methods": methods, "attack_configs": cfg_of, "batch_size": batch_size,
                      "sources": {s.label: fingerprint_model(m) for s, m in sources},
                      "targets": {t.label: fingerprint_model(m) for t, m in targets}, "data": data, "keys": keys,
-                     "images": fingerprint_tensor(x), "labels": None if y is None else fingerprint_tensor(y)},
+                     "images": fingerprint_tensor(x), "labels": None if y is None else fingerprint_tensor(y),
+                     "device": str(x.device)},
                     len(methods) * len(srcs))
     parts, done, adversarial, stopped = _craft_all(srcs, x, targets, clean, methods, cfg_of, batch_size, tick, state,
                                                    units)
