@@ -3,6 +3,7 @@ the identity's, adaptive ≥ non-adaptive where it is certain, the grid, the CLI
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -268,7 +269,8 @@ def test_cli_defend_on_two_gallery_images(tmp_path, capsys):
                "--batch-size", "2", "--jpeg-quality", "50", "--out", str(out), "--device", "cpu"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    assert "[1/3] fgsm · crafted on the bare model" in captured.err and "| fgsm | jpeg (quality 50) |" in captured.out
+    assert re.search(r"^\[1/3\] .*\| fgsm · crafted on the bare model$", captured.err, re.M), captured.err
+    assert "| fgsm | jpeg (quality 50) |" in captured.out
     cells = pd.read_csv(out / "defences.csv")
     assert len(cells) == 1 * 3 * 2 and set(cells["mode"]) == set(MODES)
     config = json.loads((out / "defences.json").read_text())

@@ -9,10 +9,12 @@ from sdsgsm.cli.common import (
     add_attack_params,
     add_data_flags,
     add_model_flags,
+    add_run_flags,
     add_threads_flag,
     check_positive,
     config_from_args,
     model_from_args,
+    plural,
     run_context,
 )
 from sdsgsm.params import PRESETS
@@ -24,6 +26,7 @@ def add_parser(sub) -> None:
     add_data_flags(p, default=None)
     p.add_argument("--methods", default=None, help="comma-separated registry names (default: the preset's)")
     add_threads_flag(p)
+    add_run_flags(p)
     p.add_argument("--out", required=True, help="output directory")
     add_model_flags(p)
     add_attack_params(p, "; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()))
@@ -58,13 +61,20 @@ def run(args) -> str | None:
         meta = {"preset": args.preset, "command": ctx.command, "data_label_source": info["label_source"],
                 "processes": 1 if shard is None else shard.world}
         lead = shard is None or shard.rank == 0
+        if lead:
+            ctx.say(f"benchmark: {plural(len(methods), 'method')} ({','.join(methods)}) × "
+                    f"{plural(len(x), 'image')}, batches of {args.batch_size}, on {model.name}"
+                    + ("" if shard is None else f", {shard.world} processes"))
+        units = ctx.units(shard is None)  # resumable one-process runs; a torchrun run starts over
         result = run_benchmark(model, x, y, methods, cfg, batch_size=args.batch_size, criterion=args.criterion,
                                progress=ctx.progress if lead else None, should_stop=ctx.should_stop, keys=keys,
                                data=info["name"], meta=meta,
                                shard=(0, 1) if shard is None else (shard.rank, shard.world),
-                               gather=None if shard is None else gather_rows)
+                               gather=None if shard is None else gather_rows, units=units)
         if lead:
             write_benchmark(result, args.out)
+        if units is not None:
+            units.close() if result.stopped else units.clear()
         if shard is not None:
             finish()
     return result.markdown() + f"-> {args.out}" if lead else None

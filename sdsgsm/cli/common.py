@@ -9,9 +9,11 @@ plus one line in :data:`sdsgsm.cli.COMMANDS`.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from sdsgsm.outputs import write_files
 from sdsgsm.params import PRESETS, add_flags, get_preset, values_from_args
 
 PROG = "python -m sdsgsm"
+PARTIAL = ".partial"  # the unit store's folder inside --out (removed when a run finishes)
 
 
 class CliError(Exception):
@@ -63,6 +66,14 @@ def add_data_flags(p: argparse.ArgumentParser, *, default: str | None = "gallery
     if criterion:
         p.add_argument("--criterion", default="clean_correct", choices=("clean_correct", "all"),
                        help="attack and evaluate clean-correct samples only (default) or all")
+
+
+def add_run_flags(p: argparse.ArgumentParser, fresh: bool = True) -> None:
+    """--fresh (discard an unfinished run in --out instead of resuming it) and --verbose (one line per unit)."""
+    if fresh:
+        p.add_argument("--fresh", action="store_true",
+                       help="start over: discard the finished units an interrupted run left in --out (default: resume)")
+    p.add_argument("--verbose", action="store_true", help="one progress line per finished unit")
 
 
 def add_threads_flag(p: argparse.ArgumentParser, default: int | None = None, text: str = "") -> None:
@@ -120,8 +131,97 @@ def write(files: Mapping[str, bytes], out: str | Path) -> str:
     return ", ".join(p.name for p in write_files(dict(files), out))
 
 
+def plural(n: int, word: str) -> str:
+    """'1 method', '3 methods'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def say(text: str) -> None:
+    """One line on stderr (what a command will run, resuming, …)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+
+
+class Progress:
+    """Progress on stderr, called as ``progress(text, done, total)``.
+
+    On a terminal: a tqdm bar with the count, elapsed time, ETA and the current unit. Elsewhere (CI logs,
+    a file) or with ``verbose``: plain lines ``[done/total] pct | elapsed | ETA | text``, no carriage
+    returns; without ``verbose`` at most one every ``every`` seconds, plus the last. A call that does not
+    advance the count (a method starting) changes the bar's text but prints no line. The ETA leaves out the
+    burst of calls at the start (units a resumed run reads back), which would make it far too short.
+    """
+
+    def __init__(self, verbose: bool = False, every: float = 5.0, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.verbose, self.every = verbose, every
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)()) and not verbose
+        self.bar, self.t0, self.last_line, self.done = None, None, -1e9, None
+        self.base, self.prev, self.settled = (0.0, 0), None, False
+
+    def __call__(self, text: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+        if not self.settled:  # still in the opening burst: the rate is measured from here on
+            if self.prev is None or now - self.prev < 0.05:
+                self.base = (now, done)
+            else:
+                self.settled = True
+        self.prev = now
+        if self.tty:
+            self._bar(text, done, total)
+            return
+        if done == self.done:
+            return
+        first = self.done is None
+        self.done = done
+        if self.verbose or first or done >= total or now - self.last_line >= self.every:
+            self.last_line = now
+            rate = (done - self.base[1]) / (now - self.base[0]) if done > self.base[1] and now > self.base[0] else None
+            eta = 0.0 if done >= total else ((total - done) / rate if rate and self.settled else None)
+            self.stream.write(self.line(text, done, total, now - self.t0, eta) + "\n")
+            self.stream.flush()
+
+    def _bar(self, text: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.total != total:
+            self.close()
+            try:  # a terminal that reports no size (some pseudo-terminals): 100 columns, 24 rows
+                width, rows = os.get_terminal_size(self.stream.fileno())
+            except (AttributeError, OSError, ValueError):
+                width, rows = 0, 0
+            self.bar = tqdm(total=total, file=self.stream, desc=text, leave=True, mininterval=0.5,
+                            dynamic_ncols=width > 0, ncols=None if width > 0 else 100, nrows=rows or 24,
+                            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {desc}")
+        self.bar.set_description_str(text, refresh=False)
+        if done != self.bar.n:
+            self.bar.update(done - self.bar.n)
+        else:
+            self.bar.refresh()
+        if done >= total:
+            self.close()
+
+    @staticmethod
+    def line(text: str, done: int, total: int, elapsed: float, eta: float | None) -> str:
+        """``[done/total] pct | elapsed | ETA | text`` (ETA --:-- while unknown)."""
+        pct = 100.0 * done / total if total else 100.0
+        return (f"[{done}/{total}] {pct:5.1f}% | elapsed {_clock(elapsed)} | "
+                f"ETA {_clock(eta) if eta is not None else '--:--'} | {text}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def progress(text: str, done: int, total: int) -> None:
-    """One progress line on stderr: ``[done/total] text``."""
+    """One plain progress line on stderr: ``[done/total] text`` (callers without a run context)."""
     print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
 
 
@@ -133,6 +233,9 @@ class RunContext:
 
     command: str
     stop: bool = False
+    progress: Progress | None = None
+    out: Path | None = None
+    fresh: bool = False
 
     def should_stop(self) -> bool:
         return self.stop
@@ -143,7 +246,15 @@ class RunContext:
         self.stop = True
         print("\nstopping after the current unit (Ctrl-C again to abort) …", file=sys.stderr, flush=True)
 
-    progress = staticmethod(progress)
+    say = staticmethod(say)
+
+    def units(self, enabled: bool = True):
+        """The unit store of this run in ``--out`` (None when ``enabled`` is False or there is no --out)."""
+        from sdsgsm.experiments.runner import UnitStore
+
+        if not enabled or self.out is None:
+            return None
+        return UnitStore(self.out / PARTIAL, fresh=self.fresh, note=say)
 
 
 @contextmanager
@@ -153,7 +264,9 @@ def run_context(args: argparse.Namespace, threads: int | None = None) -> Iterato
     the main thread."""
     import torch
 
-    ctx = RunContext(command_line(args))
+    out = Path(args.out) if getattr(args, "out", None) else None
+    ctx = RunContext(command_line(args), progress=Progress(verbose=bool(getattr(args, "verbose", False))), out=out,
+                     fresh=bool(getattr(args, "fresh", False)))
     n = threads if threads is not None else getattr(args, "threads", None)
     before = torch.get_num_threads()
     try:
@@ -165,6 +278,7 @@ def run_context(args: argparse.Namespace, threads: int | None = None) -> Iterato
             torch.set_num_threads(n)
         yield ctx
     finally:
+        ctx.progress.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         torch.set_num_threads(before)

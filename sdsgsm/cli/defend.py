@@ -13,10 +13,12 @@ import argparse
 
 from sdsgsm.cli.common import (
     add_model_flags,
+    add_run_flags,
     add_threads_flag,
     check_positive,
     config_from_args,
     model_from_args,
+    plural,
     run_context,
     write,
 )
@@ -39,6 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="use at most N images")
     p.add_argument("--batch-size", type=int, default=8, help="images per attack call")
     add_threads_flag(p)
+    add_run_flags(p)
     p.add_argument("--stem", default="defences", help="output file name stem")
     p.add_argument("--out", required=True, help="output directory")
     add_model_flags(p)
@@ -68,8 +71,16 @@ def run(args: argparse.Namespace) -> str:
     with run_context(args) as ctx:
         model = model_from_args(args)
         x, y, keys, info = load_benchmark_data(args.data, model, args.limit)
+        shown = ["none", *(d for d in defences if d != "none")]
+        ctx.say(f"defend: {plural(len(methods), 'method')} ({','.join(methods)}) × "
+                f"{plural(len(shown), 'defence')} ({','.join(shown)}) × 2 modes over {plural(len(x), 'image')}, "
+                f"on {model.name}")
+        units = ctx.units()
         grid = run_defence_grid(model, x, y, methods, defences, cfg, dcfg, batch_size=args.batch_size,
-                                progress=ctx.progress, keys=keys, data=info["name"])
+                                progress=ctx.progress, should_stop=ctx.should_stop, keys=keys, data=info["name"],
+                                units=units)
         grid.config["command"] = ctx.command
     written = write(defence_files(grid, args.stem), args.out)
+    if units is not None:
+        units.close() if grid.stopped else units.clear()
     return grid.markdown() + f"wall time {grid.config['wall_time_s']:.1f} s\nwrote {written} -> {args.out}"

@@ -16,11 +16,13 @@ from sdsgsm.cli.common import (
     Parser,
     add_data_flags,
     add_model_flags,
+    add_run_flags,
+    add_threads_flag,
     attack_values,
     check_positive,
     command_line,
     model_from_args,
-    progress,
+    plural,
     run_context,
     write,
 )
@@ -78,6 +80,8 @@ def _add_sweep_run(p) -> None:
     p.add_argument("--methods", default="fgsm,sd-sgsm", help="comma-separated registry names")
     p.add_argument("--preset", default=None, choices=tuple(PRESETS))
     add_data_flags(p)
+    add_run_flags(p)
+    add_threads_flag(p)
     _common(p)
     add_flags(p, preset_defaults=True)
 
@@ -104,7 +108,7 @@ def cmd_grid(args) -> str:
     return write(figures.figure_files(fig, args.stem or "grid", info, "grid"), args.out)
 
 
-def _summary_rows(args) -> tuple[list[dict], dict]:
+def _summary_rows(args, ctx) -> tuple[list[dict], dict]:
     """Summary rows from --results, or from a benchmark run made on the spot."""
     import pandas as pd
 
@@ -125,18 +129,20 @@ def _summary_rows(args) -> tuple[list[dict], dict]:
     values = attack_values(args)
     model = model_from_args(args)
     x, y, keys, info = load_benchmark_data(args.data, model, args.limit)
+    ctx.say(f"figure {args.kind}: benchmark of {plural(len(methods), 'method')} ({','.join(methods)}) × "
+            f"{plural(len(x), 'image')}, batches of {args.batch_size}, on {model.name}")
     res = run_benchmark(model, x, y, methods, build_config(values), batch_size=args.batch_size,
-                        criterion=args.criterion, progress=progress, keys=keys,
+                        criterion=args.criterion, progress=ctx.progress, should_stop=ctx.should_stop, keys=keys,
                         data=info["name"])
     return res.summary.to_dict("records"), {"data": info["name"], "model": model.name, "methods": methods,
                                             "parameters": values, "seed": values.get("seed"),
                                             "criterion": res.criterion_text, "n_total": len(keys)}
 
 
-def cmd_chart(args) -> str:
+def cmd_chart(args, ctx) -> str:
     from sdsgsm.render import figures
 
-    rows, info = _summary_rows(args)
+    rows, info = _summary_rows(args, ctx)
     builder = figures.radar_figure if args.kind == "radar" else figures.bars_figure
     fig = figures.build(builder, rows, )
     info = {**info, "rows": [{k: r[k] for k in r if isinstance(k, str)} for r in rows]}
@@ -152,11 +158,12 @@ def _axes(args):
     return [Axis(p, parse_values(p, v)) for p, v in zip(params, values)]
 
 
-def cmd_sweep(args) -> str:
+def cmd_sweep(args, ctx) -> str:
     """Run a sweep (or read --from sweep.csv), write the CSVs and the figure; returns a summary line."""
     from sdsgsm.experiments.sweep import load_points, run_sweep, sweep_files
     from sdsgsm.render import figures
 
+    units = None
     if getattr(args, "from_csv", None):
         try:
             points = load_points(args.from_csv)
@@ -172,8 +179,16 @@ def cmd_sweep(args) -> str:
         values = attack_values(args)
         model = model_from_args(args)
         x, y, keys, data = load_benchmark_data(args.data, model, args.limit)
+        n_points = 1
+        for a in axes:
+            n_points *= len(a.values)
+        ctx.say(f"sweep: {plural(n_points, 'point')} of {' × '.join(a.name for a in axes)} × "
+                f"{plural(len(methods), 'method')} ({','.join(methods)}) = {n_points * len(methods)} units over "
+                f"{plural(len(x), 'image')}, on {model.name}")
+        units = ctx.units()
         res = run_sweep(model, x, y, methods, axes, values, batch_size=args.batch_size, criterion=args.criterion,
-                        progress=progress, keys=keys, data=data["name"])
+                        progress=ctx.progress, should_stop=ctx.should_stop, keys=keys, data=data["name"],
+                        units=units)
         points, names, files = res.points, [a.name for a in axes], sweep_files(res)
         info = {k: v for k, v in res.config.items() if k != "versions"}
         info["command"] = command_line(args)
@@ -181,17 +196,20 @@ def cmd_sweep(args) -> str:
         raise ValueError(f"Unknown metric {args.metric!r}; choose one of {', '.join(figures.METRICS)}.")
     fig = figures.build(figures.sweep_figure, points, names, metric2d=args.metric)
     files |= figures.figure_files(fig, args.stem or "sweep", info, "sweep")
-    return write(files, args.out)
+    written = write(files, args.out)
+    if units is not None:
+        units.close() if res.stopped else units.clear()
+    return written
 
 
 def run(args) -> str:
     """Dispatch ``figure …`` / ``sweep``; returns the line to print."""
     check_positive(args, "batch_size", "limit")
-    with run_context(args):
+    with run_context(args) as ctx:
         if args.command == "sweep" or args.kind == "sweep":
-            written = cmd_sweep(args)
+            written = cmd_sweep(args, ctx)
         elif args.kind == "grid":
             written = cmd_grid(args)
         else:
-            written = cmd_chart(args)
+            written = cmd_chart(args, ctx)
     return f"wrote {written} -> {args.out}"

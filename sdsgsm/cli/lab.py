@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from sdsgsm.cli.common import Parser, command_line, progress, run_context
+from sdsgsm.cli.common import Parser, add_run_flags, command_line, plural, run_context
 from sdsgsm.experiments.sweep import VALUE_HELP
 
 
@@ -44,6 +44,7 @@ def add_parser(sub) -> None:
     train.add_argument("--out", required=True, help="output directory (assets/lab regenerates the shipped models)")
     add_flags(train, spec=_group("train"))
     train.add_argument("--models", default=None, help="comma-separated subset of standard,distilled,fgsm_at,pgd_at")
+    add_run_flags(train, fresh=False)
     ev = kinds.add_parser("eval", help="accuracy vs ε CSV + figure, CW-L2 table, saturation table")
     ev.add_argument("--out", required=True, help="output directory")
     ev.add_argument("--weights", default=str(LAB_DIR), help="a folder written by `lab train` (default: the "
@@ -52,6 +53,7 @@ def add_parser(sub) -> None:
     ev.add_argument("--methods", default=",".join(LAB_METHODS), help="comma-separated registry names")
     add_flags(ev, spec=_group("eval"))
     ev.add_argument("--no-cw", action="store_true", help="skip CW-L2")
+    add_run_flags(ev)
     ev.add_argument("--stem", default="lab_figure", help="figure file stem (lab_figure.pdf/.png/.svg/.json)")
     lab.set_defaults(run=run)
 
@@ -63,7 +65,7 @@ def train_config(args):
     return TrainConfig(**_values(args, "train"))
 
 
-def cmd_train(args) -> str:
+def cmd_train(args, ctx) -> str:
     """Train and write the lab models; returns the line to print."""
     from sdsgsm.experiments import lab
     from sdsgsm.outputs import write_files
@@ -71,7 +73,8 @@ def cmd_train(args) -> str:
     cfg = train_config(args)
     models = lab.MODELS if args.models is None else _models(args.models)
     split = lab.load_split(cfg.seed, cfg.test_size)
-    nets, seconds = lab.train_all(cfg, split, progress, models)
+    ctx.say(f"lab train: {plural(len(models), 'model')} ({','.join(models)}), {cfg.epochs} epochs each")
+    nets, seconds = lab.train_all(cfg, split, ctx.progress, models)
     command = command_line(args)
     write_files(lab.lab_files(nets, cfg, seconds, command, split), args.out)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
@@ -105,7 +108,7 @@ def eval_limit(args) -> int | None:
     return _values(args, "eval")["limit"]
 
 
-def cmd_eval(args) -> str:
+def cmd_eval(args, ctx) -> str:
     """Evaluate the lab models; write CSVs, the CW and saturation tables and the figure."""
     from dataclasses import replace
 
@@ -122,7 +125,12 @@ def cmd_eval(args) -> str:
     if limit:
         split = replace(split, x_test=split.x_test[:limit], y_test=split.y_test[:limit],
                         test_idx=split.test_idx[:limit])
-    ev = lab.evaluate_lab(loaded.nets, split, ecfg, progress, cw=not args.no_cw)
+    ctx.say(f"lab eval: {plural(len(loaded.nets), 'model')} × {plural(len(ecfg.methods), 'method')} "
+            f"({','.join(ecfg.methods)}) × {len(ecfg.eps)} ε = "
+            f"{plural(len(loaded.nets) * len(ecfg.methods) * len(ecfg.eps), 'unit')} over "
+            f"{len(split.y_test)} test digits")
+    units = ctx.units()
+    ev = lab.evaluate_lab(loaded.nets, split, ecfg, ctx.progress, cw=not args.no_cw, units=units)
     command = command_line(args)
     files = lab.eval_files(ev, ecfg, loaded.record, command)
     fig = figures.build(figures.lab_figure, ev.curve, ev.headline)
@@ -130,6 +138,8 @@ def cmd_eval(args) -> str:
             "training": loaded.record["training"]}
     files |= figures.figure_files(fig, args.stem, info, "lab")
     paths = write_files(files, args.out)
+    if units is not None:
+        units.clear()
     return f"wrote {', '.join(p.name for p in paths)} -> {args.out}\n" + _summary(ev)
 
 
@@ -158,7 +168,7 @@ def run(args) -> str:
 
     train = args.lab_command == "train"
     try:
-        with run_context(args, threads=args.threads if train else EvalConfig().threads):
-            return cmd_train(args) if train else cmd_eval(args)
+        with run_context(args, threads=args.threads if train else EvalConfig().threads) as ctx:
+            return cmd_train(args, ctx) if train else cmd_eval(args, ctx)
     except argparse.ArgumentTypeError as exc:
         raise ValueError(str(exc)) from None

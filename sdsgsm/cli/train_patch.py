@@ -6,9 +6,15 @@ comma-separated list (a spec entry holds one number), each side checked against 
 
 from __future__ import annotations
 
-import sys
-
-from sdsgsm.cli.common import CliError, add_model_flags, add_threads_flag, model_from_args, run_context
+from sdsgsm.cli.common import (
+    CliError,
+    add_model_flags,
+    add_run_flags,
+    add_threads_flag,
+    model_from_args,
+    plural,
+    run_context,
+)
 from sdsgsm.params import PATCH_TRAIN_PARAMS, add_flags, check, values_from_args
 
 FLAGS = {n: p for n, p in PATCH_TRAIN_PARAMS.items() if n != "size"}  # size: the list flag --sizes
@@ -24,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--data", default="gallery:photo", help="training images, as benchmark --data (default: the "
                    "gallery photos, which are not in the 20-image ImageNet evaluation gallery)")
     add_threads_flag(p)
+    p.add_argument("--fresh", action="store_true", help="retrain sizes an earlier run with the same settings already "
+                   "wrote to --out (default: skip them)")
+    add_run_flags(p, fresh=False)
     p.add_argument("--out", default=None, help="output directory (default: assets/patches)")
     add_model_flags(p)
     p.set_defaults(run=run)
@@ -31,7 +40,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> str:
     """Train one universal patch per size and save them; returns the line to print."""
-    from sdsgsm.experiments.patch_train import PATCH_DIR, PatchTraining, save_patch, train_universal_patch
+    from sdsgsm.experiments.patch_train import PATCH_DIR, PatchTraining, finished, save_patch, train_universal_patch
     from sdsgsm.experiments.runner import load_benchmark_data
 
     sizes = parse_sizes(args.sizes)
@@ -40,13 +49,24 @@ def run(args) -> str:
     with run_context(args) as ctx:
         model = model_from_args(args)
         x, _, _, _ = load_benchmark_data(args.data, model)
-        for size in sizes:
+        out = args.out or PATCH_DIR
+        ctx.say(f"train-patch: {plural(len(sizes), 'size')} ({','.join(map(str, sizes))}), "
+                f"{plural(values['steps'], 'step')} each over {plural(len(x), 'image')} of {args.data}, "
+                f"on {model.name}")
+        for i, size in enumerate(sizes):
             if ctx.should_stop():
                 break
             run = PatchTraining(size=size, data=args.data, **values)
-            patch, info = train_universal_patch(model, x, run)
-            paths.append(save_patch(patch, info, args.out or PATCH_DIR, ctx.command))
-            print(f"{paths[-1].name}: {info['seconds']} s on {info['device']}", file=sys.stderr, flush=True)
+            done = None if args.fresh else finished(run, getattr(model, "name", ""), len(x), out)
+            if done is not None:
+                paths.append(done)
+                ctx.say(f"{done.name}: written by an earlier run with the same settings (--fresh retrains it)")
+            else:
+                ctx.progress(f"training the {size}-px patch", i, len(sizes))
+                patch, info = train_universal_patch(model, x, run, verbose=ctx.progress.tty)
+                paths.append(save_patch(patch, info, out, ctx.command))
+                ctx.say(f"{paths[-1].name}: {info['seconds']} s on {info['device']}")
+            ctx.progress(f"{size}-px patch done", i + 1, len(sizes))
     return "wrote " + ", ".join(p.name for p in paths)
 
 

@@ -9,7 +9,15 @@ one-line ValueError (exit status 2 in :func:`sdsgsm.cli.main`); progress goes to
 
 from __future__ import annotations
 
-from sdsgsm.cli.common import add_threads_flag, check_positive, config_from_args, run_context, write
+from sdsgsm.cli.common import (
+    add_run_flags,
+    add_threads_flag,
+    check_positive,
+    config_from_args,
+    plural,
+    run_context,
+    write,
+)
 from sdsgsm.ensemble import ALIASES, WORK_SIZE
 from sdsgsm.experiments.transfer import DEFAULT_METHODS
 from sdsgsm.params import PRESETS, add_flags
@@ -22,8 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--sources", required=True, help="comma-separated models crafted on: registered names, aliases "
                    f"({', '.join(ALIASES)}) or ensembles ens:a+b (mean of logits), e.g. lite0,ens:lite0+lite1")
     p.add_argument("--targets", required=True, help="comma-separated models evaluated on, e.g. lite0,lite1,lite2")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registry names "
-                   "(default: %(default)s)")
+    p.add_argument("--methods", default=None, help="comma-separated registry names "
+                   f"(default: {','.join(DEFAULT_METHODS)})")
     p.add_argument("--data", default="gallery", help="gallery | gallery:imagenet|photo | an image folder")
     p.add_argument("--limit", type=int, default=None, help="use at most N images")
     p.add_argument("--batch-size", type=int, default=16, help="images per attack call")
@@ -32,6 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default=None, choices=tuple(PRESETS),
                    help="paper setting whose numbers explicit flags override (its method list is not used)")
     add_threads_flag(p)
+    add_run_flags(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", required=True, help="output directory")
     add_flags(p, preset_defaults=True)
@@ -55,16 +64,23 @@ def run(args) -> str:
     from sdsgsm.experiments.transfer import figure_files, run_transfer, transfer_files, transfer_markdown
 
     check_positive(args, "batch_size", "limit", "threads", "size")
-    methods = parse_methods(args.methods)
+    methods = parse_methods(args.methods if args.methods is not None else list(DEFAULT_METHODS))
     cfg = config_from_args(args)
     sources = _models(args.sources, "sources", args.size, args.device)
     targets = _models(args.targets, "targets", args.size, args.device)
     x, y, keys, info = load_benchmark_data(args.data, sources[0][1], args.limit)
     with run_context(args) as ctx:
+        default = " (the default list; choose with --methods)" if args.methods is None else ""
+        ctx.say(f"transfer: {plural(len(methods), 'method')} ({','.join(methods)}){default} × "
+                f"{plural(len(sources), 'source')} ({args.sources}) = {plural(len(methods) * len(sources), 'unit')} "
+                f"over {plural(len(x), 'image')}, evaluated on {plural(len(targets), 'target')} ({args.targets})")
         meta = {"command": ctx.command, "preset": args.preset, "data_label_source": info["label_source"]}
+        units = ctx.units()
         res = run_transfer(sources, targets, x.to(sources[0][1].device), y, methods, cfg,
                            batch_size=args.batch_size, progress=ctx.progress, should_stop=ctx.should_stop,
-                           keys=keys, data=info["name"], meta=meta)
+                           keys=keys, data=info["name"], meta=meta, units=units)
     write({**transfer_files(res), **figure_files(res)}, args.out)
+    if units is not None:
+        units.close() if res.stopped else units.clear()
     note = "stopped early: partial results\n" if res.stopped else ""
     return f"{transfer_markdown(res)}{note}wall time {res.config['wall_time_s']:.1f} s -> {args.out}"

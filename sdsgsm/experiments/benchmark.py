@@ -29,7 +29,10 @@ from sdsgsm import occlusion
 from sdsgsm.attacks import METHODS, AttackConfig, Method, build_config, config_values
 from sdsgsm.experiments.runner import (
     ExperimentResult,
+    UnitStore,
     cfg_map,
+    fingerprint_model,
+    fingerprint_tensor,
     load_benchmark_data,
     model_device,
     package_versions,
@@ -116,7 +119,8 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
                   criterion: str = "clean_correct", progress: Callable[[str, int, int], None] | None = None,
                   should_stop: Callable[[], bool] | None = None, *, keys: list[str] | None = None,
                   data: str = "", meta: dict | None = None, shard: tuple[int, int] = (0, 1),
-                  gather: Callable[[dict, bool], tuple[dict, bool]] | None = None) -> BenchmarkResult:
+                  gather: Callable[[dict, bool], tuple[dict, bool]] | None = None,
+                  units: UnitStore | None = None) -> BenchmarkResult:
     """Attack x with every method and measure ASR, L2, L∞, SSIM and time per sample (§4.2).
 
     Args:
@@ -135,6 +139,8 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
             one-process run's batches (same batches, same seeds, so the same numbers for any world
             size); gather(per-method rows of this rank, stopped) -> (every rank's rows, any stopped)
             joins the shards before the tables are built (:mod:`sdsgsm.distributed`).
+        units: a :class:`~sdsgsm.experiments.runner.UnitStore`: every finished (method, batch) is recorded
+            there, and those an earlier run with the same configuration finished are read back, not run.
     Returns a BenchmarkResult (config ``memory_retries``: the out-of-memory retry messages, when
     there were any). Raises ValueError for unknown methods/criteria or when no sample is left
     to attack.
@@ -147,14 +153,14 @@ def run_benchmark(model, x: torch.Tensor, y: torch.Tensor | None, methods: list[
         raise ValueError(f"Batch size must be a positive integer (got {batch_size!r}).")
     with recording() as retries:
         result = _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress, should_stop, keys,
-                                data, meta, shard, gather)
+                                data, meta, shard, gather, units)
     if retries:  # out of device memory: batches or chunks were halved (sdsgsm.memory)
         result.config["memory_retries"] = retries
     return result
 
 
 def _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress, should_stop, keys, data, meta,
-                   shard, gather) -> BenchmarkResult:
+                   shard, gather, units) -> BenchmarkResult:
     """:func:`run_benchmark` after its checks."""
     t_start, device = time.perf_counter(), model_device(model)
     x = x.detach().float().to(device)
@@ -165,7 +171,14 @@ def _run_benchmark(model, x, y, methods, cfg_of, batch_size, criterion, progress
     rank, world = shard
     mine = sum(len(idx_all[s:s + batch_size]) for s in range(rank * batch_size, len(idx_all), world * batch_size))
     run = _Run(model, x, y_used, idx_all, keys, batch_size, criterion, progress, should_stop,
-               total=len(methods) * mine, rank=rank, world=world)
+               total=len(methods) * mine, rank=rank, world=world, units=units)
+    if units is not None:
+        mine_batches = len(range(rank * batch_size, len(idx_all), world * batch_size))
+        units.begin({"experiment": "benchmark", "methods": methods, "attack_configs": cfg_of,
+                     "batch_size": batch_size, "criterion": criterion, "model": info["model"],
+                     "weights": fingerprint_model(model), "data": data, "keys": keys, "images": fingerprint_tensor(x),
+                     "labels": fingerprint_tensor(y_used), "shard": [rank, world],
+                     "device": str(device)}, len(methods) * mine_batches)
     done, stopped = {}, False
     for method in methods:
         df, stopped = run.method(method, cfg_of[method])
@@ -208,6 +221,7 @@ class _Run:
     warm: bool = False
     rank: int = 0
     world: int = 1
+    units: UnitStore | None = None
 
     def _tick(self, method: str, n: int) -> None:
         self.done += n
@@ -223,13 +237,20 @@ class _Run:
         for b, start in enumerate(range(0, len(self.idx), self.batch_size)):
             if b % self.world != self.rank:  # another rank's batch (sharded run)
                 continue
+            idx = self.idx[start:start + self.batch_size]
+            key = UnitStore.key(name, b)
+            if self.units is not None and key in self.units:  # finished by an earlier run
+                parts += self.units.get(key)[0]
+                self._tick(name, len(idx))
+                continue
             if self.should_stop is not None and self.should_stop():
                 return (pd.concat(parts, ignore_index=True) if parts else None), True
-            idx = self.idx[start:start + self.batch_size]
             xb, yb = self.x[idx], self.y[idx]
             scan = _scan_for(self.scans, self.model, xb, yb, b, cfg.scan) if m.spatial else None
             result = m.fn(self.model, xb, yb, cfg, scan=scan)
             parts.append(_sample_rows(name, idx.cpu(), self.keys, result, evaluate(xb, result, self.criterion), b))
+            if self.units is not None:
+                self.units.add(key, [parts[-1]])
             self._tick(name, len(idx))
         return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SAMPLE_COLUMNS)), False
 

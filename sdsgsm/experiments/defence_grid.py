@@ -32,7 +32,15 @@ import torch
 from sdsgsm.attacks import METHODS, AttackConfig, AttackResult, config_values, resolve_labels, run_attack
 from sdsgsm.attacks.base import _join
 from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, params_text, parse_defences, transform
-from sdsgsm.experiments.runner import ExperimentResult, package_versions, parse_methods, warm_up
+from sdsgsm.experiments.runner import (
+    ExperimentResult,
+    UnitStore,
+    fingerprint_model,
+    fingerprint_tensor,
+    package_versions,
+    parse_methods,
+    warm_up,
+)
 from sdsgsm.metrics import evaluate, summarise, summary_keys
 
 MODES = ("non-adaptive", "adaptive")
@@ -206,6 +214,21 @@ def _plan(methods: list[str], defences: list[str]) -> list[tuple[str, str, str]]
     return [(m, d, mode) for m in methods for d in defences for mode in MODES]
 
 
+def _unit(method: str, defence: str, mode: str) -> tuple | None:
+    """The resumable unit a cell belongs to: a method's craft on the bare model (its non-adaptive cells and the
+    no-defence adaptive one), one adaptive (method, defence) run, or None (a cell that is not run)."""
+    if mode == "non-adaptive" or defence == "none":
+        return ("craft", method)
+    return None if _skip_note(method, defence, mode) else ("adaptive", method, defence)
+
+
+def _members(unit: tuple, defences: list[str]) -> list[tuple[str, str, str]]:
+    """The cells of one unit, in the grid's order."""
+    if unit[0] == "adaptive":
+        return [(unit[1], unit[2], "adaptive")]
+    return [(unit[1], d, mode) for d in defences for mode in MODES if mode == "non-adaptive" or d == "none"]
+
+
 def _work(methods: list[str], defences: list[str]) -> int:
     """Units of progress: one craft per method plus one adaptive run per (method, defence ≠ none) that runs."""
     return sum(1 + sum(1 for d in defences[1:] if not _skip_note(m, d, "adaptive")) for m in methods)
@@ -216,7 +239,8 @@ def run_defence_grid(model, x: torch.Tensor, y: torch.Tensor | None, methods: Se
                      defences: Sequence[str] | str, cfg: AttackConfig, dcfg: DefenceConfig | None = None, *,
                      batch_size: int = 8, progress: Callable[[str, int, int], None] | None = None,
                      should_stop: Callable[[], bool] | None = None, keys: Sequence[str] | None = None,
-                     data: str = "", store: MutableMapping | None = None) -> DefenceGrid:
+                     data: str = "", store: MutableMapping | None = None,
+                     units: UnitStore | None = None) -> DefenceGrid:
     """Attack × defence × {non-adaptive, adaptive} on x (survey §2; Athalye et al. 2018 BPDA).
 
     Args: model a Classifier; x (N, 3, H, W) in [0, 1]; y (N,) labels or None (−1 = unknown: the bare
@@ -225,7 +249,10 @@ def run_defence_grid(model, x: torch.Tensor, y: torch.Tensor | None, methods: Se
     attack call; progress(text, done, total) after every craft and adaptive run; should_stop polled
     before each (True ends the run, keeping the finished cells); keys N sample names; data the data-set
     name; store a dict reused across calls on the same model, x, y, cfg and batch_size (the app keeps one
-    per request, so Stop and a re-run keep the finished work). Returns a :class:`DefenceGrid`.
+    per request, so Stop and a re-run keep the finished work); units a
+    :class:`~sdsgsm.experiments.runner.UnitStore` that records each finished unit (a method's craft on the bare
+    model with its non-adaptive cells, or one adaptive (method, defence) cell) on disk, and reads back those an
+    earlier run with the same configuration finished. Returns a :class:`DefenceGrid`.
     Raises ValueError (one line) for unknown methods or defences or a bad batch size.
     """
     methods = parse_methods(methods)
@@ -239,17 +266,41 @@ def run_defence_grid(model, x: torch.Tensor, y: torch.Tensor | None, methods: Se
     g = _Grid(model, x, y_used, cfg, dcfg, batch_size, {} if store is None else store, keys)
     warm_up(model, x[:1], methods[0], False)
     rows, parts, done, total, stopped = [], [], 0, _work(methods, defences), False
+    if units is not None:
+        units.begin({"experiment": "defence grid", "methods": methods, "defences": defences,
+                     "defence_params": {d: dcfg.params_of(d) for d in defences}, "attack_config": cfg,
+                     "batch_size": batch_size, "model": getattr(model, "name", type(model).__name__),
+                     "weights": fingerprint_model(model), "data": data, "keys": keys, "images": fingerprint_tensor(x),
+                     "labels": fingerprint_tensor(y_used), "device": str(x.device)}, total)
+    cells: dict[tuple, tuple] = {}  # (method, defence, mode) -> (row, per-sample rows) of a finished unit
     for method, d, mode in _plan(methods, defences):
-        heavy = (d == "none" and mode == "non-adaptive" and ("craft", method) not in g.store) or (
-            mode == "adaptive" and d != "none" and not _skip_note(method, d, mode))
+        unit = _unit(method, d, mode)
+        key = None if unit is None else UnitStore.key(*unit)
+        resumed = units is not None and key is not None and key in units
+        heavy = not resumed and ((d == "none" and mode == "non-adaptive" and ("craft", method) not in g.store) or (
+            mode == "adaptive" and d != "none" and not _skip_note(method, d, mode)))
         if heavy and should_stop is not None and should_stop():
             stopped = True
             break
-        row, per = g.cell(method, d, mode)
+        if (method, d, mode) not in cells:
+            if resumed:  # finished by an earlier run
+                frames, got = units.get(key)
+                frames = iter(frames)
+                for r in map(dict, got):
+                    cells[(r["method"], r["defence"], r["mode"])] = (r, None if r.pop("_no_rows") else next(frames))
+            else:
+                members = _members(unit, defences) if unit is not None else [(method, d, mode)]
+                for c in members:
+                    cells[c] = g.cell(*c)
+                if units is not None and unit is not None:
+                    got = [cells[c] for c in members]
+                    units.add(key, [per for _, per in got if per is not None],
+                              [{**row, "_no_rows": per is None} for row, per in got])
+        row, per = cells[(method, d, mode)]
         rows.append(row)
         if per is not None:
             parts.append(per)
-        if heavy or (d == "none" and mode == "non-adaptive"):
+        if heavy or (resumed and unit != ("craft", method)) or (d == "none" and mode == "non-adaptive"):
             done += 1
             if progress is not None:
                 progress(f"{method} · {d if mode == 'adaptive' else 'crafted on the bare model'}", done, total)

@@ -428,18 +428,35 @@ def attack_accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, method:
 
 
 def accuracy_curve(models: Mapping[str, Classifier], x: torch.Tensor, y: torch.Tensor, ecfg: EvalConfig,
-                   progress: Progress | None = None) -> pd.DataFrame:
+                   progress: Progress | None = None, units=None) -> pd.DataFrame:
     """Accuracy under attack against ε: one row per (model, method, ε) with accuracy (0..1), n and seconds.
 
-    Accuracy over ALL test images (so ε = 0 is the clean accuracy)."""
+    Accuracy over ALL test images (so ε = 0 is the clean accuracy). ``units`` (a
+    :class:`~sdsgsm.experiments.runner.UnitStore`) records every finished (model, method, ε); those an earlier
+    run with the same models, images and settings finished are read back, not run."""
+    from sdsgsm.experiments.runner import UnitStore, fingerprint_model, fingerprint_tensor
+
     rows, total, done = [], len(models) * len(ecfg.methods) * len(ecfg.eps), 0
+    if units is not None:
+        units.begin({"experiment": "lab eval", "settings": {k: v for k, v in asdict(ecfg).items() if k != "threads"},
+                     "models": {n: fingerprint_model(m) for n, m in models.items()}, "images": fingerprint_tensor(x),
+                     "labels": fingerprint_tensor(y)}, total)
     for name, model in models.items():
         for method in ecfg.methods:
             for eps in ecfg.eps:
+                key = UnitStore.key(name, method, float(eps))
+                if units is not None and key in units:  # finished by an earlier run
+                    rows += units.get(key)[1]
+                    done += 1
+                    if progress is not None:
+                        progress(f"{name} · {method}", done, total)
+                    continue
                 t0 = time.perf_counter()
                 acc, _ = attack_accuracy(model, x, y, method, attack_config(eps, ecfg), ecfg.batch_size)
                 rows.append({"model": name, "method": method, "eps": float(eps), "eps_255": float(eps) * 255,
                              "accuracy": acc, "n": len(x), "seconds": round(time.perf_counter() - t0, 4)})
+                if units is not None:
+                    units.add(key, rows=[rows[-1]])
                 done += 1
                 if progress is not None:
                     progress(f"{name} · {method}", done, total)
@@ -523,10 +540,11 @@ class LabEval:
 
 
 def evaluate_lab(models: Mapping[str, Classifier], split: Split, ecfg: EvalConfig,
-                 progress: Progress | None = None, cw: bool = True) -> LabEval:
-    """Everything the lab reports on the test split: curve, CW (if ``cw``), saturation, headline."""
+                 progress: Progress | None = None, cw: bool = True, units=None) -> LabEval:
+    """Everything the lab reports on the test split: curve, CW (if ``cw``), saturation, headline. ``units``:
+    the curve's unit store (:func:`accuracy_curve`)."""
     t0 = time.perf_counter()
-    curve = accuracy_curve(models, split.x_test, split.y_test, ecfg, progress)
+    curve = accuracy_curve(models, split.x_test, split.y_test, ecfg, progress, units)
     t1 = time.perf_counter()
     cw_df = cw_table(models, split.x_test, split.y_test, ecfg) if cw and "distilled" in models else pd.DataFrame()
     t2 = time.perf_counter()

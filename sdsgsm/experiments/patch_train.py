@@ -77,6 +77,21 @@ def train_universal_patch(model, x: torch.Tensor, run: PatchTraining, verbose: b
     return np.clip(patch.astype(np.float32), 0.0, 1.0), info
 
 
+def finished(run: PatchTraining, model_name: str, n_images: int, out_dir: str | Path = PATCH_DIR) -> Path | None:
+    """The PNG of ``run`` when an earlier run already wrote it with the same settings (the file and its
+    patches.json record, same size, steps, seed, batch size, target, data, model and image count), else None."""
+    out = Path(out_dir)
+    png, meta_path = out / f"toaster_{run.size}.png", out / "patches.json"
+    if not png.is_file() or not meta_path.is_file():
+        return None
+    try:
+        entry = json.loads(meta_path.read_text(encoding="utf-8")).get("patches", {}).get(png.name, {})
+    except (OSError, ValueError):
+        return None
+    same = all(entry.get(k) == v for k, v in asdict(run).items())
+    return png if same and entry.get("model") == model_name and entry.get("n_images") == n_images else None
+
+
 def save_patch(patch: np.ndarray, info: dict, out_dir: str | Path = PATCH_DIR, command: str = "") -> Path:
     """Write toaster_<s>.png and merge the run's entry into patches.json in out_dir; returns the PNG path."""
     from PIL import Image

@@ -7,6 +7,7 @@ return an :class:`ExperimentResult`), one CLI module in :mod:`sdsgsm.cli`, one p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from sdsgsm.data import load_cifar10, load_folder, load_gallery
 from sdsgsm.memory import run_chunks
 from sdsgsm.outputs import package_versions
 
-__all__ = ["ExperimentResult", "cfg_map", "clean_logits", "load_benchmark_data", "model_device", "package_versions",
-           "parse_methods", "select", "warm_up"]
+__all__ = ["ConfigChanged", "ExperimentResult", "UnitStore", "cfg_map", "clean_logits", "fingerprint_model",
+           "fingerprint_tensor", "load_benchmark_data", "model_device", "package_versions", "parse_methods",
+           "select", "warm_up"]
 
 
 @dataclass
@@ -150,3 +152,190 @@ def cfg_map(methods: list[str], cfgs: dict[str, AttackConfig] | AttackConfig) ->
     if missing:
         raise ValueError(f"No AttackConfig given for {', '.join(missing)}.")
     return {m: cfgs[m] for m in methods}
+
+
+# ----------------------------------------------------------------------------- resumable units
+class ConfigChanged(ValueError):
+    """A unit store in the output folder was made with another configuration (one line: what changed)."""
+
+
+def fingerprint_tensor(t: torch.Tensor) -> str:
+    """sha256 of a tensor's values (dtype and shape included): the data's part of a run's fingerprint."""
+    import hashlib
+
+    shape = tuple(t.shape)
+    t = t.detach().cpu().contiguous().reshape(-1)
+    h = hashlib.sha256(f"{t.dtype}{shape}".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def fingerprint_model(model) -> str:
+    """sha256 of a model's name, parameters and buffers (its weights, not where they live)."""
+    import hashlib
+
+    h = hashlib.sha256(str(getattr(model, "name", type(model).__name__)).encode())
+    for name, t in sorted(model.state_dict().items()) if hasattr(model, "state_dict") else ():
+        h.update(name.encode())
+        h.update(fingerprint_tensor(t).encode())
+    return h.hexdigest()[:16]
+
+
+def _native(v):
+    """JSON-ready: numpy scalars as Python numbers, tuples as lists, dataclasses as dicts."""
+    import dataclasses
+
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return _native(dataclasses.asdict(v))
+    if isinstance(v, dict):
+        return {str(k): _native(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_native(x) for x in v]
+    return v
+
+
+def _encode_frame(df: pd.DataFrame) -> dict:
+    """A DataFrame as JSON: columns, dtypes and values (floats written with repr, so read back bit for bit)."""
+    return {"columns": [str(c) for c in df.columns], "dtypes": [str(t) for t in df.dtypes],
+            "data": [_native(df[c].tolist()) for c in df.columns]}
+
+
+def _decode_frame(rec: dict) -> pd.DataFrame:
+    df = pd.DataFrame(dict(zip(rec["columns"], rec["data"])), columns=rec["columns"])
+    return df.astype(dict(zip(rec["columns"], rec["dtypes"])))
+
+
+def _first_change(old, new, path: str = "") -> str | None:
+    """The first key path whose value differs between two JSON-ready configurations, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in list(dict.fromkeys([*old, *new])):
+            if k not in old or k not in new:
+                return f"{path}{k}"
+            found = _first_change(old[k], new[k], f"{path}{k}.")
+            if found:
+                return found
+        return None
+    return None if old == new else path.rstrip(".")
+
+
+def _short(v) -> str:
+    import json
+
+    text = json.dumps(v, default=str)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+class UnitStore:
+    """The finished units of one run, kept in ``<folder>/units.jsonl`` so a killed run can resume.
+
+    Line 1 is the run's fingerprint (every parameter that changes a number: methods, attack and defence
+    parameters, model weights, data values and keys, criterion, batch size; never threads or timing). Each
+    further line is one finished unit: its key and its rows (per-sample frames with their dtypes, summary
+    dicts), appended, flushed and fsync'd as soon as the unit ends, so a SIGKILL loses at most the unit
+    in progress. :meth:`begin` loads the units of an earlier run with the same fingerprint (a different
+    one raises :class:`ConfigChanged` naming the first difference); ``fresh`` discards them instead.
+    ``note(text)`` is told "resuming: k of n units done". :meth:`clear` removes the store after the final
+    files are written.
+    """
+
+    NAME = "units.jsonl"
+
+    def __init__(self, folder: str | Path, fresh: bool = False, note: Callable[[str], None] | None = None):
+        self.folder, self.fresh, self.note = Path(folder), fresh, note
+        self.path = self.folder / self.NAME
+        self.units: dict[str, dict] = {}
+        self._file = None
+
+    @staticmethod
+    def key(*parts) -> str:
+        import json
+
+        return json.dumps(_native(list(parts)), separators=(",", ":"))
+
+    def begin(self, fingerprint: dict, n_units: int | None = None) -> int:
+        """Check the fingerprint against an earlier run's, load its finished units; returns how many."""
+        import json
+
+        fingerprint = json.loads(json.dumps(_native(fingerprint), default=str))
+        if self.path.exists() and not self.fresh:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            try:
+                head = json.loads(lines[0])["fingerprint"] if lines else None
+            except (ValueError, KeyError, TypeError):
+                head = None
+            if head is not None:
+                changed = _first_change(head, fingerprint)
+                if changed is not None:
+                    old, new = _lookup(head, changed), _lookup(fingerprint, changed)
+                    raise ConfigChanged(f"{self.folder.parent} holds an unfinished run with another {changed} "
+                                        f"(was {_short(old)}, now {_short(new)}); rerun with --fresh to start over "
+                                        "or choose another --out")
+                for line in lines[1:]:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:  # a line cut by the kill: that unit runs again
+                        continue
+                    self.units[rec["key"]] = rec
+        self.folder.mkdir(parents=True, exist_ok=True)
+        keep = [self.path.read_text(encoding="utf-8").splitlines()[0]] if self.units else []
+        keep += [json.dumps(rec, separators=(",", ":")) for rec in self.units.values()]
+        if not keep:
+            keep = [json.dumps({"fingerprint": fingerprint}, separators=(",", ":"))]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("\n".join(keep) + "\n", encoding="utf-8")
+        tmp.replace(self.path)  # the store rewritten without any cut line, then appended to
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+        if self.units and self.note is not None:
+            self.note(f"resuming: {len(self.units)} of {n_units if n_units is not None else '?'} units done")
+        return len(self.units)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.units
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def get(self, key: str) -> tuple[list[pd.DataFrame], list[dict]]:
+        """(frames, rows) of a finished unit."""
+        rec = self.units[key]
+        return [_decode_frame(f) for f in rec.get("frames", [])], list(rec.get("rows", []))
+
+    def add(self, key: str, frames: list[pd.DataFrame] = (), rows: list[dict] = ()) -> None:
+        """Record one finished unit on disk (flushed and fsync'd) before the next one starts."""
+        import json
+        import os
+
+        rec = {"key": key, "frames": [_encode_frame(f) for f in frames], "rows": _native(list(rows))}
+        self.units[key] = rec
+        if self._file is None:
+            raise RuntimeError("UnitStore.begin() was not called.")
+        self._file.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def clear(self) -> None:
+        """Remove the store (the run finished and its final files are written)."""
+        import shutil
+
+        self.close()
+        self.path.unlink(missing_ok=True)
+        self.path.with_suffix(".tmp").unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _lookup(d, path: str):
+    for part in path.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d

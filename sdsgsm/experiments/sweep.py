@@ -33,7 +33,16 @@ import pandas as pd
 import torch
 
 from sdsgsm.attacks import METHODS, AttackConfig, build_config
-from sdsgsm.experiments.runner import ExperimentResult, package_versions, parse_methods, select, warm_up
+from sdsgsm.experiments.runner import (
+    ExperimentResult,
+    UnitStore,
+    fingerprint_model,
+    fingerprint_tensor,
+    package_versions,
+    parse_methods,
+    select,
+    warm_up,
+)
 from sdsgsm.metrics import ASR_CRITERION, evaluate, summarise, summary_keys
 from sdsgsm.occlusion import occlusion_scan
 from sdsgsm.params import FAIR_EPS_MAX, PARAMS, check, parse_number
@@ -182,7 +191,7 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
               base: Mapping[str, object] | None = None, *, batch_size: int = 16, criterion: str = "clean_correct",
               progress: Callable[[str, int, int], None] | None = None,
               should_stop: Callable[[], bool] | None = None, keys: Sequence[str] | None = None,
-              data: str = "", scans: ScanCache | None = None) -> SweepResult:
+              data: str = "", scans: ScanCache | None = None, units: UnitStore | None = None) -> SweepResult:
     """Attack x with every method at every point of the axes' grid; every registry metric per point.
 
     Args: model a Classifier ((B, 3, H, W) in [0, 1] -> (B, K)); x (N, 3, H, W); y (N,) labels or
@@ -191,7 +200,9 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
     batch_size images per attack call; criterion 'clean_correct' or 'all' (``ASR_CRITERION``);
     progress(text, done, total) after every batch; should_stop polled before every batch (True
     ends the sweep, keeping the finished points); keys N sample names; data the data-set name;
-    scans a :class:`ScanCache` shared with other calls over the same x, batch_size and criterion.
+    scans a :class:`ScanCache` shared with other calls over the same x, batch_size and criterion; units a
+    :class:`~sdsgsm.experiments.runner.UnitStore` recording every finished (point, method) (those an earlier run
+    with the same configuration finished are read back, not run).
     Returns a :class:`SweepResult`. Raises ValueError (one line) for bad methods, axes or criteria.
     """
     methods = parse_methods(methods)
@@ -209,6 +220,13 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
     scans = scans if scans is not None else ScanCache(model, min(x.shape[2:]))
     count0, rows, parts, done, stopped = scans.count, [], [], 0, False
     total = len(points) * len(methods) * len(idx)
+    if units is not None:
+        units.begin({"experiment": "sweep", "axes": [[a.name, list(a.values)] for a in axes], "methods": methods,
+                     "base": base, "criterion": criterion, "batch_size": batch_size,
+                     "model": getattr(model, "name", type(model).__name__), "weights": fingerprint_model(model),
+                     "data": data, "keys": keys, "images": fingerprint_tensor(x), "labels": fingerprint_tensor(y_used),
+                     "device": str(x.device)},
+                    len(points) * len(methods))
     for method in methods:
         warm_up(model, x[idx[:1]], method, method != methods[0])
     for p_i, point in enumerate(points):
@@ -219,8 +237,16 @@ def run_sweep(model, x: torch.Tensor, y: torch.Tensor | None, methods: Sequence[
             except ValueError as exc:
                 rows.append(_point_row(point, method, None, None, str(exc).splitlines()[0]))
                 continue
-            df, stopped, done = _attack_point(model, x, y_used, idx, keys, method, cfg, scans, batch_size, criterion,
-                                              progress, should_stop, done, total, f"point {p_i + 1}/{len(points)}")
+            where, key = f"point {p_i + 1}/{len(points)}", UnitStore.key(p_i, method)
+            if units is not None and key in units:  # finished by an earlier run
+                df, stopped, done = units.get(key)[0][0], False, done + len(idx)
+                if progress is not None:
+                    progress(f"{method} · {where}", done, total)
+            else:
+                df, stopped, done = _attack_point(model, x, y_used, idx, keys, method, cfg, scans, batch_size,
+                                                  criterion, progress, should_stop, done, total, where)
+                if units is not None and not stopped:
+                    units.add(key, [df])
             if df is not None:
                 parts.append(df.assign(point=p_i, **point))
                 rows.append(_point_row(point, method, values, df, "" if not stopped else "stopped: partial"))

@@ -35,8 +35,11 @@ from sdsgsm.attacks import METHODS, AttackConfig
 from sdsgsm.ensemble import ModelSpec
 from sdsgsm.experiments.runner import (
     ExperimentResult,
+    UnitStore,
     cfg_map,
     clean_logits,
+    fingerprint_model,
+    fingerprint_tensor,
     package_versions,
     parse_methods,
     select,
@@ -164,18 +167,29 @@ def _attack_source(src: _Source, x: torch.Tensor, targets: list[Model], clean: d
     return parts, False
 
 
-def _craft_all(srcs: list[_Source], x, targets, clean, methods, cfg_of, batch_size, tick, state) -> tuple:
+def _craft_all(srcs: list[_Source], x, targets, clean, methods, cfg_of, batch_size, tick, state,
+               units: UnitStore | None = None) -> tuple:
     """Every (source, method) in order: (per-target rows, [(method, source, complete)], x_adv per pair,
-    stopped). The zero-out scan of a batch is shared by the source's spatial methods."""
+    stopped). The zero-out scan of a batch is shared by the source's spatial methods. A (method, source)
+    finished by an earlier run is read back from ``units`` (its x_adv is not kept then)."""
     parts, done, adversarial = [], [], {}
     for src in srcs:
         scans = {}
         for k, method in enumerate(methods):
             state["label"] = f"{method} on {src.spec.label}"
+            key = UnitStore.key(method, src.spec.label)
+            if units is not None and key in units:
+                parts += units.get(key)[0]
+                done.append((method, src.spec.label, True))
+                tick(len(src.idx))
+                continue
             warm_up(src.model, x[src.idx[:1]], method, k > 0)
             adv = []
             got, stopped = _attack_source(src, x, targets, clean, method, cfg_of[method], batch_size, tick, scans,
                                           adv)
+            if units is not None and not stopped and got:
+                got = [pd.concat(got, ignore_index=True)]
+                units.add(key, got)
             parts += got
             if adv:
                 adversarial[(method, src.spec.label)] = (np.concatenate([a for a, _ in adv]),
@@ -190,7 +204,7 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
                  methods: list[str], cfgs: dict[str, AttackConfig] | AttackConfig, batch_size: int = 16,
                  progress: Callable[[str, int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, *, keys: list[str] | None = None,
-                 data: str = "", meta: dict | None = None) -> TransferResult:
+                 data: str = "", meta: dict | None = None, units: UnitStore | None = None) -> TransferResult:
     """The transfer matrix (source × target ASR per method) and each source's L2 / SSIM (survey §2).
 
     Args:
@@ -200,6 +214,8 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
         methods: registry names; cfgs: one AttackConfig or one per method.
         batch_size: images per attack call; progress(text, done, total) counts attacked samples over
             all (source, method) pairs; should_stop: polled before every batch (finished batches are kept).
+        units: a :class:`~sdsgsm.experiments.runner.UnitStore` recording every finished (method, source); those
+            an earlier run with the same configuration finished are read back, not run.
     Returns a TransferResult. Raises ValueError for bad methods / batch size or a source that gets no
     image right.
     """
@@ -221,7 +237,15 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
             progress(state["label"], state["done"], state["total"])
         return n == 0 and should_stop is not None and should_stop()
 
-    parts, done, adversarial, stopped = _craft_all(srcs, x, targets, clean, methods, cfg_of, batch_size, tick, state)
+    if units is not None:
+        units.begin({"experiment": "transfer", "methods": methods, "attack_configs": cfg_of, "batch_size": batch_size,
+                     "sources": {s.label: fingerprint_model(m) for s, m in sources},
+                     "targets": {t.label: fingerprint_model(m) for t, m in targets}, "data": data, "keys": keys,
+                     "images": fingerprint_tensor(x), "labels": None if y is None else fingerprint_tensor(y),
+                     "device": str(x.device)},
+                    len(methods) * len(srcs))
+    parts, done, adversarial, stopped = _craft_all(srcs, x, targets, clean, methods, cfg_of, batch_size, tick, state,
+                                                   units)
     per_sample = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*SAMPLE_COLUMNS,
                                                                                           "source_success"])
     config = _config(sources, targets, methods, cfg_of, srcs, x, data, keys, time.perf_counter() - t0, meta)
