@@ -69,7 +69,7 @@ HINTS = {"smoothfool": "Try a smaller σ_g or a higher iteration cap.",
 def panels(res: dict) -> None:
     """The six panels, the metrics and the downloads of one cached result."""
     s, m = res["summary"], res["summary"]["metrics"]
-    before, after = s["clean"], s["adversarial"]
+    before, after, after8 = s["clean"], s["adversarial"], s.get("adversarial_8bit", s["adversarial"])
     c1, c2, c3 = st.columns(3)
     c1.image(viz.draw_boxes(viz.to_pil(res["original"]), res["region_boxes"], viz.RED), width="stretch",
              caption=f"Original: {before['name']} ({before['prob']:.1%}). Red: sensitive region R")
@@ -78,7 +78,8 @@ def panels(res: dict) -> None:
     c4, c5, c6 = st.columns(3)
     patch_box = viz.mask_box(res["budget"]) if s["method"] == "patch" else ()
     c4.image(viz.draw_boxes(viz.to_pil(res["adversarial"]), patch_box, viz.CYAN), width="stretch",
-             caption=f"Adversarial ({s['method']}): {after['name']} ({after['prob']:.1%})"
+             caption=f"Adversarial ({s['method']}), as the downloaded 8-bit PNG: {after8['name']} "
+             f"({after8['prob']:.1%})"
              + (". Blue: the adversarial patch" if len(patch_box) else ""))
     c5.image(viz.draw_boxes(viz.to_pil(res["perturbation_x5"]), res["tile_boxes"], viz.YELLOW), width="stretch",
              caption="Perturbation × 5 (grey = 0). Yellow: largest-perturbation tiles")

@@ -68,6 +68,14 @@ def _success(x: torch.Tensor, result) -> np.ndarray:
     return success_mask(result.clean_pred, result.adv_pred, result.y)[1]
 
 
+def _success_8bit(x: torch.Tensor, result) -> np.ndarray:
+    """(N,) success of the 8-bit image (x_adv_8bit, what a saved PNG holds); NaN where a result has none."""
+    pred8 = getattr(result, "adv_pred_8bit", None)
+    if pred8 is None:
+        return np.full(len(x), math.nan)
+    return success_mask(result.clean_pred, pred8, result.y)[1]
+
+
 def _adv_correct(x: torch.Tensor, result) -> np.ndarray:
     """(N,) bool: the adversarial prediction still equals the attacked label (accuracy under attack)."""
     return (result.adv_pred == result.y.to(result.adv_pred.device)).cpu().numpy()
@@ -85,7 +93,7 @@ def _rough(fn) -> Callable[[torch.Tensor, Any], np.ndarray]:
 
 def _seconds(attr: str) -> Callable[[torch.Tensor, Any], np.ndarray]:
     """(x, result) -> (N,): the batch's ``result.<attr>`` seconds divided by the batch size."""
-    return lambda x, result: np.full(len(x), float(getattr(result, attr)) / len(x))
+    return lambda x, result: np.full(len(x), float(getattr(result, attr, 0.0)) / len(x))
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -164,6 +172,10 @@ _TIME = "wall seconds per attacked sample (batch seconds / batch size, device sy
 METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("asr", "ASR", "%", 1, "higher", _success, scale=100.0, column="success", rate=True, show_std=False,
            note="ASR: share of the evaluated samples whose prediction changes"),
+    Metric("asr_8bit", "ASR 8-bit", "%", 1, "higher", _success_8bit, scale=100.0, column="success_8bit", rate=True,
+           show_std=False, in_radar=False, latex="ASR 8-bit",
+           note="ASR 8-bit: the same share for the image saved as 8-bit PNG (round(x_adv·255)/255; minimum-norm "
+                "methods after their quantisation-aware finish)"),
     Metric("l2", "L2 Norm", "", 3, "lower", _on_adv(l2_norms), latex="$L_2$ Norm",
            note="L2 and L∞ of x_adv − x over all C·H·W values on the [0, 1] scale"),
     Metric("linf", "L∞ Norm", "", 4, "lower", _on_adv(linf_norms), track_max=True, latex=r"$L_\infty$ Norm"),
@@ -175,6 +187,9 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
            note="Scan time: the zero-out scan's share (0 for non-spatial methods; a cached scan still counts)"),
     Metric("attack_time_s", "Attack time", "s", 3, "lower", _seconds("attack_time_s"), over="attacked",
            show_std=False, in_radar=False, in_paper=False, note="Attack time: the attack without the scan"),
+    Metric("finish_time_s", "8-bit time", "s", 4, "lower", _seconds("finish_time_s"), over="attacked",
+           show_std=False, in_radar=False, in_paper=False,
+           note="8-bit time: rounding to the 8-bit grid, its check and the minimum-norm finish (not in Total time)"),
     Metric("roughness", "Ω ×1e3", "", 2, "lower", _rough(roughness), scale=1e3, over="successful", in_radar=False,
            latex=r"$\Omega\times10^3$", note="Ω = ‖r − r∗h‖₂² (SmoothFool eq. 4, h Gaussian σ_h = 1, r = x_adv − x)"),
     Metric("roughness_n", "Ω_n ×1e3", "", 1, "lower", _rough(roughness_normalised), scale=1e3, over="successful",

@@ -149,8 +149,8 @@ def test_table_bolds_the_best_per_column_in_the_registry_direction():
     assert table.cells.loc[0, "L2 Norm"] == "1.000 ± 0.100" and table.cells.loc[1, "L2 Norm"] == "0.500"
     assert table.cells.loc[2].tolist()[2:6] == ["–"] * 4
     best = {col: [r for r in range(3) if table.best.loc[r, col]] for col in table.cells.columns[2:]}
-    assert best == {"ASR (%)": [0], "L2 Norm": [1], "L∞ Norm": [0, 1], "SSIM": [1], "Ω ×1e3": [], "Ω_n ×1e3": [],
-                    "Total time (s)": [0]}  # the rows carry no roughness: nothing to bold
+    assert best == {"ASR (%)": [0], "ASR 8-bit (%)": [], "L2 Norm": [1], "L∞ Norm": [0, 1], "SSIM": [1],
+                    "Ω ×1e3": [], "Ω_n ×1e3": [], "Total time (s)": [0]}  # no roughness or 8-bit ASR: nothing bold
     md = table.markdown().splitlines()
     assert "| **80.0** |" in md[2] and "| **0.500** |" in md[3] and "**0.9900**" in md[3] and "**0.200**" in md[2]
     assert "**60.0**" not in md[3] and "**1.000" not in md[2] and "**–**" not in md[4]

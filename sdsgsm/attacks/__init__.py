@@ -46,6 +46,9 @@ class Method:
     ``backend``: 'sdsgsm' (our code) or 'art' (IBM ART). ``deterministic``: no random draw
     (random start, random pre-step, jitter noise, ART random init), so x_adv does not depend
     on the seed and a sample's result does not depend on the rest of its batch.
+    ``minimum_norm``: the attack stops just past the decision boundary (CW, DeepFool, FAB, EAD,
+    SmoothFool), so its result ends with the quantisation-aware finish that keeps it fooling once
+    saved as an 8-bit image (:func:`~sdsgsm.attacks.base.finish_8bit`).
     ``failure``: the outcome sentence for a sample the method did not fool (formatted with
     ``cfg``), added to the single-image warnings, e.g. SmoothFool's iteration cap.
     """
@@ -60,11 +63,12 @@ class Method:
     backend: str = "sdsgsm"
     deterministic: bool = True
     failure: str = ""
+    minimum_norm: bool = False
 
 
-def _wrapped(name: str, core: Core):
+def _wrapped(name: str, core: Core, minimum_norm: bool = False, bounded: bool = True):
     """The registry function ``(model, x, y, cfg, *, scan=None)``: run_method around ``core``."""
-    return partial(run_method, name, core)
+    return partial(run_method, name, core, minimum_norm=minimum_norm, bounded=bounded)
 
 
 FAMILY_SPECS: dict[str, FamilySpec] = {}  # FGSM-family method -> its loop switches (filled once, at import)
@@ -96,9 +100,11 @@ _ENTRIES = [
 ]
 
 
-def _art(name: str, description: str, bounded: bool = True, deterministic: bool = True) -> Method:
-    return Method(name, _wrapped(name, partial(art_core, name=name)), description, multi_step=True,
-                  bounded=bounded, params=partial(baseline_params, name), backend="art", deterministic=deterministic)
+def _art(name: str, description: str, bounded: bool = True, deterministic: bool = True,
+         minimum_norm: bool = False) -> Method:
+    return Method(name, _wrapped(name, partial(art_core, name=name), minimum_norm, bounded), description,
+                  multi_step=True, bounded=bounded, params=partial(baseline_params, name), backend="art",
+                  deterministic=deterministic, minimum_norm=minimum_norm)
 
 
 _ENTRIES += [
@@ -106,26 +112,30 @@ _ENTRIES += [
            "(Schwinn et al. 2021); our implementation, ART has none", multi_step=True, params=jitter_params,
            deterministic=False),
     _art("cw", "CW-L2: Carlini & Wagner 2017 via ART CarliniL2Method (c = 1, T steps); unbounded, "
-         "budget = realised L∞", bounded=False),
+         "budget = realised L∞", bounded=False, minimum_norm=True),
     _art("deepfool", "DeepFool: Moosavi-Dezfooli et al. 2016 via ART DeepFool (T steps, overshoot 0.02); "
-         "unbounded, budget = realised L∞", bounded=False),
-    Method("fab", _wrapped("fab", fab_core), "FAB-L∞: fast adaptive boundary (Croce & Hein 2020), T steps, counted "
-           "only if L∞ ≤ ε; our implementation, ART 1.20.1 has no FAB", multi_step=True, params=fab_params),
+         "unbounded, budget = realised L∞", bounded=False, minimum_norm=True),
+    Method("fab", _wrapped("fab", fab_core, minimum_norm=True),
+           "FAB-L∞: fast adaptive boundary (Croce & Hein 2020), T steps, counted "
+           "only if L∞ ≤ ε; our implementation, ART 1.20.1 has no FAB", multi_step=True, params=fab_params,
+           minimum_norm=True),
     _art("apgd", "APGD-CE: auto-PGD with cross-entropy (Croce & Hein 2020) via ART AutoProjectedGradientDescent",
          deterministic=False),
     _art("apgd-dlr", "APGD-DLR: auto-PGD with the difference-of-logits-ratio loss via ART", deterministic=False),
     _art("autoattack", "AutoAttack via ART: APGD-CE, APGD-DLR, DeepFool, Square, each cut to T steps; "
          "first success within L∞ ≤ ε", deterministic=False),
     _art("ead", "EAD: elastic-net attack (Chen et al. 2018) via ART ElasticNet (c from 1, 5 binary-search "
-         "steps of T iterations); unbounded, budget = realised L∞", bounded=False),
+         "steps of T iterations); unbounded, budget = realised L∞", bounded=False, minimum_norm=True),
 ]
 _ENTRIES += [
-    Method("smoothfool", _wrapped("smoothfool", smoothfool_core), "SmoothFool: smooth minimum-L2 perturbation "
+    Method("smoothfool", _wrapped("smoothfool", smoothfool_core, minimum_norm=True, bounded=False),
+           "SmoothFool: smooth minimum-L2 perturbation "
            "(Dabouei et al. 2020), DeepFool steps projected along g ∗ w with SmoothClip; unbounded, budget = "
-           "realised L∞", bounded=False, params=smoothfool_params,
+           "realised L∞", bounded=False, params=smoothfool_params, minimum_norm=True,
            failure="SmoothFool did not fool the model within {cfg.sf_max_iter} iterations (raise the cap, or "
                    "lower σ_g / k)."),
-    Method("patch", _wrapped("patch", patch_core), "Adversarial patch: a square patch (universal 'toaster' or a "
+    Method("patch", _wrapped("patch", patch_core, bounded=False),
+           "Adversarial patch: a square patch (universal 'toaster' or a "
            "pasted crop) at Ω*, the least sensitive window, the centre or at random (fgsm-patch seed; "
            "Brown et al. 2017); not ε-bounded, budget = the patch box", bounded=False,
            params=lambda cfg: {"patch_size": cfg.patch_size, "placement": cfg.placement, "mode": cfg.patch_mode,

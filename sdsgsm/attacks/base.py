@@ -107,6 +107,13 @@ class AttackResult:
     for the whole batch, excluding the zero-out scan; scan_time_s: the zero-out scan's
     seconds for this batch (measured in the call, or the cached ``ScanResult.seconds``;
     0.0 for non-spatial methods); ``time_s`` is their sum.
+
+    The 8-bit image (what a PNG holds, values k/255): x_adv_8bit (N, 3, H, W) on that grid,
+    adv_logits_8bit (N, K) its logits; for a minimum-norm method it is the quantisation-aware
+    finish of x_adv (:func:`finish_8bit`), for every other method round(x_adv·255)/255.
+    overshoot_8bit (N,) the finish's overshoot η per sample: 0 where rounding alone kept the
+    outcome (or there was nothing to keep), η > 0 where x + (1+η)δ was needed, NaN where it gave
+    up. finish_time_s: the batch's seconds for the rounding check and the finish (not in time_s).
     """
 
     method: str
@@ -122,6 +129,10 @@ class AttackResult:
     region: torch.Tensor | None = None
     attack_time_s: float = 0.0
     scan_time_s: float = 0.0
+    x_adv_8bit: torch.Tensor | None = None
+    adv_logits_8bit: torch.Tensor | None = None
+    overshoot_8bit: torch.Tensor | None = None
+    finish_time_s: float = 0.0
 
     @property
     def time_s(self) -> float:
@@ -135,6 +146,11 @@ class AttackResult:
     @property
     def adv_pred(self) -> torch.Tensor:
         return self.adv_logits.argmax(1)
+
+    @property
+    def adv_pred_8bit(self) -> torch.Tensor | None:
+        """The prediction for the 8-bit image x_adv_8bit (what a saved and reloaded PNG gets)."""
+        return None if self.adv_logits_8bit is None else self.adv_logits_8bit.argmax(1)
 
 
 @dataclass(frozen=True)
@@ -187,8 +203,69 @@ def _check_finite(t: torch.Tensor, what: str) -> None:
         raise ModelError(f"{what}; no result is shown.")
 
 
+def quantise(x: torch.Tensor) -> torch.Tensor:
+    """The 8-bit image of x: round(clamp(x, 0, 1)·255)/255, what an 8-bit PNG stores and gives back."""
+    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
+FINISH_ETA0 = 0.02  # the first overshoot η of the finish (DeepFool's own overshoot)
+FINISH_TRIES = 20  # η doubles each try: 0.02, 0.04, …, 0.02·2^19
+
+
+def finish_8bit(model, x: torch.Tensor, x_adv: torch.Tensor, adv_logits: torch.Tensor, y: torch.Tensor, *,
+                finish: bool = True, bound: torch.Tensor | None = None, eta0: float = FINISH_ETA0,
+                tries: int = FINISH_TRIES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 8-bit image of x_adv, its logits and the overshoot used: the quantisation-aware finish.
+
+    Rule: x_8 = round(x_adv·255)/255. With ``finish`` (the minimum-norm methods), a sample whose
+    float x_adv fools (prediction ≠ y) but whose x_8 does not (prediction = y) is pushed further
+    along its own final perturbation δ = x_adv − x: x + (1+η)δ, clipped to [0, 1] (and to ±bound,
+    the method's L∞ budget map, when given), rounded and classified, for η = eta0, 2·eta0, … —
+    at most ``tries`` times; the first η that fools is kept. Why this rule: a minimum-norm attack
+    stops just past the decision boundary (a logit margin of ~1e-4 for DeepFool, an L∞ of a
+    fraction of 1/255 for FAB), so the ±0.5/255 rounding error can carry it back; scaling δ is
+    DeepFool's own overshoot (Moosavi-Dezfooli et al. 2016), keeps the direction the attack
+    found, and grows the perturbation only as much as the 8-bit grid needs (η doubles, so even a
+    δ far below 1/255 reaches the grid within the bound of tries). Where no η fools within
+    ``tries`` the plain rounding is kept and the overshoot is NaN ('gave up').
+
+    Args: model maps (B, 3, H, W) → (B, K); x (N, 3, H, W) clean; x_adv (N, 3, H, W) the float
+    result; adv_logits (N, K) of x_adv; y (N,) labels attacked; bound (N, 1, H, W) or None.
+    Returns (x_8 (N, 3, H, W) on the k/255 grid, logits (N, K) of x_8, overshoot (N,) float32:
+    0 where none was needed, η where used, NaN where it gave up).
+    """
+    with torch.inference_mode():
+        x8 = quantise(x_adv)
+        logits8 = model(x8).float()
+        eta_used = torch.zeros(len(x), device=x.device)
+        y = y.to(logits8.device)
+        need = (adv_logits.argmax(1) != y) & (logits8.argmax(1) == y)
+        if not finish or not bool(need.any()):
+            return x8, logits8, eta_used
+        x8, logits8 = x8.clone(), logits8.clone()
+        delta = x_adv - x  # (N, 3, H, W)
+        eta = eta0
+        for _ in range(tries):
+            idx = need.nonzero().squeeze(1)
+            if not len(idx):
+                break
+            step = (1.0 + eta) * delta[idx]
+            if bound is not None:
+                b = bound[idx].to(step)
+                step = torch.maximum(torch.minimum(step, b), -b)
+            cand = quantise(x[idx] + step)
+            out = model(cand).float()
+            fooled = out.argmax(1) != y[idx]
+            hit = idx[fooled]
+            x8[hit], logits8[hit], eta_used[hit] = cand[fooled], out[fooled], eta
+            need[hit] = False
+            eta *= 2.0
+        eta_used[need] = math.nan
+        return x8, logits8, eta_used
+
+
 def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, *,
-               scan: ScanResult | None = None) -> AttackResult:
+               scan: ScanResult | None = None, minimum_norm: bool = False, bounded: bool = True) -> AttackResult:
     """The one wrapper around every registered method's core (DESIGN.md §2.5, §2.7, §5).
 
     Detaches x to float32, takes the clean logits f(x) without gradients (or the cached
@@ -200,6 +277,9 @@ def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | 
     Args: name the method name recorded in the result; core see :data:`Core`; model maps
     (B, 3, H, W) in [0, 1] to (B, K) logits; x (N, 3, H, W) in [0, 1]; y (N,) true labels
     (−1 = unknown) or None; scan a cached ScanResult of the same images and ``cfg.scan``.
+    Every result also carries the 8-bit image (one more forward pass): :func:`finish_8bit`, with
+    the quantisation-aware finish when ``minimum_norm`` (kept inside the budget map when
+    ``bounded``); x_adv itself stays the method's float output.
     Returns the AttackResult. Raises ValueError for a scan of a different batch.
     Out of device memory: the images are split in halves (then quarters, …) and attacked part
     by part, announced by a :class:`~sdsgsm.memory.MemoryRetryWarning`, down to one image,
@@ -214,7 +294,7 @@ def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | 
     def part(a: int, b: int) -> AttackResult:
         whole = (a, b) == (0, n)
         return _run_once(name, core, model, x if whole else x[a:b], y if y is None or whole else y[a:b], cfg,
-                         scan if scan is None or whole else _slice_scan(scan, a, b, n))
+                         scan if scan is None or whole else _slice_scan(scan, a, b, n), minimum_norm, bounded)
 
     parts = run_chunks(part, n, n, what=f"the {name} attack")
     return parts[0] if len(parts) == 1 else _join(parts)
@@ -236,12 +316,14 @@ def _join(parts: list[AttackResult]) -> AttackResult:
     sources = {p.label_source for p in parts}
     source = first.label_source if len(sources) == 1 else "true label where known, else clean prediction"
     return replace(first, label_source=source, **{k: _cat(parts, k) for k in (
-        "x_adv", "y", "clean_logits", "adv_logits", "budget", "saliency", "region")},
-        attack_time_s=sum(p.attack_time_s for p in parts), scan_time_s=sum(p.scan_time_s for p in parts))
+        "x_adv", "y", "clean_logits", "adv_logits", "budget", "saliency", "region", "x_adv_8bit", "adv_logits_8bit",
+        "overshoot_8bit")},
+        attack_time_s=sum(p.attack_time_s for p in parts), scan_time_s=sum(p.scan_time_s for p in parts),
+        finish_time_s=sum(p.finish_time_s for p in parts))
 
 
 def _run_once(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig,
-              scan: ScanResult | None) -> AttackResult:
+              scan: ScanResult | None, minimum_norm: bool = False, bounded: bool = True) -> AttackResult:
     """:func:`run_method` on one part of the batch (no memory retry)."""
     with Timer(x.device) as timer:
         with torch.inference_mode():
@@ -254,9 +336,13 @@ def _run_once(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | N
         with torch.inference_mode():
             adv = model(x_adv).float()  # (N, K)
         _check_finite(adv, "The model returned NaN or infinite logits for the adversarial image")
+    with Timer(x.device) as finish_timer:
+        x8, adv8, eta = finish_8bit(model, x, x_adv, adv, y_used, finish=minimum_norm,
+                                    bound=out.budget if bounded else None)
     used = out.scan
     scan_s = used.seconds if used is not None else 0.0
     attack_s = timer.s - (scan_s if used is not None and used is not scan else 0.0)
     return AttackResult(name, cfg, x_adv, y_used, source, clean.clone(), adv, out.budget,
                         saliency=None if used is None else used.grid, boxes=None if used is None else used.boxes,
-                        region=out.region, attack_time_s=attack_s, scan_time_s=scan_s)
+                        region=out.region, attack_time_s=attack_s, scan_time_s=scan_s, x_adv_8bit=x8,
+                        adv_logits_8bit=adv8, overshoot_8bit=eta, finish_time_s=finish_timer.s)

@@ -59,6 +59,8 @@ def run(args) -> str:
     before, after, m = s["clean"], s["adversarial"], s["metrics"]
     for warning in s.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
-    return (f"{s['method']}: '{before['name']}' -> '{after['name']}' (success={m['success']}, L2={m['l2']:.3f}, "
+    after8 = s.get("adversarial_8bit", after)
+    return (f"{s['method']}: '{before['name']}' -> '{after['name']}' (success={m['success']}, 8-bit PNG "
+            f"'{after8['name']}' success_8bit={m.get('success_8bit')}, L2={m['l2']:.3f}, "
             f"Linf={m['linf'] * 255:.2f}/255, SSIM={m['ssim']:.4f}, attack {m['attack_time_s']:.2f} s + scan "
             f"{m['scan_time_s']:.2f} s) -> {args.out}")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sdsgsm.attacks import AttackConfig, AttackResult, get_method, run_attack
+from sdsgsm.attacks.base import quantise
 from sdsgsm.budget import region_mask, region_warnings
 from sdsgsm.data import gallery_item, load_image
 from sdsgsm.metrics import METRICS, Metrics, amplify, evaluate, top_tiles
@@ -61,9 +62,15 @@ def _top5(logits: torch.Tensor, labels: list[str]) -> list[dict]:
 def image_summary(model, report_x, result: AttackResult, scan: ScanResult, metrics: Metrics,
                   image_name: str) -> dict:
     """JSON-ready dictionary of one single-image run (result.json); 'metrics' holds every registry
-    metric of the sample (success, l2, linf, ssim, time_s = scan_time_s + attack_time_s, …)."""
+    metric of the sample (success, success_8bit, l2, linf, ssim, time_s = scan_time_s + attack_time_s, …).
+
+    'adversarial' is the prediction for the float x_adv (the method's output, arrays.npz 'x_adv');
+    'adversarial_8bit' the prediction for the 8-bit image (adversarial.png, arrays.npz 'x_adv_8bit'),
+    what a saved and reloaded file gets; 'eight_bit' says which file holds which and the finish's overshoot."""
     labels = model.labels
     y, clean, adv = int(result.y[0]), result.clean_logits[0], result.adv_logits[0]
+    adv8 = result.adv_logits_8bit[0] if result.adv_logits_8bit is not None else adv
+    eta = float(result.overshoot_8bit[0]) if result.overshoot_8bit is not None else 0.0
     mask = result.region if result.region is not None else region_mask(scan.grid, result.cfg.budget)
     region = region_boxes(mask[0], scan.boxes)  # (k, 4) — red boxes
     tiles = top_tiles(report_x, result.x_adv, scan.boxes, k=max(1, len(region)))[0]  # yellow boxes
@@ -73,6 +80,16 @@ def image_summary(model, report_x, result: AttackResult, scan: ScanResult, metri
         "label": {"index": y, "name": labels[y], "source": result.label_source},
         "clean": {**_top5(clean, labels)[0], "top5": _top5(clean, labels)},
         "adversarial": {**_top5(adv, labels)[0], "top5": _top5(adv, labels)},
+        "adversarial_8bit": {**_top5(adv8, labels)[0], "top5": _top5(adv8, labels)},
+        "eight_bit": {
+            "adversarial.png": "x_adv_8bit = round(x_adv·255)/255, the 8-bit image; its prediction is "
+                               "'adversarial_8bit' and metrics 'success_8bit'",
+            "arrays.npz": "'x_adv' the float32 output of the method (prediction 'adversarial', metrics 'success', "
+                          "the norms); 'x_adv_8bit' the 8-bit image of adversarial.png",
+            "finish": "minimum-norm methods only: x + (1+η)·(x_adv − x), rounded, for the smallest η of 0.02·2^k "
+                      "(k < 20) that keeps the attack fooling once rounded",
+            "overshoot": "gave up" if eta != eta else eta,
+        },
         "metrics": metrics.sample(0),
         "region_boxes": region.tolist(), "top_perturbation_boxes": tiles.tolist(),
         "box_format": "(top, left, height, width) in pixels of the model-sized image",
@@ -135,19 +152,23 @@ def image_record(report: ImageReport) -> dict:
     Keys: original, adversarial, perturbation_x5 (×5 around grey, Fig. 5/6), delta — (H, W, 3)
     float32; budget (H, W) E; saliency_grid (nh, nw); saliency_map (H, W) upsampled Δ (eq. 2);
     boxes (P, 4) windows; region_boxes (k, 4) red R; tile_boxes (k, 4) yellow top-perturbation
-    tiles (top, left, h, w); summary (result.json); arrays {x, x_adv, saliency, budget} float32 NCHW.
+    tiles (top, left, h, w); summary (result.json); arrays {x, x_adv, x_adv_8bit, saliency, budget}
+    float32 NCHW. 'adversarial' (adversarial.png, the Explorer's image) is the 8-bit image x_adv_8bit;
+    perturbation_x5 and delta are those of the float x_adv, the method's output.
     """
     x, r, scan = report.x, report.result, report.scan
     h, w = x.shape[2:]
     f32 = lambda t: t.detach().float().cpu().numpy().astype(np.float32)  # noqa: E731
+    x8 = r.x_adv_8bit if r.x_adv_8bit is not None else quantise(r.x_adv)
     return {
-        "original": _hwc(x), "adversarial": _hwc(r.x_adv), "perturbation_x5": _hwc(amplify(x, r.x_adv)),
+        "original": _hwc(x), "adversarial": _hwc(x8), "perturbation_x5": _hwc(amplify(x, r.x_adv)),
         "delta": _hwc(r.x_adv - x), "budget": f32(r.budget[0, 0]), "saliency_grid": f32(scan.grid[0]),
         "saliency_map": f32(upsample_grid(scan.grid, scan.boxes, h, w)[0]), "boxes": scan.boxes.cpu().numpy(),
         "region_boxes": np.asarray(report.summary["region_boxes"], dtype=np.int64).reshape(-1, 4),
         "tile_boxes": np.asarray(report.summary["top_perturbation_boxes"], dtype=np.int64).reshape(-1, 4),
         "summary": report.summary,
-        "arrays": {"x": f32(x), "x_adv": f32(r.x_adv), "saliency": f32(scan.grid), "budget": f32(r.budget)},
+        "arrays": {"x": f32(x), "x_adv": f32(r.x_adv), "x_adv_8bit": f32(x8), "saliency": f32(scan.grid),
+                   "budget": f32(r.budget)},
     }
 
 
