@@ -1,4 +1,4 @@
-"""Cost of the input-transform defences and of attacking through them (issue 12).
+"""Cost of the input-transform defences and of attacking through them.
 
     python bench/defences.py [--images N] [--methods fgsm,pgd,sd-sgsm] [--defences jpeg,median,gaussian,bitdepth,tvm]
 

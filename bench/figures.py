@@ -1,4 +1,4 @@
-"""Figure and sweep costs (issue 10), measured side by side in one process.
+"""Figure and sweep costs, measured side by side in one process.
 
     python bench/figures.py                       # 6 images × 4 methods grid; sweep scan reuse on 4 images
     python bench/figures.py --images 2 --methods fgsm,sd-sgsm --points 4

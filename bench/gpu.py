@@ -1,4 +1,4 @@
-"""GPU attack core, measured (issue 13 part 1): per-sample time of batched SD-SGSM (T = 10, with its
+"""GPU attack core, measured: per-sample time of batched SD-SGSM (T = 10, with its
 zero-out scan) and PGD (T = 10) on the embedded EfficientNet-Lite0 at 224 px at several batch
 sizes, the scan alone per image (196 windows at m = 16), and the whole ``table2`` preset on the
 gallery. Runs on CUDA when present, else on the CPU (``--quick`` for a short smoke run there).

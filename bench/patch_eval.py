@@ -1,4 +1,4 @@
-"""Accuracy and target-hit rate under the adversarial patch, per patch size and placement (issue 11).
+"""Accuracy and target-hit rate under the adversarial patch, per patch size and placement.
 
     python bench/patch_eval.py [--limit N] [--mode universal|paste]
 

@@ -32,8 +32,8 @@ if query:  # the link's grid settings, once; what cannot be used is said in one 
 st.title("Defences")
 st.caption("Does an attack survive JPEG, smoothing or bit-depth reduction in front of the model? **Non-adaptive**: "
            "crafted on the bare model, then the defended model classifies it. **Adaptive**: crafted through the "
-           "defence (BPDA where it is not differentiable). The survey's lesson: most of what a transform takes "
-           "off a non-adaptive attack, an adaptive one wins back.")
+           "defence (BPDA where it is not differentiable). The lesson of Athalye et al. (ICML 2018): most of what a "
+           "transform takes off a non-adaptive attack, an adaptive one wins back.")
 
 st.sidebar.header("Model and data")
 model_key, ckpt, arch, facts = ui.chosen_model(P)
@@ -72,14 +72,14 @@ st.caption(f"{len(chosen)} method{'s' * (len(chosen) > 1)} × {len(defences) + 1
            f"{','.join(defences)} --data gallery --limit {limit} --out DIR` (other parameters as in the sidebar)")
 used = tuple((k, v) for d in defences for k, v in dcfg.params_of(d).items())  # a hidden defence's value: no re-run
 request = (model_key, limit, tuple(chosen), tuple(defences), used, cfg, arch)
-with st.expander("Why adaptive attacks? BPDA and the survey's lesson", icon=":material/school:"):
+with st.expander("Why adaptive attacks? BPDA and the lesson of Athalye et al. 2018", icon=":material/school:"):
     st.markdown(
         "A defence that transforms the input (JPEG, median or Gaussian smoothing, bit-depth reduction, TVM) often "
         "**stops attacks crafted without it**: the attacker optimised against *f*, the defender classifies "
         "*f(T(x))*. Most of these transforms are not differentiable, which also seems to block gradient attacks "
         "through them — *gradient masking*. Athalye, Carlini & Wagner (ICML 2018) showed that this protection is "
         "an illusion: with **BPDA** (backward pass differentiable approximation) the attacker runs the real T "
-        "forward and treats it as the identity backward (T(x) ≈ x), and the attack works again. The survey draws "
+        "forward and treats it as the identity backward (T(x) ≈ x), and the attack works again. Majlesi (2025) draws "
         "the lesson (§2.3 gradient masking, §2.5 input transformations, §3.1): judge a defence only against an "
         "**adaptive** attacker who knows it. Here the Gaussian "
         "blur is differentiable and is attacked with its exact gradient; the others through BPDA.")

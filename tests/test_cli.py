@@ -30,7 +30,8 @@ def test_round_trip_writes_every_file(tmp_path, capsys):
     assert res["parameters"]["steps"] == 3 and res["parameters"]["scan"]["patch"] == 32
     assert len(res["region_boxes"]) == 1 and len(res["clean"]["top5"]) == 5
     arrays = np.load(out / "arrays.npz")
-    assert {k: arrays[k].dtype for k in arrays} == {k: np.float32 for k in ("x", "x_adv", "x_adv_8bit", "saliency", "budget")}
+    names = ("x", "x_adv", "x_adv_8bit", "saliency", "budget")
+    assert {k: arrays[k].dtype for k in arrays} == dict.fromkeys(names, np.float32)
     x, x_adv, budget = arrays["x"], arrays["x_adv"], arrays["budget"]
     assert x.shape == x_adv.shape == (1, 3, 224, 224) and arrays["saliency"].shape == (1, 7, 7)
     assert (np.abs(x_adv - x) <= budget + 1e-7).all()

@@ -1,4 +1,4 @@
-"""CPU against CUDA (issue 13 parts 1 and 4): the scan engines (the incremental engine's unfused
+"""CPU against CUDA: the scan engines (the incremental engine's unfused
 F.conv2d route on CUDA), bf16 + float32 refine, every FGSM-family method, a benchmark and the
 Explorer page give the same numbers on both devices within float tolerance.
 

@@ -1,4 +1,4 @@
-"""Input-transform defences (issue 12): transforms equal ART's / independent references, BPDA's gradient is
+"""Input-transform defences: transforms equal ART's / independent references, BPDA's gradient is
 the identity's, adaptive ≥ non-adaptive where it is certain, the grid, the CLI, the page, bad input."""
 
 import io

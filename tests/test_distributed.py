@@ -1,4 +1,4 @@
-"""Sharded benchmarks (issue 13 part 3): torchrun with 2 CPU processes (gloo) writes the same files
+"""Sharded benchmarks: torchrun with 2 CPU processes (gloo) writes the same files
 as a one-process run, up to the timing columns and the run's own time stamps.
 
 Both runs use one torch thread per process (torchrun's default OMP_NUM_THREADS=1): CPU kernels

@@ -1,4 +1,4 @@
-"""Print figures (issue 10): PDF pages and embedded fonts, PNG dpi, SVG parses, grid panel count, every kind."""
+"""Print figures: PDF pages and embedded fonts, PNG dpi, SVG parses, grid panel count, every kind."""
 
 import io
 import json

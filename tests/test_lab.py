@@ -1,4 +1,4 @@
-"""Robust-training lab (issue 12, item 3): determinism, time bound, shipped weights, saturation, ε = 0, adversarial
+"""Robust-training lab: determinism, time bound, shipped weights, saturation, ε = 0, adversarial
 training under PGD, the CLI and the Robust training page (AppTest)."""
 
 import hashlib

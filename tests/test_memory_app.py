@@ -1,5 +1,5 @@
 """The Explorer says when the device ran out of memory and the scan was retried with smaller
-chunks (issue 13 part 2), and still shows the result: OOM injected into the real scan engine."""
+chunks, and still shows the result: OOM injected into the real scan engine."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Shareable state (issue 10): links hold the full state, result.json runs again (CLI and Explorer upload),
+"""Shareable state: links hold the full state, result.json runs again (CLI and Explorer upload),
 the Figures and Sweeps pages (AppTest), and a copied link opened on a fresh server shows the same numbers."""
 
 import json

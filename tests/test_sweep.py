@@ -1,4 +1,4 @@
-"""Sweeps (issue 10): value syntax, a point equals a single run exactly, one scan per image, Stop, coupling."""
+"""Sweeps: value syntax, a point equals a single run exactly, one scan per image, Stop, coupling."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Transferability (issue 12, item 4): Lite1/Lite2, the resize wrapper, the ensemble, the matrix, CLI, bad input."""
+"""Transferability: Lite1/Lite2, the resize wrapper, the ensemble, the matrix, CLI, bad input."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""The Transfer page in headless Chromium (issue 12): a deep link runs a small matrix and shows it cleanly."""
+"""The Transfer page in headless Chromium: a deep link runs a small matrix and shows it cleanly."""
 
 import pytest
 from helpers import LONG, assert_clean_page, page_url

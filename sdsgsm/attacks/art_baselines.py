@@ -4,7 +4,7 @@ Every baseline runs through one ``art.estimators.classification.PyTorchClassifie
 (model, input shape), built once and cached on the model: CrossEntropyLoss, clip_values
 (0, 1), inputs float32 NCHW in [0, 1] (the model normalises inside). ART is imported only
 when a baseline runs (it is slow to import). Parameters follow the paper where it gives
-them — T = 10 iterations, ε = 8/255, α = 4/255 (DESIGN.md §2.6) — and otherwise the
+them — T = 10 iterations, ε = 8/255, α = 4/255 — and otherwise the
 settings of torchattacks, which Table 2's method list (Jitter, CW, DeepFool, FAB, APGD,
 APGD-DLR, AutoAttack) matches; :func:`baseline_params` returns the exact keyword arguments
 of each ART constructor, and the benchmark records them in config.json.

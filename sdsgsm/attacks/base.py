@@ -1,4 +1,4 @@
-"""Shared attack types and the one attack wrapper (DESIGN.md §5).
+"""Shared attack types and the one attack wrapper.
 
 The frozen AttackConfig, the AttackResult every method returns, and :func:`run_method`,
 which opens and closes every registered method around that method's core (timing, labels,
@@ -30,7 +30,7 @@ class AttackConfig:
     eps: L∞ budget of the uniform methods (fgsm, pgd, …); the spatial methods use
     ``budget.eps_strong``/``budget.eps_weak``. alpha None means ε_top for one step and
     2.5·ε_top/T for T > 1 (Madry et al.). omega is the tanh steepness ω (eq. 6) applied
-    to the gradient normalised by ``grad_norm`` (DESIGN.md §2.4). decay is μ of
+    to the gradient normalised by ``grad_norm``. decay is μ of
     MI-/NI-FGSM; ti_kernel/ti_sigma the Gaussian of TI-FGSM. sigma_g, sf_kernel, sf_size,
     sf_clip_eps, sf_max_iter: SmoothFool's g, SmoothClip step and iteration cap; patch_size,
     placement, patch_mode, paste_image: the adversarial patch (see sdsgsm/params.py).
@@ -198,7 +198,7 @@ def _check_scan(scan: ScanResult | None, x: torch.Tensor) -> None:
 
 def _check_finite(t: torch.Tensor, what: str) -> None:
     """Raise ModelError (one line) when ``t`` holds a NaN or ±inf: no such value may reach a
-    metric, an image or a table (issue 14: a model with NaN weights, a broken checkpoint)."""
+    metric, an image or a table (a model with NaN weights, a broken checkpoint)."""
     if not torch.isfinite(t).all():
         raise ModelError(f"{what}; no result is shown.")
 
@@ -266,7 +266,7 @@ def finish_8bit(model, x: torch.Tensor, x_adv: torch.Tensor, adv_logits: torch.T
 
 def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, *,
                scan: ScanResult | None = None, minimum_norm: bool = False, bounded: bool = True) -> AttackResult:
-    """The one wrapper around every registered method's core (DESIGN.md §2.5, §2.7, §5).
+    """The one wrapper around every registered method's core.
 
     Detaches x to float32, takes the clean logits f(x) without gradients (or the cached
     scan's), resolves the labels (true label where known, else the clean prediction, §2.5),

@@ -1,4 +1,4 @@
-"""The FGSM family in one loop (paper §3.4–§3.7, DESIGN.md §2.4–§2.6).
+"""The FGSM family in one loop (paper §3.4–§3.7).
 
 Every method is a ``FamilySpec``: direction sign or tanh, scalar or spatial budget, and
 optional random start (PGD), random sign pre-step (R+FGSM), momentum with L1-normalised
@@ -45,7 +45,7 @@ class FamilySpec:
 
 
 def normalise_gradient(g: torch.Tensor, mode: str) -> torch.Tensor:
-    """ĝ for the tanh direction (DESIGN.md §2.4), per sample.
+    """ĝ for the tanh direction, per sample.
 
     ``max``: g / max|g| so ĝ ∈ [−1, 1] and ω → ∞ gives sign(g); ``pow10``: g·10^(−⌊log10 max|g|⌋),
     the authors' rescaling (equal to ``max`` up to a factor in [1, 10)); ``none``: g as is.
@@ -74,7 +74,7 @@ def gaussian_kernel(size: int, sigma: float, channels: int, device) -> torch.Ten
 
 
 def input_gradient(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """∇_x Σ_n CE(f(x_n), y_n) in float32 — summed loss (DESIGN.md §2.5)."""
+    """∇_x Σ_n CE(f(x_n), y_n) in float32 — summed loss."""
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
         x = x.detach().float().clone().requires_grad_(True)  # normal tensors even under inference_mode
         loss = F.cross_entropy(model(x).float(), y.clone(), reduction="sum")

@@ -8,7 +8,7 @@ Modes (``cfg.patch_mode``):
   with :func:`train_universal_patch`, i.e. ART's ``AdversarialPatchPyTorch``: expectation over
   images, positions, rotations and scales of log p_target). Other sides resize the nearest larger
   shipped patch (bilinear, antialiased).
-* ``paste``: a centre crop of another gallery image (``cfg.paste_image``), as in the seed.
+* ``paste``: a centre crop of another gallery image (``cfg.paste_image``), as in arXiv:2312.16880.
 
 Placement (``cfg.placement``) ties the patch to the paper's zero-out scan (eq. 1–2, 11):
 ``omega-star`` centres the patch on the most sensitive window Ω* = argmax Δ_Ω, ``least-sensitive``
@@ -31,7 +31,7 @@ from sdsgsm.data import ASSETS, gallery_item, load_image
 from sdsgsm.occlusion import ScanResult, occlusion_scan
 
 PATCH_DIR: Path = ASSETS / "patches"
-TARGET = 859  # ImageNet "toaster", the seed's most harmful patch
+TARGET = 859  # ImageNet "toaster", the most harmful patch in arXiv:2312.16880
 SHIPPED_SIZES = (32, 48, 64)
 EOT = {"rotation_max": 22.5, "scale_jitter": 0.1, "learning_rate": 0.1, "optimizer": "Adam"}
 

@@ -1,4 +1,4 @@
-"""The attack × defence grid, non-adaptive and adaptive (issue 12; survey §2; Athalye et al. 2018).
+"""The attack × defence grid, non-adaptive and adaptive (Majlesi 2025, §2; Athalye et al. 2018).
 
 For every method the *non-adaptive* attack is crafted ONCE on the bare model f and its x_adv is then
 classified by every defended model f∘T (:mod:`sdsgsm.defences`). The *adaptive* attack is crafted on
@@ -74,7 +74,7 @@ class DefenceGrid(ExperimentResult):
         return table
 
     def lesson(self) -> pd.DataFrame:
-        """The survey's lesson per (method, defence): ASR without defence, non-adaptive and adaptive, how
+        """The lesson of Athalye et al. 2018 per (method, defence): ASR without defence, non-adaptive and adaptive, how
         many points the defence took off non-adaptively and how many of them the adaptive attack won back."""
         na, ad = self.matrix("non-adaptive"), self.matrix("adaptive")
         rows = []
@@ -190,7 +190,9 @@ class _Grid:
             return craft
         adv = _memo(self.store, ("eval", method, dkey(defence, self.dcfg)),
                     lambda: defended_logits(self.model, craft.x_adv, defence, self.dcfg, self.batch_size))
-        return replace(craft, clean_logits=self.clean(defence), adv_logits=adv)
+        adv8 = _memo(self.store, ("eval-8bit", method, dkey(defence, self.dcfg)),
+                     lambda: defended_logits(self.model, craft.x_adv_8bit, defence, self.dcfg, self.batch_size))
+        return replace(craft, clean_logits=self.clean(defence), adv_logits=adv, adv_logits_8bit=adv8)
 
     def cell(self, method: str, defence: str, mode: str) -> tuple[dict, pd.DataFrame | None]:
         """(summary row, per-sample rows or None) of one cell."""
@@ -241,7 +243,7 @@ def run_defence_grid(model, x: torch.Tensor, y: torch.Tensor | None, methods: Se
                      should_stop: Callable[[], bool] | None = None, keys: Sequence[str] | None = None,
                      data: str = "", store: MutableMapping | None = None,
                      units: UnitStore | None = None) -> DefenceGrid:
-    """Attack × defence × {non-adaptive, adaptive} on x (survey §2; Athalye et al. 2018 BPDA).
+    """Attack × defence × {non-adaptive, adaptive} on x (Majlesi 2025, §2; Athalye et al. 2018 BPDA).
 
     Args: model a Classifier; x (N, 3, H, W) in [0, 1]; y (N,) labels or None (−1 = unknown: the bare
     model's clean prediction); methods registry names; defences registry names ('none' is always added

@@ -35,7 +35,7 @@ CACHE_TTL = 3600  # seconds
 def max_runs() -> int:
     """How many scans / attacks / benchmark runs the server computes at once: $SDSGSM_MAX_RUNS,
     else half the CPU cores (1 to 4). More sessions wait their turn instead of multiplying the
-    peak memory and slowing every run down (issue 14)."""
+    peak memory and slowing every run down."""
     raw = os.environ.get("SDSGSM_MAX_RUNS", "")
     if raw.strip().isdigit() and int(raw) >= 1:
         return int(raw)

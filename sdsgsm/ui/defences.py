@@ -1,4 +1,4 @@
-"""Streamlit helpers of the Defences page (issue 12): defence widgets from ``DEFENCE_PARAMS``, the grid run
+"""Streamlit helpers of the Defences page: defence widgets from ``DEFENCE_PARAMS``, the grid run
 through the server's run store, and numpy / pandas / bytes out (the page imports no torch).
 
 A grid request (data, images, model, attack config, batch) owns one *store* in the run store: the crafted

@@ -1,4 +1,4 @@
-"""Cache adapters for the Figures and Sweeps pages (issue 10): print figures and sweeps, bytes out.
+"""Cache adapters for the Figures and Sweeps pages: print figures and sweeps, bytes out.
 
 The grid reuses the Explorer's cached scans and attacks (:func:`sdsgsm.ui.cache.attack`), so an
 image is scanned once per model and scan setting whatever the page. A sweep runs point by point;

@@ -91,7 +91,7 @@ def apply_preset(prefix: str, name: str | None) -> None:
         st.session_state[key(prefix, pname)] = PARAMS[pname].shown(value)
 
 
-# ----------------------------------------------------------------------------- shareable links (issue 10)
+# ----------------------------------------------------------------------------- shareable links
 LABEL_MODES = {"true": "true label (gallery)", "pred": "clean prediction", "index": "choose…"}
 
 

@@ -1,4 +1,4 @@
-"""Cache adapters for the Transfer page (issue 12): models at the shared size, one cached run per
+"""Cache adapters for the Transfer page: models at the shared size, one cached run per
 (source, method), the matrix files, an example image. Hashable arguments in; numpy / pandas / bytes out.
 
 Each (source, method) run is kept in the server's :func:`~sdsgsm.ui.cache.run_store` (Stop keeps the
