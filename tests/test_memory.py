@@ -1,4 +1,4 @@
-"""CUDA memory safety on CPU by fault injection .
+"""CUDA memory safety on CPU by fault injection.
 
 A real model is wrapped so that its forward raises ``torch.cuda.OutOfMemoryError`` when it is
 handed more than ``limit`` images at once — the error a GPU raises when a batch does not fit —
