@@ -111,3 +111,18 @@ def test_wrapper_runs_the_finish_for_minimum_norm_methods_only():
     joined = _join([finished, finished])  # memory-split parts join with their 8-bit images and times
     assert joined.x_adv_8bit.shape[0] == 2 and joined.overshoot_8bit.shape == (2,)
     assert joined.finish_time_s == pytest.approx(2 * finished.finish_time_s)
+
+
+def test_the_finish_follows_the_success_metric_on_an_image_the_model_already_gets_wrong():
+    """The label says class 1, the model says 0: the float attack moves the prediction to 1 (a success by the
+    metric: the prediction changed), rounding brings 0 back, and the finish must restore 1, as it does for a
+    clean-correct image (it once compared with the label, which the float result equals here)."""
+    model, x, x_adv, _, _ = _case()
+    clf = Classifier(model, "sum", ["zero", "one"], 4, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+    def core(model_, x_, y_, clean_, cfg_, scan_):
+        return CoreOutput(x_adv.to(x_), scalar_budget(x_, 1.0))
+
+    r = run_method("toy", core, clf, x, torch.tensor([1]), AttackConfig(), minimum_norm=True, bounded=False)
+    assert int(r.clean_pred[0]) == 0 and int(r.y[0]) == 1 and int(r.adv_pred[0]) == 1
+    assert int(r.adv_pred_8bit[0]) == 1 and float(r.overshoot_8bit[0]) > 0

@@ -230,7 +230,8 @@ def finish_8bit(model, x: torch.Tensor, x_adv: torch.Tensor, adv_logits: torch.T
     ``tries`` the plain rounding is kept and the overshoot is NaN ('gave up').
 
     Args: model maps (B, 3, H, W) → (B, K); x (N, 3, H, W) clean; x_adv (N, 3, H, W) the float
-    result; adv_logits (N, K) of x_adv; y (N,) labels attacked; bound (N, 1, H, W) or None.
+    result; adv_logits (N, K) of x_adv; y (N,) the reference prediction (the clean one, as in the
+    success metric; for clean-correct samples the label attacked); bound (N, 1, H, W) or None.
     Returns (x_8 (N, 3, H, W) on the k/255 grid, logits (N, K) of x_8, overshoot (N,) float32:
     0 where none was needed, η where used, NaN where it gave up).
     """
@@ -337,7 +338,9 @@ def _run_once(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | N
             adv = model(x_adv).float()  # (N, K)
         _check_finite(adv, "The model returned NaN or infinite logits for the adversarial image")
     with Timer(x.device) as finish_timer:
-        x8, adv8, eta = finish_8bit(model, x, x_adv, adv, y_used, finish=minimum_norm,
+        # 'fools' as the success metric means it: the prediction differs from the clean one (for a clean-correct
+        # sample that is the label attacked; for one the model already gets wrong, the label would say 'fooled')
+        x8, adv8, eta = finish_8bit(model, x, x_adv, adv, clean.argmax(1), finish=minimum_norm,
                                     bound=out.budget if bounded else None)
     used = out.scan
     scan_s = used.seconds if used is not None else 0.0
