@@ -78,9 +78,8 @@ def panels(res: dict) -> None:
     c4, c5, c6 = st.columns(3)
     patch_box = viz.mask_box(res["budget"]) if s["method"] == "patch" else ()
     c4.image(viz.draw_boxes(viz.to_pil(res["adversarial"]), patch_box, viz.CYAN), width="stretch",
-             caption=f"Adversarial ({s['method']}), as the downloaded 8-bit PNG: {after8['name']} "
-             f"({after8['prob']:.1%})"
-             + (". Blue: the adversarial patch" if len(patch_box) else ""))
+             caption=f"Adversarial ({s['method']}): {after8['name']} ({after8['prob']:.1%}), as the downloaded "
+             "8-bit PNG" + (". Blue: the adversarial patch" if len(patch_box) else ""))
     c5.image(viz.draw_boxes(viz.to_pil(res["perturbation_x5"]), res["tile_boxes"], viz.YELLOW), width="stretch",
              caption="Perturbation × 5 (grey = 0). Yellow: largest-perturbation tiles")
     for title, rows in (("Clean top-5", before["top5"]), ("Adversarial top-5", after["top5"])):
