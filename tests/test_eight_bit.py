@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from sdsgsm.attacks import METHODS, AttackConfig
-from sdsgsm.attacks.base import CoreOutput, _join, finish_8bit, quantise, run_method, scalar_budget
+from sdsgsm.attacks.base import CoreOutput, finish_8bit, join_results, quantise, run_method, scalar_budget
 from sdsgsm.budget import BudgetConfig
 from sdsgsm.experiments.report import attack_tensor, image_files, image_record
 from sdsgsm.models import Classifier
@@ -108,7 +108,7 @@ def test_wrapper_runs_the_finish_for_minimum_norm_methods_only():
         assert int(r.adv_pred[0]) == 1 and torch.equal(r.x_adv, x_adv) and r.finish_time_s > 0
     assert int(plain.adv_pred_8bit[0]) == 0 and int(finished.adv_pred_8bit[0]) == 1
     assert float(finished.overshoot_8bit[0]) == pytest.approx(1.28)
-    joined = _join([finished, finished])  # memory-split parts join with their 8-bit images and times
+    joined = join_results([finished, finished])  # memory-split parts join with their 8-bit images and times
     assert joined.x_adv_8bit.shape[0] == 2 and joined.overshoot_8bit.shape == (2,)
     assert joined.finish_time_s == pytest.approx(2 * finished.finish_time_s)
 

@@ -298,7 +298,7 @@ def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | 
                          scan if scan is None or whole else _slice_scan(scan, a, b, n), minimum_norm, bounded)
 
     parts = run_chunks(part, n, n, what=f"the {name} attack")
-    return parts[0] if len(parts) == 1 else _join(parts)
+    return parts[0] if len(parts) == 1 else join_results(parts)
 
 
 def _slice_scan(scan: ScanResult, a: int, b: int, n: int) -> ScanResult:
@@ -311,7 +311,7 @@ def _cat(parts: list, attr: str) -> torch.Tensor | None:
     return None if values[0] is None else torch.cat(values)
 
 
-def _join(parts: list[AttackResult]) -> AttackResult:
+def join_results(parts: list[AttackResult]) -> AttackResult:
     """One AttackResult from the results of consecutive parts of a batch (times summed)."""
     first = parts[0]
     sources = {p.label_source for p in parts}

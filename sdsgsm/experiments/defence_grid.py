@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from sdsgsm.attacks import METHODS, AttackConfig, AttackResult, config_values, resolve_labels, run_attack
-from sdsgsm.attacks.base import _join
+from sdsgsm.attacks.base import join_results
 from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, params_text, parse_defences, transform
 from sdsgsm.experiments.runner import (
     ExperimentResult,
@@ -110,7 +110,7 @@ def attack_batches(model, x: torch.Tensor, y: torch.Tensor, method: str, cfg: At
     into one AttackResult (times summed). ``model`` may be a Classifier or a Defended one."""
     parts = [run_attack(model, x[i:i + batch_size], y[i:i + batch_size], cfg, method)
              for i in range(0, len(x), batch_size)]
-    return parts[0] if len(parts) == 1 else _join(parts)
+    return parts[0] if len(parts) == 1 else join_results(parts)
 
 
 def defended_logits(model, x: torch.Tensor, defence: str, dcfg: DefenceConfig, batch_size: int) -> torch.Tensor:

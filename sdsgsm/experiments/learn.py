@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from sdsgsm.attacks import FAMILY_SPECS, AttackConfig, AttackResult, run_method
 from sdsgsm.attacks.fgsm_family import FamilySpec, Trajectory, direction, family_core, input_gradient
 from sdsgsm.budget import BudgetConfig, budget_map
-from sdsgsm.experiments.report import _top5
+from sdsgsm.experiments.report import top5_of_logits
 from sdsgsm.occlusion import window_masks
 
 SIGN, TANH = FamilySpec(direction="sign"), FamilySpec(direction="tanh")
@@ -37,7 +37,7 @@ LINEAR = 0.3      # |tanh(u)| below this is the linear regime (tanh(u) within 3.
 def top5(model, x: torch.Tensor) -> list[dict]:
     """The model's top-5 on one image x (1, 3, H, W): [{'index', 'name', 'prob'}] (station 1)."""
     with torch.inference_mode():
-        return _top5(model(x).float()[0], model.labels)
+        return top5_of_logits(model(x).float()[0], model.labels)
 
 
 def occlude(model, x: torch.Tensor, box: tuple[int, int, int, int]) -> dict:
@@ -52,7 +52,7 @@ def occlude(model, x: torch.Tensor, box: tuple[int, int, int, int]) -> dict:
     occluded = x.masked_fill(mask, 0.0)
     with torch.inference_mode():
         logits = model(torch.cat([x, occluded])).float()  # (2, K)
-    before, after = _top5(logits[0], model.labels), _top5(logits[1], model.labels)
+    before, after = top5_of_logits(logits[0], model.labels), top5_of_logits(logits[1], model.labels)
     return {"occluded": occluded, "delta": float(torch.linalg.vector_norm(logits[0] - logits[1])),
             "before": before, "after": after,
             "p_top1_after": float(logits[1].softmax(0)[before[0]["index"]])}

@@ -53,7 +53,7 @@ def resolve_image(image, size: int) -> tuple[torch.Tensor, int | None, str]:
     return load_image(image, size)[None], None, name
 
 
-def _top5(logits: torch.Tensor, labels: list[str]) -> list[dict]:
+def top5_of_logits(logits: torch.Tensor, labels: list[str]) -> list[dict]:
     probs = logits.float().softmax(-1)
     values, idx = probs.topk(min(5, probs.numel()))
     return [{"index": int(i), "name": labels[int(i)], "prob": float(v)} for v, i in zip(values, idx)]
@@ -78,9 +78,9 @@ def image_summary(model, report_x, result: AttackResult, scan: ScanResult, metri
         "image": image_name, "model": model.name, "device": str(result.x_adv.device),
         "method": result.method, "parameters": asdict(result.cfg),
         "label": {"index": y, "name": labels[y], "source": result.label_source},
-        "clean": {**_top5(clean, labels)[0], "top5": _top5(clean, labels)},
-        "adversarial": {**_top5(adv, labels)[0], "top5": _top5(adv, labels)},
-        "adversarial_8bit": {**_top5(adv8, labels)[0], "top5": _top5(adv8, labels)},
+        "clean": {**top5_of_logits(clean, labels)[0], "top5": top5_of_logits(clean, labels)},
+        "adversarial": {**top5_of_logits(adv, labels)[0], "top5": top5_of_logits(adv, labels)},
+        "adversarial_8bit": {**top5_of_logits(adv8, labels)[0], "top5": top5_of_logits(adv8, labels)},
         "eight_bit": {
             "adversarial.png": "x_adv_8bit = round(x_adv·255)/255, the 8-bit image; its prediction is "
                                "'adversarial_8bit' and metrics 'success_8bit'",
