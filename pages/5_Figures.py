@@ -16,7 +16,7 @@ P = "fig"
 query = links.open_page(P)
 st.title("Figures for papers")
 st.caption("Print-ready figures: PDF (vector text, embedded TrueType fonts), PNG at 300 dpi, SVG, and a .json "
-           "caption with every parameter, the model, the seed and the package versions.")
+           "caption with every parameter, the model, the random seed and the package versions.")
 
 st.sidebar.header("Model")
 model_key, ckpt, arch, facts = ui.chosen_model(P)

@@ -45,7 +45,7 @@ class Method:
     method-specific parameters a run uses (None: the AttackConfig says it all).
     ``backend``: 'sdsgsm' (our code) or 'art' (IBM ART). ``deterministic``: no random draw
     (random start, random pre-step, jitter noise, ART random init), so x_adv does not depend
-    on the seed and a sample's result does not depend on the rest of its batch.
+    on the random seed and a sample's result does not depend on the rest of its batch.
     ``minimum_norm``: the attack stops just past the decision boundary (CW, DeepFool, FAB, EAD,
     SmoothFool), so its result ends with the quantisation-aware finish that keeps it fooling once
     saved as an 8-bit image (:func:`~sdsgsm.attacks.base.finish_8bit`).

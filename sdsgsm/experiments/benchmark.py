@@ -58,7 +58,7 @@ SAMPLE_COLUMNS = ["method", "index", "key", "label", "clean_pred", "adv_pred", "
 
 def preset_config(name: str, base: AttackConfig | None = None) -> tuple[list[str], AttackConfig]:
     """(methods, AttackConfig) of preset ``name`` (sdsgsm/params.py PRESETS); parameters the preset
-    does not set (ω, the scan, the region, the seed, …) come from ``base`` (default: the spec's)."""
+    does not set (ω, the scan, the region, the random seed, …) come from ``base`` (default: the spec's)."""
     p = get_preset(name)
     return list(p.methods), build_config(p.apply(config_values(base) if base is not None else None))
 
