@@ -220,11 +220,6 @@ class Progress:
             self.bar = None
 
 
-def progress(text: str, done: int, total: int) -> None:
-    """One plain progress line on stderr: ``[done/total] text`` (callers without a run context)."""
-    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
-
-
 # ----------------------------------------------------------------------------- run context
 @dataclass
 class RunContext:

@@ -7,10 +7,16 @@ return an :class:`ExperimentResult`), one CLI module in :mod:`sdsgsm.cli`, one p
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -161,8 +167,6 @@ class ConfigChanged(ValueError):
 
 def fingerprint_tensor(t: torch.Tensor) -> str:
     """sha256 of a tensor's values (dtype and shape included): the data's part of a run's fingerprint."""
-    import hashlib
-
     shape = tuple(t.shape)
     t = t.detach().cpu().contiguous().reshape(-1)
     h = hashlib.sha256(f"{t.dtype}{shape}".encode())
@@ -172,8 +176,6 @@ def fingerprint_tensor(t: torch.Tensor) -> str:
 
 def fingerprint_model(model) -> str:
     """sha256 of a model's name, parameters and buffers (its weights, not where they live)."""
-    import hashlib
-
     h = hashlib.sha256(str(getattr(model, "name", type(model).__name__)).encode())
     for name, t in sorted(model.state_dict().items()) if hasattr(model, "state_dict") else ():
         h.update(name.encode())
@@ -183,10 +185,6 @@ def fingerprint_model(model) -> str:
 
 def _native(v):
     """JSON-ready: numpy scalars as Python numbers, tuples as lists, dataclasses as dicts."""
-    import dataclasses
-
-    import numpy as np
-
     if isinstance(v, np.generic):
         return v.item()
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
@@ -223,8 +221,6 @@ def _first_change(old, new, path: str = "") -> str | None:
 
 
 def _short(v) -> str:
-    import json
-
     text = json.dumps(v, default=str)
     return text if len(text) <= 60 else text[:57] + "…"
 
@@ -252,14 +248,10 @@ class UnitStore:
 
     @staticmethod
     def key(*parts) -> str:
-        import json
-
         return json.dumps(_native(list(parts)), separators=(",", ":"))
 
     def begin(self, fingerprint: dict, n_units: int | None = None) -> int:
         """Check the fingerprint against an earlier run's, load its finished units; returns how many."""
-        import json
-
         fingerprint = json.loads(json.dumps(_native(fingerprint), default=str))
         if self.path.exists() and not self.fresh:
             lines = self.path.read_text(encoding="utf-8").splitlines()
@@ -306,9 +298,6 @@ class UnitStore:
 
     def add(self, key: str, frames: list[pd.DataFrame] = (), rows: list[dict] = ()) -> None:
         """Record one finished unit on disk (flushed and fsync'd) before the next one starts."""
-        import json
-        import os
-
         rec = {"key": key, "frames": [_encode_frame(f) for f in frames], "rows": _native(list(rows))}
         self.units[key] = rec
         if self._file is None:
@@ -324,8 +313,6 @@ class UnitStore:
 
     def clear(self) -> None:
         """Remove the store (the run finished and its final files are written)."""
-        import shutil
-
         self.close()
         self.path.unlink(missing_ok=True)
         self.path.with_suffix(".tmp").unlink(missing_ok=True)
