@@ -59,6 +59,12 @@ def top5_of_logits(logits: torch.Tensor, labels: list[str]) -> list[dict]:
     return [{"index": int(i), "name": labels[int(i)], "prob": float(v)} for v, i in zip(values, idx)]
 
 
+def _prediction(logits: torch.Tensor, labels: list[str]) -> dict:
+    """The top-1 class (index, name, prob) with the top-5 list under 'top5'."""
+    top5 = top5_of_logits(logits, labels)
+    return {**top5[0], "top5": top5}
+
+
 def image_summary(model, report_x, result: AttackResult, scan: ScanResult, metrics: Metrics,
                   image_name: str) -> dict:
     """JSON-ready dictionary of one single-image run (result.json); 'metrics' holds every registry
@@ -78,9 +84,8 @@ def image_summary(model, report_x, result: AttackResult, scan: ScanResult, metri
         "image": image_name, "model": model.name, "device": str(result.x_adv.device),
         "method": result.method, "parameters": asdict(result.cfg),
         "label": {"index": y, "name": labels[y], "source": result.label_source},
-        "clean": {**top5_of_logits(clean, labels)[0], "top5": top5_of_logits(clean, labels)},
-        "adversarial": {**top5_of_logits(adv, labels)[0], "top5": top5_of_logits(adv, labels)},
-        "adversarial_8bit": {**top5_of_logits(adv8, labels)[0], "top5": top5_of_logits(adv8, labels)},
+        "clean": _prediction(clean, labels), "adversarial": _prediction(adv, labels),
+        "adversarial_8bit": _prediction(adv8, labels),
         "eight_bit": {
             "adversarial.png": "x_adv_8bit = round(x_adv·255)/255, the 8-bit image; its prediction is "
                                "'adversarial_8bit' and metrics 'success_8bit'",
