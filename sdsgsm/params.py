@@ -172,9 +172,9 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
 ]}
 
 
-def default(name: str):
-    """Native default of parameter ``name`` (used by the config dataclasses)."""
-    return PARAMS[name].default
+def default(name: str, spec: Mapping[str, Param] | None = None):
+    """Native default of parameter ``name`` of ``spec`` (default :data:`PARAMS`; used by the config dataclasses)."""
+    return (PARAMS if spec is None else spec)[name].default
 
 
 def _range_text(p: Param) -> str:
@@ -212,12 +212,13 @@ def check(name: str, value, spec: Mapping[str, Param] | None = None) -> None:
         raise ValueError(f"{p.label} must be odd (got {value}).")
 
 
-def check_fields(obj, prefix: str = "") -> None:
-    """Check every spec'd field of config ``obj`` whose target is ``prefix + field``."""
-    for p in PARAMS.values():
+def check_fields(obj, prefix: str = "", spec: Mapping[str, Param] | None = None) -> None:
+    """Check every field of config ``obj`` that an entry of ``spec`` (default :data:`PARAMS`) targets as
+    ``prefix + field``; a one-line ValueError for the first invalid one."""
+    for p in (PARAMS if spec is None else spec).values():
         owner, _, fname = p.target.rpartition(".")
         if owner == prefix.rstrip(".") and hasattr(obj, fname):
-            check(p.name, getattr(obj, fname))
+            check(p.name, getattr(obj, fname), spec)
 
 
 # ----------------------------------------------------------------------------- parsing

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ from torch import nn
 
 from sdsgsm.data import ASSETS
 from sdsgsm.models import Classifier
-from sdsgsm.params import FAIR_EPS_MAX, LAB_METHOD_NAMES, LAB_PARAMS, PARAMS, check
+from sdsgsm.params import FAIR_EPS_MAX, LAB_METHOD_NAMES, LAB_PARAMS, PARAMS, check, check_fields, default
 from sdsgsm.render.viz import MODEL_COLOURS  # noqa: F401  (re-exported for the lab page)
 
 LAB_DIR = ASSETS / "lab"
@@ -66,17 +66,6 @@ LAB_METHODS = LAB_METHOD_NAMES
 Progress = Callable[[str, int, int], None]  # (text, done, total)
 
 
-def _spec(name: str):
-    return LAB_PARAMS[name].default
-
-
-def _check_spec(cfg) -> None:
-    """Check every field of ``cfg`` that has a LAB_PARAMS entry (one-line ValueError)."""
-    for f in fields(cfg):
-        if f.name in LAB_PARAMS:
-            check(f.name, getattr(cfg, f.name), LAB_PARAMS)
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """Training settings of the four lab models (one seed for everything); defaults and ranges from
@@ -89,18 +78,18 @@ class TrainConfig:
     process that trains (:func:`run_isolated`; the command line's own process).
     """
 
-    seed: int = _spec("seed")
-    test_size: float = _spec("test_size")
-    epochs: int = _spec("epochs")
-    batch_size: int = _spec("batch_size")
-    lr: float = _spec("lr")
-    temperature: float = _spec("temperature")
-    train_eps: float = _spec("train_eps")
-    pgd_steps: int = _spec("pgd_steps")
-    threads: int = _spec("threads")
+    seed: int = default("seed", LAB_PARAMS)
+    test_size: float = default("test_size", LAB_PARAMS)
+    epochs: int = default("epochs", LAB_PARAMS)
+    batch_size: int = default("batch_size", LAB_PARAMS)
+    lr: float = default("lr", LAB_PARAMS)
+    temperature: float = default("temperature", LAB_PARAMS)
+    train_eps: float = default("train_eps", LAB_PARAMS)
+    pgd_steps: int = default("pgd_steps", LAB_PARAMS)
+    threads: int = default("threads", LAB_PARAMS)
 
     def __post_init__(self):
-        _check_spec(self)
+        check_fields(self, spec=LAB_PARAMS)
 
 
 @dataclass(frozen=True)
@@ -114,11 +103,11 @@ class EvalConfig:
 
     eps: tuple[float, ...] = tuple(np.linspace(0.0, EPS_TOP, 9).tolist())
     methods: tuple[str, ...] = LAB_METHODS
-    steps: int = _spec("steps")
+    steps: int = default("steps", LAB_PARAMS)
     patch: int = 2
     weak_ratio: float = 0.25
-    cw_steps: int = _spec("cw_steps")
-    cw_limit: int | None = _spec("cw_limit")
+    cw_steps: int = default("cw_steps", LAB_PARAMS)
+    cw_limit: int | None = default("cw_limit", LAB_PARAMS)
     seed: int = 0
     batch_size: int = 512
     threads: int = 1

@@ -21,11 +21,7 @@ import torch
 
 from sdsgsm.attacks.art_baselines import art_classifier, seeded
 from sdsgsm.attacks.patch import EOT, PATCH_DIR
-from sdsgsm.params import PATCH_TRAIN_PARAMS, check
-
-
-def _spec(name: str):
-    return PATCH_TRAIN_PARAMS[name].default
+from sdsgsm.params import PATCH_TRAIN_PARAMS, check_fields, default
 
 
 @dataclass(frozen=True)
@@ -34,16 +30,15 @@ class PatchTraining:
     batch size, target class (defaults and ranges: :data:`sdsgsm.params.PATCH_TRAIN_PARAMS`) and the
     data spec the images come from."""
 
-    size: int = _spec("size")
-    steps: int = _spec("steps")
-    seed: int = _spec("seed")
-    batch_size: int = _spec("batch_size")
-    target: int = _spec("target")
+    size: int = default("size", PATCH_TRAIN_PARAMS)
+    steps: int = default("steps", PATCH_TRAIN_PARAMS)
+    seed: int = default("seed", PATCH_TRAIN_PARAMS)
+    batch_size: int = default("batch_size", PATCH_TRAIN_PARAMS)
+    target: int = default("target", PATCH_TRAIN_PARAMS)
     data: str = "gallery:photo"
 
     def __post_init__(self):
-        for name in PATCH_TRAIN_PARAMS:
-            check(name, getattr(self, name), PATCH_TRAIN_PARAMS)
+        check_fields(self, spec=PATCH_TRAIN_PARAMS)
 
 
 def train_universal_patch(model, x: torch.Tensor, run: PatchTraining, verbose: bool = True) -> tuple[np.ndarray, dict]:
