@@ -20,12 +20,12 @@ from sdsgsm.experiments import lab
 from sdsgsm.experiments.lab import EPS_TOP, LAB_DIR, LAB_METHODS, MODEL_COLOURS, MODEL_TEXT, MODELS  # noqa: F401  (for the page)
 from sdsgsm.params import LAB_PARAMS, LAB_VIEW_PARAMS, parse_query
 from sdsgsm.ui.cache import CACHE_TTL, run_store, work_gate
+from sdsgsm.ui.limits import APP_MAX_EPOCHS
 from sdsgsm.ui.state import key
 
 APP_EVAL = lab.EvalConfig(eps=tuple(np.linspace(0.0, EPS_TOP, 5).tolist()), cw_limit=20)
 EXAMPLES = 6  # digits shown clean vs adversarial
 RETRAIN = ("temperature", "train_eps", "epochs")  # the LAB_PARAMS the page's Retrain expander sets
-APP_MAX_EPOCHS = 50  # the app trains at most this many epochs per model; more: the command line
 PAGE_SPEC = {**{n: LAB_PARAMS[n] for n in RETRAIN}, **LAB_VIEW_PARAMS}  # the page's widgets and link keys
 
 

@@ -7,6 +7,7 @@ from sdsgsm.occlusion import grid_shape
 APP_MAX_STEPS = 200  # a shared server runs at most this many steps per request (the CLI: the spec's range)
 APP_MAX_WINDOWS = 56 * 56  # and scans at most this many windows per image (m = 4 at 224 px)
 APP_MAX_SF_ITER = 50  # and SmoothFool takes at most this many outer iterations (each a DeepFool run)
+APP_MAX_EPOCHS = 50  # and a lab retrain at most this many epochs per model
 
 
 def app_limit_error(cfg, side: int, multi_step: bool = True, spatial: bool = True,
