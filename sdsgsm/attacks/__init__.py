@@ -32,7 +32,7 @@ from sdsgsm.attacks.patch import patch_core
 from sdsgsm.attacks.smoothfool import smoothfool_core, smoothfool_params
 
 __all__ = ["AttackConfig", "AttackResult", "METHODS", "Method", "build_config", "config_values", "get_method",
-           "run_attack", "run_method",
+           "method_label", "run_attack", "run_method",
            "GRAD_NORMS", "MAX_STEPS", "resolve_labels"]
 
 
@@ -51,6 +51,8 @@ class Method:
     saved as an 8-bit image (:func:`~sdsgsm.attacks.base.finish_8bit`).
     ``failure``: the outcome sentence for a sample the method did not fool (formatted with
     ``cfg``), added to the single-image warnings, e.g. SmoothFool's iteration cap.
+    ``label``: the display name every chart, table, figure, caption and CLI table shows
+    (e.g. "MI-FGSM"); the key (e.g. "mifgsm") stays the name on the command line and in links.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Method:
     deterministic: bool = True
     failure: str = ""
     minimum_norm: bool = False
+    label: str = ""
 
 
 def _wrapped(name: str, core: Core, minimum_norm: bool = False, bounded: bool = True):
@@ -136,13 +139,20 @@ _ENTRIES += [
                    "lower σ_g / k)."),
     Method("patch", _wrapped("patch", patch_core, bounded=False),
            "Adversarial patch: a square patch (universal 'toaster' or a "
-           "pasted crop) at Ω*, the least sensitive window, the centre or at random (fgsm-patch seed; "
-           "Brown et al. 2017); not ε-bounded, budget = the patch box", bounded=False,
+           "pasted crop) at Ω*, the least sensitive window, the centre or at random (Brown et al. 2017); "
+           "; not ε-bounded, budget = the patch box", bounded=False,
            params=lambda cfg: {"patch_size": cfg.patch_size, "placement": cfg.placement, "mode": cfg.patch_mode,
                                **({"paste_image": cfg.paste_image} if cfg.patch_mode == "paste" else {})}),
 ]
-METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
-METHODS["bim"] = replace(METHODS["ifgsm"], name="bim", description="alias of ifgsm")
+_LABELS = {  # the display name of every method key (one place; Method.label)
+    "fgsm": "FGSM", "sgsm": "SGSM", "sd-fgsm": "SD-FGSM", "sd-sgsm": "SD-SGSM", "ifgsm": "I-FGSM",
+    "pgd": "PGD", "rfgsm": "R+FGSM", "mifgsm": "MI-FGSM", "nifgsm": "NI-FGSM", "tifgsm": "TI-FGSM",
+    "jitter": "Jitter", "cw": "CW-L2", "deepfool": "DeepFool", "fab": "FAB", "apgd": "APGD-CE",
+    "apgd-dlr": "APGD-DLR", "autoattack": "AutoAttack", "ead": "EAD", "smoothfool": "SmoothFool",
+    "patch": "Patch",
+}
+METHODS: dict[str, Method] = {m.name: replace(m, label=_LABELS[m.name]) for m in _ENTRIES}
+METHODS["bim"] = replace(METHODS["ifgsm"], name="bim", label="BIM", description="alias of ifgsm")
 FAMILY_SPECS["bim"] = FAMILY_SPECS["ifgsm"]
 
 
@@ -153,6 +163,13 @@ def get_method(name: str) -> Method:
     except (KeyError, TypeError):  # TypeError: an unhashable value where a name belongs
         shown = repr(name) if isinstance(name, str) else f"of type {type(name).__name__}"
         raise ValueError(f"Unknown method {shown[:60]}; choose one of {', '.join(METHODS)}.") from None
+
+
+def method_label(name: str) -> str:
+    """The display name of method ``name`` (its key when it is not a registered method, e.g. a
+    transfer source's own label)."""
+    m = METHODS.get(name)
+    return m.label if m is not None else name
 
 
 def run_attack(model, x, y, cfg: AttackConfig, method: str = "sd-sgsm", scan=None) -> AttackResult:
