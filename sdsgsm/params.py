@@ -177,6 +177,20 @@ def default(name: str, spec: Mapping[str, Param] | None = None):
     return (PARAMS if spec is None else spec)[name].default
 
 
+def format_budget(value: float | None, auto: float | None = None) -> str:
+    """The one on-screen form of a budget or norm on the [0, 1] pixel scale: n/255.
+
+    ``format_budget(8 / 255)`` -> '8/255'; ``format_budget(0.0314)`` -> '8.0/255'; a value that
+    is None (derived) with its derived ``auto`` value -> 'auto (4/255)'.
+    """
+    if value is None:
+        return "auto" if auto is None else f"auto ({format_budget(auto)})"
+    n = float(value) * 255.0
+    if abs(n - round(n)) < 1e-6:
+        return f"{round(n):d}/255"
+    return f"{n:.1f}/255" if abs(n) >= 1 else f"{n:.2f}/255"
+
+
 def _range_text(p: Param) -> str:
     def fmt(v):
         if 0 < v < 1e-9:
