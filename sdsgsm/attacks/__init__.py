@@ -25,13 +25,14 @@ from sdsgsm.attacks.base import (
     resolve_labels,
     run_method,
 )
+from sdsgsm.attacks.callables import Attack, attack_classes
 from sdsgsm.attacks.fab import fab_core, fab_params
 from sdsgsm.attacks.fgsm_family import FamilySpec, family_core
 from sdsgsm.attacks.jitter import jitter_core, jitter_params
 from sdsgsm.attacks.patch import patch_core
 from sdsgsm.attacks.smoothfool import smoothfool_core, smoothfool_params
 
-__all__ = ["AttackConfig", "AttackResult", "METHODS", "Method", "build_config", "config_values", "get_method",
+__all__ = ["Attack", "AttackConfig", "AttackResult", "CALLABLES", "METHODS", "Method", "build_config", "config_values", "get_method",
            "method_label", "run_attack", "run_method",
            "GRAD_NORMS", "MAX_STEPS", "resolve_labels"]
 
@@ -175,3 +176,9 @@ def method_label(name: str) -> str:
 def run_attack(model, x, y, cfg: AttackConfig, method: str = "sd-sgsm", scan=None) -> AttackResult:
     """Run registered ``method`` on images x (N, 3, H, W) in [0, 1] with labels y (N,) or None."""
     return get_method(method).fn(model, x, y, cfg, scan=scan)
+
+
+# torchattacks-style classes, one per registry entry (SDSGSM, PGD, MIFGSM, ...): see callables.py.
+CALLABLES: dict[str, type[Attack]] = attack_classes(METHODS)
+globals().update(CALLABLES)
+__all__ += list(CALLABLES)

@@ -77,7 +77,7 @@ def build_config(values: Mapping[str, object] | None = None) -> AttackConfig:
     merged = {name: p.default for name, p in PARAMS.items()} | dict(values or {})
     unknown = set(merged) - set(PARAMS)
     if unknown:
-        raise ValueError(f"Unknown parameter {sorted(unknown)[0]!r}.")
+        raise ValueError(f"Unknown parameter {sorted(unknown)[0]!r}; the parameters are {', '.join(PARAMS)}.")
     parts: dict[str, dict] = {"": {}, "scan": {}, "budget": {}}
     for name, value in merged.items():
         owner, _, fname = PARAMS[name].target.rpartition(".")
