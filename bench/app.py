@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+APP_DIR = ROOT / "sdsgsm" / "ui" / "app"
 sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -41,7 +42,7 @@ def learn(repeats: int) -> None:
     """Per-station re-render times of the Learn page after its first visit (module docstring)."""
     from sdsgsm.ui.learn import STATIONS
 
-    at = AppTest.from_file(str(ROOT / "pages" / "4_Learn.py"), default_timeout=900)
+    at = AppTest.from_file(str(APP_DIR / "pages" / "4_Learn.py"), default_timeout=900)
     print(f"station 1 first render (model load): {timed_run(at):.2f} s")
     for name in STATIONS[1:]:
         at.radio(key="ln_station").set_value(name)
@@ -78,7 +79,7 @@ def main() -> None:
     if args.learn:
         learn(args.repeats)
         return
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Explorer.py"), default_timeout=900)
+    at = AppTest.from_file(str(APP_DIR / "pages" / "1_Explorer.py"), default_timeout=900)
     t0 = time.perf_counter()
     at.run()
     first = time.perf_counter() - t0

@@ -30,7 +30,7 @@ __all__ = [
     "load_cifar10", "load_folder", "load_gallery", "load_image", "to_tensor",
 ]
 
-ASSETS: Path = Path(__file__).resolve().parent.parent / "assets"
+ASSETS: Path = Path(__file__).resolve().parent / "assets"
 MAX_PIXELS = 40_000_000  # refuse images with more pixels than this (header size)
 MIN_SIDE = 8  # refuse images with a side shorter than this
 MAX_BYTES = 200 * 2**20  # refuse encoded files larger than this

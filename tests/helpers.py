@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sdsgsm.ui.nav import NavPage
 
 ROOT = Path(__file__).resolve().parent.parent
+APP_DIR = ROOT / "sdsgsm" / "ui" / "app"  # app.py, pages/ and .streamlit/ (the installed package carries them)
 
 
 # ----------------------------------------------------------------------------- tiny fixed-weight models
@@ -93,8 +94,9 @@ def nav_page(label: str) -> NavPage:
 
 
 def page_path(label: str) -> str:
-    """The file of the page labelled ``label``, relative to the repository root (e.g. 'pages/1_Explorer.py')."""
-    return nav_page(label).path
+    """The file of the page labelled ``label``, relative to the repository root
+    (e.g. 'sdsgsm/ui/app/pages/1_Explorer.py')."""
+    return str((APP_DIR / nav_page(label).path).relative_to(ROOT))
 
 
 def url_path(page: NavPage) -> str:

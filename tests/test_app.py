@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import page_path
+from helpers import APP_DIR, page_path
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -28,7 +28,7 @@ def metrics(at) -> dict:
 
 
 def test_landing_page_shows_links_device_and_model():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(APP_DIR / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "Device:" in text and "efficientnet_lite0" in text

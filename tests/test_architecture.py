@@ -32,9 +32,8 @@ def test_contracts_are_kept():
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    """The package, the pages and pyproject.toml in a scratch folder, to break on purpose."""
-    for name in ("sdsgsm", "pages"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    """The package (with the app's pages) and pyproject.toml in a scratch folder, to break on purpose."""
+    shutil.copytree(ROOT / "sdsgsm", tmp_path / "sdsgsm", ignore=shutil.ignore_patterns("__pycache__", "assets"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     return tmp_path
 
@@ -49,7 +48,7 @@ VIOLATIONS = {
     "streamlit-only-in-ui": ("sdsgsm/experiments/sweep.py", "\n\ndef _ui():\n    import streamlit\n\n"
                                                            "    return streamlit\n"),
     # a page importing torch itself
-    "pages-without-torch": ("pages/1_Explorer.py", "\nimport torch  # noqa\n"),
+    "pages-without-torch": ("sdsgsm/ui/app/pages/1_Explorer.py", "\nimport torch  # noqa\n"),
 }
 
 

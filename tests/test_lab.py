@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.datasets import load_digits
+from helpers import APP_DIR
 from streamlit.testing.v1 import AppTest
 
 from sdsgsm.cli import main
@@ -222,7 +223,7 @@ def test_cli_refuses_an_out_that_is_a_file(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- the page (AppTest)
 def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "8_Robust_training.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(APP_DIR / "pages" / "8_Robust_training.py"), default_timeout=TIMEOUT)
     for k, v in query.items():
         at.query_params[k] = v
     return at.run()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import page_path
+from helpers import APP_DIR, page_path
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def learn_page(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "4_Learn.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(APP_DIR / "pages" / "4_Learn.py"), default_timeout=TIMEOUT)
     for k, v in {**FAST, **query}.items():
         at.query_params[k] = v
     return at.run()
@@ -143,7 +143,7 @@ def test_links_open_a_station_and_bad_values_are_explained():
 
 
 def test_explorer_takes_an_image_from_the_link():
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Explorer.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(APP_DIR / "pages" / "1_Explorer.py"), default_timeout=TIMEOUT)
     for k, v in {**FAST, "image": "imagenet/imagenet_02_438.jpg"}.items():
         at.query_params[k] = v
     at.run()
@@ -151,7 +151,7 @@ def test_explorer_takes_an_image_from_the_link():
 
 
 def test_home_hero_and_learn_explorer_share_image_and_parameters():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(APP_DIR / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert hero_captions(at) and "Adversarial:" in hero_captions(at)
     text = " ".join(m.value for m in at.markdown)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import TinyCNN, tiny_classifier
+from helpers import APP_DIR, TinyCNN, tiny_classifier
 
 from sdsgsm.attacks import METHODS, build_config, run_attack
 from sdsgsm.cli import main
@@ -249,7 +249,7 @@ def _page(**query):
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "9_Transfer.py"),
+    at = AppTest.from_file(str(APP_DIR / "pages" / "9_Transfer.py"),
                            default_timeout=600)
     for k, v in query.items():
         at.query_params[k] = v

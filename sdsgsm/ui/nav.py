@@ -1,6 +1,7 @@
 """The app's one navigation menu: a `st.page_link` per page at the top of the sidebar.
 
-The pages live in the classic `pages/` folder next to `app.py` (the landing page), so Streamlit discovers
+The pages live in the classic `pages/` folder next to `app.py` (the landing page), both in
+sdsgsm/ui/app, so Streamlit discovers
 them and serves `/Explorer`, `/Compare` and `/Benchmark` (file name minus its number prefix) without
 `st.navigation`. Its automatic menu is hidden (`client.showSidebarNavigation = false` in
 .streamlit/config.toml) because it would label the landing page "app"; this module draws the menu
@@ -41,7 +42,7 @@ PAGES: tuple[NavPage, ...] = (
 def sidebar() -> None:
     """Draw the page links at the top of the sidebar, the current page highlighted.
 
-    When a page file is run on its own (`streamlit run pages/1_Explorer.py`, or
+    When a page file is run on its own (`streamlit run sdsgsm/ui/app/pages/1_Explorer.py`, or
     `AppTest.from_file` on a page) there is no app to navigate, Streamlit knows no other page,
     and the menu is left out instead of failing the page.
     """

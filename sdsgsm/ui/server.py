@@ -1,12 +1,14 @@
-"""Start and stop a local `streamlit run app.py` for the browser tests and bench scripts (one copy).
+"""Start and stop a local Streamlit server of the app for the browser tests and bench scripts (one copy).
 
-Not used by the app itself. The server binds 127.0.0.1 on a free port, runs headless with the
-tree's .streamlit/config.toml, and only its health endpoint is polled, so the first page request is
-the caller's (a fresh-server deep link stays fresh).
+Not used by the app itself. The server runs `streamlit run app.py` in the app's folder
+(sdsgsm/ui/app, whose .streamlit/config.toml it reads), binds 127.0.0.1 on a free port, runs
+headless, and only its health endpoint is polled, so the first page request is the caller's (a
+fresh-server deep link stays fresh).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +18,20 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+APP = Path("sdsgsm") / "ui" / "app"  # the app's folder, relative to a checkout's root
+
+
+def app_dir(root: Path = ROOT) -> Path:
+    """The folder holding app.py, pages/ and .streamlit/ in checkout ``root`` (older checkouts kept
+    them at the root)."""
+    return root / APP if (root / APP / "app.py").is_file() else root
+
+
+def app_env(root: Path = ROOT) -> dict[str, str]:
+    """The environment for a server of checkout ``root``: its package first on the import path, so a
+    clone runs its own code without being installed."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": str(root) + (os.pathsep + path if path else "")}
 
 
 def free_port() -> int:
@@ -26,13 +42,13 @@ def free_port() -> int:
 
 
 def start_server(cwd: Path = ROOT, wait_s: int = 120) -> tuple[subprocess.Popen, str]:
-    """A new `streamlit run app.py` in ``cwd`` (another checkout serves its own code); returns
+    """A new `streamlit run app.py` of checkout ``cwd`` (another checkout serves its own code); returns
     (process, url). Raises RuntimeError with the server's output if it is not healthy in ``wait_s``."""
     port = free_port()
     log = tempfile.TemporaryFile()  # not a pipe: a long soak's log lines must never fill it and block the server
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1"],
-                            cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=app_dir(Path(cwd)), env=app_env(Path(cwd)), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(wait_s):
         try:
