@@ -91,3 +91,11 @@ def test_sdsgsm_app_prints_the_address_and_serves(installed, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+    for _ in range(60):  # the terminated command took its server down with it
+        try:
+            urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2)
+        except OSError:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the app's server outlived `sdsgsm app`")

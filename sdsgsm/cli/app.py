@@ -8,6 +8,7 @@ The server runs headless (no browser is opened): open the printed address. Ctrl+
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +42,10 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args) -> str:
     """Serve the app until the server stops or Ctrl+C; returns the closing line."""
     if not 1 <= args.port <= 65535:
@@ -50,6 +55,7 @@ def run(args) -> str:
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(args.port),
            "--server.address", args.address, "--server.headless", "true"]
     proc = subprocess.Popen(cmd, cwd=APP_DIR, env=env)
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated `sdsgsm app` stops its server too
     host = "localhost" if args.address in ("0.0.0.0", "::") else args.address
     url = f"http://{host}:{args.port}"
     try:
