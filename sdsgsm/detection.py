@@ -26,10 +26,10 @@ is L∞ PGD without random start (Madry et al. 2018; the step and projection of
 
 with Z = f(x') the logits: C&W's margin term with confidence κ = 0 (it pulls an image across the decision
 boundary and is flat once it is misclassified), minus λ times the detector score — a classification term
-plus the detector, NOT an attack on the squeezed models' ensemble. The squeezers are not differentiable, so ∇ score passes through them by BPDA (identity
-backward, Athalye, Carlini & Wagner, ICML 2018, §4.1): ∂p(T_i(x'))/∂x' is taken as ∇_z p(z) at
-z = T_i(x'). Per image the attack returns the last iterate that is misclassified *and* scores at most
-t (evades), else its final iterate (as C&W keep their best adversarial example).
+plus the detector, NOT an attack on the squeezed models' ensemble. The squeezers are not
+differentiable, so ∇ score passes through them by BPDA (identity backward, Athalye, Carlini &
+Wagner, ICML 2018, §4.1): ∂p(T_i(x'))/∂x' is taken as ∇_z p(z) at z = T_i(x').
+Per image the attack returns the last iterate that is misclassified *and* scores at most t (evades), else its final iterate (as C&W keep their best adversarial example).
 
 Pure functions, no state; ``model`` maps (B, 3, H, W) in [0, 1] to (B, K) logits.
 """
@@ -55,8 +55,8 @@ DETECTION_BITS = 5  # Xu et al.'s bit depth for ImageNet detection (the defence 
 @dataclass(frozen=True)
 class DetectionConfig:
     """The detector: squeezers (registry defence names, deterministic ones), the false-positive rate its
-    threshold is set at (``fpr``), the adaptive attack's λ (``detect_lambda``, per unit of logit margin) and the squeezers'
-    parameters (``defence``: bit_depth, by default :data:`DETECTION_BITS`, and median_window). Checked on
+    threshold is set at (``fpr``), the adaptive attack's λ (``detect_lambda``, per unit of logit margin) and
+    the squeezers' parameters (``defence``: bit_depth, by default :data:`DETECTION_BITS`, and median_window). Checked on
     creation."""
 
     squeezers: tuple[str, ...] = SQUEEZERS
@@ -164,13 +164,13 @@ def _adaptive_core(cfg_det: DetectionConfig, threshold: float):
 def adaptive_attack(model, x: torch.Tensor, y: torch.Tensor | None, cfg: AttackConfig, det: DetectionConfig,
                     threshold: float) -> AttackResult:
     """The adaptive attack on the squeezing detector (module docstring): L∞ PGD of ε = ``cfg.eps``, T =
-    ``cfg.steps``, α as the FGSM family's (``cfg.alpha`` or 2.5·ε/T), on min(margin, 0) − λ·score with BPDA through the
-    squeezers; per image the last iterate that is misclassified with score ≤ ``threshold``, else the final
+    ``cfg.steps``, α as the FGSM family's (``cfg.alpha`` or 2.5·ε/T), on min(margin, 0) − λ·score with BPDA
+    through the squeezers; per image the last iterate that is misclassified with score ≤ ``threshold``, else the final
     one. x (N, 3, H, W) in [0, 1]; y (N,) labels (−1 / None: the clean prediction). Returns the
     :class:`~sdsgsm.attacks.base.AttackResult` of :func:`~sdsgsm.attacks.base.run_method` (named
     :data:`ADAPTIVE_NAME`; its logits are the undefended model's)."""
     return run_method(ADAPTIVE_NAME, _adaptive_core(det, threshold), model, x, y, cfg)
 
 
-__all__ = ["ADAPTIVE_NAME", "DETECTION_BITS", "SQUEEZERS", "DetectionConfig", "adaptive_attack", "flagged", "parse_squeezers",
-           "scores", "squeeze_distances", "threshold_at"]
+__all__ = ["ADAPTIVE_NAME", "DETECTION_BITS", "SQUEEZERS", "DetectionConfig", "adaptive_attack", "flagged",
+           "parse_squeezers", "margin", "scores", "squeeze_distances", "threshold_at"]

@@ -398,7 +398,8 @@ def markdown_table(spec: Mapping[str, Param] | None = None) -> str:
 # ----------------------------------------------------------------------------- input-transform defences
 # A spec table of its own: these parameters feed sdsgsm.defences.DefenceConfig, never AttackConfig. Their
 # CLI flags (``add_flags(..., spec=DEFENCE_PARAMS)``), widgets, query parsing and README table derive from it.
-DEFENCE_NAMES = ("none", "jpeg", "median", "gaussian", "bitdepth", "tvm", "resize")  # sdsgsm.defences.DEFENCES, in order
+# sdsgsm.defences.DEFENCES, in order
+DEFENCE_NAMES = ("none", "jpeg", "median", "gaussian", "bitdepth", "tvm", "resize")
 
 
 def _defence(name: str, kind: type, default, label: str, help_: str, defence: str, **kw) -> Param:
@@ -440,8 +441,8 @@ DETECTION_PARAMS: dict[str, Param] = {p.name: p for p in [
           "most this share of the clean images (Xu et al. NDSS 2018 use 5 %)", "fpr", "detection", lo=0.0, hi=0.5,
           step=0.01),
     Param("detect_lambda", float, 1.0, "Adaptive λ", "weight of the detector score in the adaptive attack's loss "
-          "min(max_{j≠y} Z_j − Z_y, 0) − λ·score(x') (Carlini & Wagner, AISec 2017); 0 = the plain attack", "detect_lambda",
-          "detection", lo=0.0, hi=1e6, step=0.5),
+          "min(max_{j≠y} Z_j − Z_y, 0) − λ·score(x') (Carlini & Wagner, AISec 2017); 0 = the plain attack",
+          "detect_lambda", "detection", lo=0.0, hi=1e6, step=0.5),
 ]}
 
 

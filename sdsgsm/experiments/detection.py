@@ -157,9 +157,9 @@ def run_detection(model, x: torch.Tensor, y: torch.Tensor | None, methods: Seque
               "detect_lambda": det.detect_lambda, "threshold": threshold,
               "clean_fpr": float(flagged(clean_scores, threshold).float().mean()),
               "score": "max_i ||softmax(f(x)) - softmax(f(T_i(x)))||_1 (Xu et al. 2018)",
-              "adaptive": "PGD (no random start) on min(C&W margin, 0) - lambda * score, BPDA (identity backward) through the "
-                          "squeezers (Carlini & Wagner 2017; Athalye et al. 2018); per image the last iterate that "
-                          "is misclassified and not flagged, else the final one",
+              "adaptive": "PGD (no random start) on min(C&W margin, 0) - lambda * score, BPDA (identity backward) "
+                          "through the squeezers (Carlini & Wagner 2017; Athalye et al. 2018); per image the last "
+                          "iterate that is misclassified and not flagged, else the final one",
               "parameters": config_values(cfg), "criterion_text": CRITERION, "label_source": source,
               "model": getattr(model, "name", type(model).__name__), "data": data, "n_total": len(x), "keys": keys,
               "batch_size": batch_size, "seconds": seconds, "stopped_early": stopped,
