@@ -29,7 +29,8 @@ boundary and is flat once it is misclassified), minus λ times the detector scor
 plus the detector, NOT an attack on the squeezed models' ensemble. The squeezers are not
 differentiable, so ∇ score passes through them by BPDA (identity backward, Athalye, Carlini &
 Wagner, ICML 2018, §4.1): ∂p(T_i(x'))/∂x' is taken as ∇_z p(z) at z = T_i(x').
-Per image the attack returns the last iterate that is misclassified *and* scores at most t (evades), else its final iterate (as C&W keep their best adversarial example).
+Per image the attack returns the last iterate that is misclassified *and* scores at most t (evades),
+else its final iterate (as C&W keep their best adversarial example).
 
 Pure functions, no state; ``model`` maps (B, 3, H, W) in [0, 1] to (B, K) logits.
 """
