@@ -46,18 +46,17 @@ import torch.nn.functional as F
 from sdsgsm.attacks.base import AttackConfig, AttackResult, CoreOutput, run_method, scalar_budget
 from sdsgsm.attacks.fgsm_family import FamilySpec, project, step_size
 from sdsgsm.defences import DefenceConfig, defend, get_defence, transform
-from sdsgsm.params import DETECTION_PARAMS, check
+from sdsgsm.params import DETECTION_BITS, DETECTION_PARAMS, check
 
 SQUEEZERS = ("bitdepth", "median")  # Xu et al.'s two squeezers for colour images available here
 ADAPTIVE_NAME = "pgd+detector"  # the adaptive attack's name in results
-DETECTION_BITS = 5  # Xu et al.'s bit depth for ImageNet detection (the defence registry's default is 4)
 
 
 @dataclass(frozen=True)
 class DetectionConfig:
     """The detector: squeezers (registry defence names, deterministic ones), the false-positive rate its
     threshold is set at (``fpr``), the adaptive attack's λ (``detect_lambda``, per unit of logit margin) and
-    the squeezers' parameters (``defence``: bit_depth, by default :data:`DETECTION_BITS`, and median_window). Checked on
+    the squeezers' parameters (``defence``: bit_depth, by default DETECTION_BITS, and median_window). Checked on
     creation."""
 
     squeezers: tuple[str, ...] = SQUEEZERS

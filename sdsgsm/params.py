@@ -436,9 +436,10 @@ DEFENCE_PARAMS: dict[str, Param] = {p.name: p for p in [
 # ----------------------------------------------------------------------------- feature-squeezing detection
 # A spec table of its own: these parameters feed sdsgsm.detection.DetectionConfig (the squeezers' own settings are
 # DEFENCE_PARAMS' bit_depth and median_window); the flags of ``python -m sdsgsm detect`` derive from it.
+DETECTION_BITS = 5  # the bit depth of Xu et al.'s joint detector on ImageNet (the defence registry's default is 4)
 DETECTION_PARAMS: dict[str, Param] = {p.name: p for p in [
     Param("fpr", float, 0.05, "False-positive rate", "the detector's threshold is the smallest score that flags at "
-          "most this share of the clean images (Xu et al. NDSS 2018 use 5 %)", "fpr", "detection", lo=0.0, hi=0.5,
+          "most this share of the clean images (Xu et al. NDSS 2018 use 0.05)", "fpr", "detection", lo=0.0, hi=0.5,
           step=0.01),
     Param("detect_lambda", float, 1.0, "Adaptive λ", "weight of the detector score in the adaptive attack's loss "
           "min(max_{j≠y} Z_j − Z_y, 0) − λ·score(x') (Carlini & Wagner, AISec 2017); 0 = the plain attack",

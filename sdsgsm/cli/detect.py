@@ -10,6 +10,7 @@ prints a Markdown table. Progress goes to stderr. Errors are ValueError with one
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from sdsgsm.cli.common import (
     add_model_flags,
@@ -21,9 +22,11 @@ from sdsgsm.cli.common import (
     run_context,
     write,
 )
-from sdsgsm.params import DEFENCE_PARAMS, DETECTION_PARAMS, PRESETS, add_flags, values_from_args
+from sdsgsm.params import DEFENCE_PARAMS, DETECTION_BITS, DETECTION_PARAMS, PRESETS, add_flags, values_from_args
 
-SQUEEZER_PARAMS = {k: DEFENCE_PARAMS[k] for k in ("bit_depth", "median_window")}
+# the squeezers' parameters, bit depth defaulting to that of Xu et al.'s ImageNet detector
+SQUEEZER_PARAMS = {"bit_depth": replace(DEFENCE_PARAMS["bit_depth"], default=DETECTION_BITS),
+                   "median_window": DEFENCE_PARAMS["median_window"]}
 
 
 def add_parser(sub) -> None:
@@ -45,20 +48,17 @@ def add_parser(sub) -> None:
     add_model_flags(p)
     add_flags(p, preset_defaults=True)
     add_flags(p, spec=DETECTION_PARAMS)
-    add_flags(p, spec=SQUEEZER_PARAMS, preset_defaults=True)
+    add_flags(p, spec=SQUEEZER_PARAMS)
     p.set_defaults(run=run)
 
 
 def detection_config_from_args(args: argparse.Namespace):
-    """The DetectionConfig of the flags (squeezer bit depth default 5, Xu et al.'s ImageNet setting)."""
-    from dataclasses import replace
-
+    """The DetectionConfig of the flags; ValueError (one line) when invalid."""
+    from sdsgsm.defences import DefenceConfig
     from sdsgsm.detection import DetectionConfig, parse_squeezers
 
-    base = DetectionConfig()
-    dvalues = values_from_args(args, spec=SQUEEZER_PARAMS)
     return DetectionConfig(parse_squeezers(args.squeezers), **values_from_args(args, spec=DETECTION_PARAMS),
-                           defence=replace(base.defence, **dvalues))
+                           defence=DefenceConfig(**values_from_args(args, spec=SQUEEZER_PARAMS)))
 
 
 def run(args: argparse.Namespace) -> str:
