@@ -135,3 +135,17 @@ def test_detect_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, mess
     assert main(["detect", *argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_cli_detect_on_three_gallery_images(tmp_path, capsys):
+    out = tmp_path / "d"
+    rc = main(["detect", "--methods", "fgsm", "--squeezers", "bitdepth", "--data", "gallery", "--limit", "3",
+               "--steps", "1", "--no-baseline", "--out", str(out), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "| fgsm | non-adaptive |" in captured.out and f"| {ADAPTIVE_NAME} | adaptive |" in captured.out
+    config = json.loads((out / "detection.json").read_text())
+    assert config["n_total"] == 3 and config["squeezer_params"] == {"bitdepth": {"bit_depth": 5}}
+    assert config["clean_fpr"] <= config["fpr"] and "--squeezers bitdepth" in config["command"]
+    assert (out / "detection_roc.pdf").stat().st_size > 0 and len(pd.read_csv(out / "detection.csv")) == 2

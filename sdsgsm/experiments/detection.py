@@ -191,7 +191,7 @@ def roc_figure(result: DetectionResult):
     from sdsgsm.render import detection, figures
 
     return figures.build(detection.roc_figure, roc_curves(result), result.config["fpr"],
-                         title=f"{result.config['model']}: feature-squeezing detector, clean vs successful adversarial")
+                         title=f"{result.config['model']}: feature-squeezing detector")
 
 
 def detection_files(result: DetectionResult, stem: str = "detection") -> dict[str, bytes]:

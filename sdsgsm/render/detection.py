@@ -19,7 +19,7 @@ def roc_figure(curves: Sequence[Mapping], fpr: float, title: str | None = None) 
     operating point (the threshold set at ``fpr``, drawn as a dotted vertical line) and the AUC in the legend.
 
     curves: dicts with name ('pgd (non-adaptive)'), fpr and tpr (1-D arrays, from sklearn's roc_curve), auc,
-    point (fpr, tpr) at the threshold. An adaptive curve (name containing 'adaptive)') is drawn dashed."""
+    point (fpr, tpr) at the threshold. An adaptive curve (name ending in '(adaptive)') is drawn dashed, in red."""
     fig = Figure(figsize=(3.4, 3.0), layout="constrained")
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.75", linewidth=0.6, linestyle=":", label="chance")
@@ -27,7 +27,7 @@ def roc_figure(curves: Sequence[Mapping], fpr: float, title: str | None = None) 
     for c in curves:
         base = str(c["name"]).split(" ")[0]
         adaptive = "adaptive)" in str(c["name"]) and "non-adaptive" not in str(c["name"])
-        colour = "black" if adaptive else method_colour(base)
+        colour = "#e61919" if adaptive else method_colour(base)
         ax.plot(c["fpr"], c["tpr"], color=colour, linewidth=1.1, linestyle="--" if adaptive else "-",
                 drawstyle="steps-post", label=f"{c['name']}, AUC {c['auc']:.2f}")
         ax.plot(*c["point"], marker="o", markersize=3, color=colour)
@@ -38,7 +38,7 @@ def roc_figure(curves: Sequence[Mapping], fpr: float, title: str | None = None) 
     ax.grid(linewidth=0.3, alpha=0.5)
     ax.legend(loc="lower right", frameon=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, wrap=True)
     return fig
 
 
