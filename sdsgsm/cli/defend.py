@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> str:
                                      should_stop=ctx.should_stop, keys=keys, data=info["name"])
             rand.config["command"] = ctx.command
             files |= randomisation_files(rand)
-            text = rand.markdown()
+            text = "\n" + rand.markdown()
     written = write(files, args.out)
     if units is not None:
         units.close() if grid.stopped else units.clear()
