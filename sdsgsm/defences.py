@@ -2,7 +2,8 @@
 
 Majlesi 2025, §2.5 (input transformations) and §2.3 (gradient masking, and why it fails); Guo et al.
 (ICLR 2018, "Countering adversarial images using input transformations": JPEG, total-variation
-minimisation); Xu et al. (NDSS 2018, "Feature squeezing": bit-depth reduction, median smoothing).
+minimisation); Xu et al. (NDSS 2018, "Feature squeezing": bit-depth reduction, median smoothing);
+Xie et al. (ICLR 2018, "Mitigating adversarial effects through randomization": random resize and pad).
 A defence is a transform T: [0, 1]^(N×3×H×W) -> [0, 1]^(N×3×H×W); the defended classifier is f(T(x)).
 
 Which code computes T (the forward):
@@ -12,6 +13,8 @@ Which code computes T (the forward):
 * ``gaussian``  our :mod:`sdsgsm.smoothing` Gaussian kernel (σ, width 5σ, replicate padding) — not in ART;
 * ``bitdepth``  ART ``FeatureSqueezing`` (round to 2^b − 1 levels per channel);
 * ``tvm``       ART ``TotalVarMin`` (Bernoulli pixel mask, L-BFGS-B on the TV objective, per channel);
+* ``resize``    ours (ART has none for PyTorch): random nearest-neighbour resize to r×r, r drawn from
+                round(s·H) … H, then zero padding back to H×W at a random offset — a *randomised* defence;
 * ``none``      the identity (the undefended model).
 
 Gradients (the adaptive attack): ``gaussian`` is a differentiable convolution and is attacked with
@@ -22,6 +25,14 @@ security", §4.1): the forward pass is the real T, the backward pass is the iden
 
 TVM's random mask is drawn with numpy seeded 0 for every image, so T is a fixed function of the
 image (no randomness for EOT to average; an image's result does not depend on its batch).
+
+``resize`` is random: every call draws a new (r, top, left) per image from a ``torch.Generator``.
+:func:`transform` and :func:`defend` without a generator seed a fresh one with ``resize_seed`` (the
+same draws on every call: reproducible, image i of a call gets the i-th draw); a :class:`Defended`
+model holds its own generator, seeded once with ``resize_seed``, so each of its forward passes draws
+afresh (what an attacker faces) and a run is still reproducible. Resize and pad are differentiable
+for a fixed draw, so the adaptive attack uses the exact gradient of the draw it sees; EOT
+(Athalye et al. 2018) averages it over draws (``eot_samples`` of the FGSM family).
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from sdsgsm.attacks.art_baselines import seeded
 from sdsgsm.models import ClassifierWrapper
@@ -46,7 +58,8 @@ class DefenceConfig:
     """The parameters of every defence (sdsgsm/params.py ``DEFENCE_PARAMS``); each defence reads its own.
 
     jpeg_quality 1…100; median_window odd px; gaussian_sigma px; bit_depth 1…8; tvm_prob, tvm_lamb,
-    tvm_iter: TVM's keep probability, λ and L-BFGS-B iterations. Checked against the spec on creation.
+    tvm_iter: TVM's keep probability, λ and L-BFGS-B iterations; resize_min the smallest scale s and
+    resize_seed the seed of the random resize-and-pad. Checked against the spec on creation.
     """
 
     jpeg_quality: int = DEFENCE_PARAMS["jpeg_quality"].default
@@ -56,6 +69,8 @@ class DefenceConfig:
     tvm_prob: float = DEFENCE_PARAMS["tvm_prob"].default
     tvm_lamb: float = DEFENCE_PARAMS["tvm_lamb"].default
     tvm_iter: int = DEFENCE_PARAMS["tvm_iter"].default
+    resize_min: float = DEFENCE_PARAMS["resize_min"].default
+    resize_seed: int = DEFENCE_PARAMS["resize_seed"].default
 
     def __post_init__(self):
         for f in fields(self):
@@ -113,6 +128,29 @@ def _tvm(x: torch.Tensor, c: DefenceConfig) -> torch.Tensor:
     return _from_numpy(np.stack(out).transpose(0, 3, 1, 2), x)
 
 
+def resize_pad(x: torch.Tensor, c: DefenceConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Random resize-and-pad (Xie et al., ICLR 2018, §3): per image i, r_i ~ U{round(s·H), …, H} (s =
+    ``c.resize_min``), nearest-neighbour resize of x_i to r_i × round(r_i·W/H), then zero padding back to
+    H × W with the top-left corner at (t_i, l_i), t_i ~ U{0, …, H − r_i}, l_i ~ U{0, …, W − width}.
+
+    Draws (r_i, t_i, l_i) in image order from ``gen`` (CPU generator; None: a fresh one seeded with
+    ``c.resize_seed``). Differentiable in x for the drawn values (the resize's and the pad's adjoints).
+    x (N, C, H, W) -> (N, C, H, W), x's dtype."""
+    if gen is None:
+        gen = torch.Generator().manual_seed(c.resize_seed)
+    h, w = x.shape[-2:]
+    lo = min(h, max(1, round(c.resize_min * h)))
+    out = []
+    for img in x:
+        r = int(torch.randint(lo, h + 1, (1,), generator=gen))
+        rw = min(w, max(1, round(r * w / h)))
+        top = int(torch.randint(0, h - r + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - rw + 1, (1,), generator=gen))
+        small = F.interpolate(img[None], size=(r, rw), mode="nearest")
+        out.append(F.pad(small, (left, w - rw - left, top, h - r - top)))
+    return torch.cat(out)
+
+
 def gaussian_blur(x: torch.Tensor, c: DefenceConfig) -> torch.Tensor:
     """Gaussian blur of σ = ``c.gaussian_sigma`` (width 5σ, odd; replicate padding), differentiable:
     :func:`sdsgsm.smoothing.blur` with :func:`~sdsgsm.smoothing.kernel_1d` ('gaussian')."""
@@ -126,7 +164,9 @@ class Defence:
     dtype float32. ``bpda``: non-differentiable, attacked with BPDA (identity backward); False: T is
     differentiable and the adaptive attack uses its exact gradient. ``art_class``: the ART preprocessor
     computing T ('' for ours). ``slow``: seconds per image (TVM), so an adaptive zero-out scan through it
-    (one T per window) is not run. ``params``: the DEFENCE_PARAMS entries it reads."""
+    (one T per window) is not run. ``random``: T draws at random on every call and takes a third argument,
+    the ``torch.Generator`` to draw from (None: one seeded from the config). ``params``: the DEFENCE_PARAMS
+    entries it reads."""
 
     name: str
     label: str
@@ -135,6 +175,11 @@ class Defence:
     bpda: bool = True
     art_class: str = ""
     slow: bool = False
+    random: bool = False
+
+    def apply(self, x: torch.Tensor, cfg: DefenceConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+        """T(x) with this defence's parameters from ``cfg``; ``gen`` feeds a random defence's draws."""
+        return self.transform(x, cfg, gen) if self.random else self.transform(x, cfg)
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -153,6 +198,9 @@ DEFENCES: dict[str, Defence] = {d.name: d for d in [
             "FeatureSqueezing; BPDA", _bitdepth, art_class="FeatureSqueezing"),
     Defence("tvm", "TVM", "total-variation minimisation (Guo et al. 2018) via ART TotalVarMin, 0.5–7 s per "
             "image; BPDA, no adaptive zero-out scan", _tvm, art_class="TotalVarMin", slow=True),
+    Defence("resize", "random resize", "random resize to r×r and zero padding back at a random offset (Xie et al. "
+            "2018), a new draw on every call; differentiable per draw, attacked with EOT (Athalye et al. 2018)",
+            resize_pad, bpda=False, random=True),
 ]}
 assert tuple(DEFENCES) == DEFENCE_NAMES, "sdsgsm/params.py DEFENCE_NAMES must list the registry in order"
 
@@ -182,15 +230,18 @@ def params_text(name: str, cfg: DefenceConfig) -> str:
     texts = {"jpeg": lambda: f"quality {p['jpeg_quality']}", "median": lambda: f"window {p['median_window']}",
              "gaussian": lambda: f"σ {p['gaussian_sigma']:g}, width {gaussian_width(p['gaussian_sigma'])}",
              "bitdepth": lambda: f"{p['bit_depth']} bits",
-             "tvm": lambda: f"keep {p['tvm_prob']:g}, λ {p['tvm_lamb']:g}, {p['tvm_iter']} iterations"}
+             "tvm": lambda: f"keep {p['tvm_prob']:g}, λ {p['tvm_lamb']:g}, {p['tvm_iter']} iterations",
+             "resize": lambda: f"scale {p['resize_min']:g} … 1, seed {p['resize_seed']}"}
     return texts.get(name, lambda: "")()
 
 
-def transform(x: torch.Tensor, name: str, cfg: DefenceConfig | None = None) -> torch.Tensor:
+def transform(x: torch.Tensor, name: str, cfg: DefenceConfig | None = None,
+              gen: torch.Generator | None = None) -> torch.Tensor:
     """T(x) of defence ``name`` without gradients: x (N, 3, H, W) in [0, 1] -> (N, 3, H, W) in [0, 1], float32
-    (gaussian and none keep x's dtype)."""
+    (gaussian, resize and none keep x's dtype). ``gen``: the generator of a random defence's draws (None: a
+    fresh one seeded with ``resize_seed``, so repeated calls give the same output)."""
     with torch.no_grad():
-        return get_defence(name).transform(x.detach(), cfg or DefenceConfig())
+        return get_defence(name).apply(x.detach(), cfg or DefenceConfig(), gen)
 
 
 # ----------------------------------------------------------------------------- BPDA and the defended model
@@ -208,12 +259,14 @@ class _Bpda(torch.autograd.Function):
         return grad, None
 
 
-def defend(x: torch.Tensor, name: str, cfg: DefenceConfig | None = None) -> torch.Tensor:
+def defend(x: torch.Tensor, name: str, cfg: DefenceConfig | None = None,
+           gen: torch.Generator | None = None) -> torch.Tensor:
     """T(x) with the gradient the adaptive attack uses: exact for a differentiable defence (gaussian,
-    none), BPDA's identity for the others. x (N, 3, H, W) in [0, 1]."""
+    resize for its draw, none), BPDA's identity for the others. x (N, 3, H, W) in [0, 1]; ``gen`` as in
+    :func:`transform`."""
     d, cfg = get_defence(name), cfg or DefenceConfig()
     if not d.bpda:
-        return d.transform(x, cfg)
+        return d.apply(x, cfg, gen)
     return _Bpda.apply(x, lambda z: d.transform(z.float(), cfg).to(x.dtype))
 
 
@@ -224,6 +277,8 @@ class Defended(ClassifierWrapper):
     attacks *through* the defence (the adaptive attack; BPDA where T is not differentiable).
 
     Args: model a Classifier ((B, 3, H, W) in [0, 1] -> (B, K)); defence a registry name; cfg its parameters.
+    A random defence (``random``) draws from the model's own generator, seeded with ``cfg.resize_seed`` when
+    the model is made: every forward pass is a new draw, the sequence of draws reproducible.
     """
 
     def __init__(self, model: nn.Module, defence: str, cfg: DefenceConfig | None = None):
@@ -232,6 +287,8 @@ class Defended(ClassifierWrapper):
         self.defence = get_defence(defence).name
         self.cfg = cfg or DefenceConfig()
         self.name = f"{getattr(model, 'name', type(model).__name__)}+{self.defence}"
+        self.random = get_defence(defence).random
+        self.generator = torch.Generator().manual_seed(self.cfg.resize_seed) if self.random else None
         self.eval()
 
     @property
@@ -244,7 +301,7 @@ class Defended(ClassifierWrapper):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, H, W) in [0, 1] -> f(T(x)) logits (N, K)."""
-        return self.model(defend(x, self.defence, self.cfg))
+        return self.model(defend(x, self.defence, self.cfg, self.generator))
 
 
 def seconds_per_image(name: str, cfg: DefenceConfig, x: torch.Tensor) -> float:
@@ -258,4 +315,4 @@ def seconds_per_image(name: str, cfg: DefenceConfig, x: torch.Tensor) -> float:
 
 
 __all__ = ["DEFENCES", "Defence", "DefenceConfig", "Defended", "defend", "get_defence", "parse_defences",
-           "params_text", "seconds_per_image", "transform"]
+           "params_text", "resize_pad", "seconds_per_image", "transform"]

@@ -137,6 +137,9 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           show_if=("method", ("tifgsm",))),
     Param("seed", int, 0, "Seed", "random start / pre-step / ART initialisation", "seed", "steps",
           lo=0, hi=2**31 - 1, step=1),
+    Param("eot_samples", int, 1, "EOT samples n", "Expectation over Transformation (Athalye et al. ICML 2018): "
+          "each step of the FGSM family averages the gradient over n draws of a randomised defence; 1 = off; "
+          "a deterministic model is differentiated once whatever n", "eot_samples", "steps", lo=1, hi=100, step=1),
     # --- SmoothFool (Dabouei et al. 2020, Algorithms 1–2, eq. 4–8)
     Param("sigma_g", float, 2.0, "σ_g (Gaussian g)", "standard deviation of SmoothFool's Gaussian low-pass g, "
           "width 5σ_g; w̃ = g ∗ w (SmoothFool eq. 7); larger is smoother", "sigma_g", "smoothfool",
@@ -395,7 +398,8 @@ def markdown_table(spec: Mapping[str, Param] | None = None) -> str:
 # ----------------------------------------------------------------------------- input-transform defences
 # A spec table of its own: these parameters feed sdsgsm.defences.DefenceConfig, never AttackConfig. Their
 # CLI flags (``add_flags(..., spec=DEFENCE_PARAMS)``), widgets, query parsing and README table derive from it.
-DEFENCE_NAMES = ("none", "jpeg", "median", "gaussian", "bitdepth", "tvm")  # sdsgsm.defences.DEFENCES, in order
+# sdsgsm.defences.DEFENCES, in order
+DEFENCE_NAMES = ("none", "jpeg", "median", "gaussian", "bitdepth", "tvm", "resize")
 
 
 def _defence(name: str, kind: type, default, label: str, help_: str, defence: str, **kw) -> Param:
@@ -421,6 +425,25 @@ DEFENCE_PARAMS: dict[str, Param] = {p.name: p for p in [
              lo=0.0, hi=10.0, step=0.1),
     _defence("tvm_iter", int, 10, "TVM iterations", "L-BFGS-B iterations per channel (ART's default 10); the cost "
              "grows with it", "tvm", lo=1, hi=100, step=1),
+    _defence("resize_min", float, 0.9, "Resize: smallest scale s", "random resize-and-pad (Xie et al. ICLR 2018): "
+             "each call resizes an H-px image to r px, r drawn uniformly from round(s·H) … H, and zero-pads it back "
+             "to H px at a random offset (Xie et al.: 299 of 331 px, s ≈ 0.9)", "resize", lo=0.25, hi=1.0, step=0.05),
+    _defence("resize_seed", int, 0, "Resize: seed", "seed of the random resize-and-pad draws: a defended model "
+             "draws afresh on every call from a generator seeded with it, so a run is reproducible", "resize",
+             lo=0, hi=2**31 - 1, step=1),
+]}
+
+# ----------------------------------------------------------------------------- feature-squeezing detection
+# A spec table of its own: these parameters feed sdsgsm.detection.DetectionConfig (the squeezers' own settings are
+# DEFENCE_PARAMS' bit_depth and median_window); the flags of ``python -m sdsgsm detect`` derive from it.
+DETECTION_BITS = 5  # the bit depth of Xu et al.'s joint detector on ImageNet (the defence registry's default is 4)
+DETECTION_PARAMS: dict[str, Param] = {p.name: p for p in [
+    Param("fpr", float, 0.05, "False-positive rate", "the detector's threshold is the smallest score that flags at "
+          "most this share of the clean images (Xu et al. NDSS 2018 use 0.05)", "fpr", "detection", lo=0.0, hi=0.5,
+          step=0.01),
+    Param("detect_lambda", float, 1.0, "Adaptive λ", "weight of the detector score in the adaptive attack's loss "
+          "min(max_{j≠y} Z_j − Z_y, 0) − λ·score(x') (Carlini & Wagner, AISec 2017); 0 = the plain attack",
+          "detect_lambda", "detection", lo=0.0, hi=1e6, step=0.5),
 ]}
 
 

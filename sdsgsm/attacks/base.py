@@ -31,7 +31,8 @@ class AttackConfig:
     ``budget.eps_strong``/``budget.eps_weak``. alpha None means ε_top for one step and
     2.5·ε_top/T for T > 1 (Madry et al.). omega is the tanh steepness ω (eq. 6) applied
     to the gradient normalised by ``grad_norm``. decay is μ of
-    MI-/NI-FGSM; ti_kernel/ti_sigma the Gaussian of TI-FGSM. sigma_g, sf_kernel, sf_size,
+    MI-/NI-FGSM; ti_kernel/ti_sigma the Gaussian of TI-FGSM; eot_samples the n of EOT (the FGSM family's
+    gradient averaged over n draws of a randomised model; 1 = off). sigma_g, sf_kernel, sf_size,
     sf_clip_eps, sf_max_iter: SmoothFool's g, SmoothClip step and iteration cap; patch_size,
     placement, patch_mode, paste_image: the adversarial patch (see sdsgsm/params.py).
     """
@@ -45,6 +46,7 @@ class AttackConfig:
     ti_kernel: int = default("ti_kernel")
     ti_sigma: float = 3.0
     seed: int = default("seed")
+    eot_samples: int = default("eot_samples")
     scan: ScanConfig = field(default_factory=ScanConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     sigma_g: float = default("sigma_g")

@@ -10,7 +10,9 @@ Each step (eq. 7, 12–15):
     x_{t+1} = clip(x + δ, 0, 1)       validity projection, eq. 15
 
 The loss is cross-entropy summed over the batch, so a sample's step does not depend on
-the batch size. Gradients are taken w.r.t. the input only, in float32.
+the batch size. Gradients are taken w.r.t. the input only, in float32. With ``eot_samples`` = n > 1 and a
+randomised model (a random defence in front of it), g is averaged over n draws (EOT,
+Athalye et al. ICML 2018; :func:`input_gradient`).
 """
 
 from __future__ import annotations
@@ -73,13 +75,25 @@ def gaussian_kernel(size: int, sigma: float, channels: int, device) -> torch.Ten
     return (k2 / k2.sum()).expand(channels, 1, size, size).contiguous()
 
 
-def input_gradient(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """∇_x Σ_n CE(f(x_n), y_n) in float32 — summed loss."""
+def input_gradient(model, x: torch.Tensor, y: torch.Tensor, samples: int = 1) -> torch.Tensor:
+    """∇_x Σ_n CE(f(x_n), y_n) in float32 — summed loss.
+
+    EOT (Athalye, Carlini & Wagner, ICML 2018, §4.3; Athalye et al., ICML 2018, "Synthesizing robust
+    adversarial examples"): when ``model`` is randomised (its ``random`` attribute is true, e.g. a
+    :class:`~sdsgsm.defences.Defended` random resize-and-pad, which draws afresh on every call) and
+    ``samples`` = n > 1, the gradient is the Monte-Carlo estimate of ∇_x E_T[L(f(T(x)))]:
+    g = (1/n) Σ_{i=1..n} ∇_x Σ_n CE(f(T_i(x_n)), y_n), one draw T_i per forward pass, in order. A
+    deterministic model is differentiated once (n equal gradients average to that one).
+    """
+    n = samples if getattr(model, "random", False) else 1
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
         x = x.detach().float().clone().requires_grad_(True)  # normal tensors even under inference_mode
-        loss = F.cross_entropy(model(x).float(), y.clone(), reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x)
-    return grad
+        total = None
+        for _ in range(n):
+            loss = F.cross_entropy(model(x).float(), y.clone(), reduction="sum")
+            (grad,) = torch.autograd.grad(loss, x)
+            total = grad if total is None else total + grad
+    return total if n == 1 else total / n
 
 
 def project(x: torch.Tensor, x_new: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
@@ -172,7 +186,7 @@ def _loop(model, x, y, budget, cfg: AttackConfig, spec: FamilySpec, eps_top: flo
         record.add(model, x_adv)
     for _ in range(steps):
         x_in = x_adv + alpha * cfg.decay * mom if spec.nesterov else x_adv
-        g = input_gradient(model, x_in, y)
+        g = input_gradient(model, x_in, y, cfg.eot_samples)
         if kernel is not None:
             g = F.conv2d(g, kernel, padding=cfg.ti_kernel // 2, groups=x.shape[1])
         if spec.momentum or spec.nesterov:

@@ -42,6 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="images per attack call")
     add_threads_flag(p)
     add_run_flags(p)
+    p.add_argument("--eot-table", action="store_true",
+                   help="also write randomisation.csv/.json: non-adaptive vs adaptive (one draw) vs EOT ASR against "
+                        "the random resize defence (--eot-samples draws per step, default 10 here)")
     p.add_argument("--stem", default="defences", help="output file name stem")
     p.add_argument("--out", required=True, help="output directory")
     add_model_flags(p)
@@ -80,7 +83,17 @@ def run(args: argparse.Namespace) -> str:
                                 progress=ctx.progress, should_stop=ctx.should_stop, keys=keys, data=info["name"],
                                 units=units)
         grid.config["command"] = ctx.command
-    written = write(defence_files(grid, args.stem), args.out)
+        files, text = defence_files(grid, args.stem), ""
+        if args.eot_table and not grid.stopped:
+            from sdsgsm.experiments.randomisation import randomisation_files, run_randomisation
+
+            rand = run_randomisation(model, x, y, methods, cfg, dcfg, eot_samples=args.eot_samples or 10,
+                                     batch_size=args.batch_size, progress=ctx.progress,
+                                     should_stop=ctx.should_stop, keys=keys, data=info["name"])
+            rand.config["command"] = ctx.command
+            files |= randomisation_files(rand)
+            text = "\n" + rand.markdown()
+    written = write(files, args.out)
     if units is not None:
         units.close() if grid.stopped else units.clear()
-    return grid.markdown() + f"wall time {grid.config['wall_time_s']:.1f} s\nwrote {written} -> {args.out}"
+    return grid.markdown() + text + f"wall time {grid.config['wall_time_s']:.1f} s\nwrote {written} -> {args.out}"
