@@ -79,3 +79,13 @@ def test_certify_config_is_checked_against_the_spec():
         lab.CertifyConfig(sigmas=(5.0,))
     with pytest.raises(ValueError):
         lab.CertifyConfig(radii=(-1.0,))
+
+
+def test_smoothing_the_embedded_imagenet_model_keeps_its_class_at_tiny_noise_and_counts_abstentions():
+    r = lab.imagenet_smoothing(sigma=0.01, n=16, alpha=0.01, limit=1)
+    photo = r["photos"][0]
+    assert photo["smoothed_prediction"] == photo["clean_prediction"] and not photo["abstained"]
+    assert r["abstentions"] == sum(p["abstained"] for p in r["photos"]) == 0
+    assert "never seen Gaussian noise" in r["note"]
+    with pytest.raises(ValueError, match="outside"):
+        lab.imagenet_smoothing(sigma=0.0)

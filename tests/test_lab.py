@@ -348,9 +348,12 @@ def test_robust_table_claim_and_masking_are_built_from_the_numbers(every, split)
     assert "92.91 %" in text and f"{at[('distilled', 0.3)] * 100:.1f} %" in text
     assert f"{at[('standard', 0.3)] * 100:.1f} %" in text and "not MNIST" in text
     assert ("agrees with the reported figure" in text) == (abs(at[("distilled", 0.3)] - 0.9291) <= 0.05)
-    m = table.masking.set_index("model").loc["alp"]
+    mk = table.masking
+    assert set(mk["model"]) == {"alp", "distilled"}  # the targets present (no PGD-AT here)
+    m = mk[(mk["model"] == "alp") & (mk["eps"] == 0.1)].iloc[0]
+    assert m["fgsm"] == at[("alp", 0.1)]
     assert m["pgd_restarts"] <= m["pgd"] and m["worst"] <= min(m["pgd_restarts"], m["transfer"])
-    assert f"plain PGD {m['pgd'] * 100:.1f} %" in lab.masking_text(table.masking)
+    assert f"PGD {m['pgd'] * 100:.1f} %" in lab.masking_text(mk) and set(mk["eps"]) == {0.1, 0.3}
     wide = lab.robust_wide(table).set_index("model")
     assert list(wide.columns[:3]) == ["clean", "fgsm 0.1", "fgsm 0.3"] and "cw accuracy" in wide
 
@@ -388,3 +391,14 @@ def test_cli_robust_commands_refuse_bad_input_with_one_line(tmp_path, capsys, ar
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("alp, words", [
+    ({"pgd": 0.5, "pgd_restarts": 0.49, "transfer": 0.40}, "transfer from standard beats white-box PGD by 10.0"),
+    ({"pgd": 0.5, "pgd_restarts": 0.40, "transfer": 0.60}, "restarts lower it by 10.0 points, PGD-AT by 3.0"),
+    ({"pgd": 0.5, "pgd_restarts": 0.46, "transfer": 0.60}, "about as much as PGD-AT (3.0)"),
+    ({"pgd": 0.5, "pgd_restarts": 0.495, "transfer": 0.60}, "no masking symptom"),
+])
+def test_masking_verdict_compares_with_the_pgd_at_control(alp, words):
+    control = {"model": "pgd_at", "source": "standard", "pgd": 0.4, "pgd_restarts": 0.37, "transfer": 0.6}
+    assert words in lab.masking_verdict({"model": "alp", "source": "standard", **alp}, control)

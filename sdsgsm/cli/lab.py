@@ -55,7 +55,7 @@ def _number_list(name: str, flag: str, text: str) -> tuple[float, ...]:
 
     try:
         values = tuple(parse_number(t) for t in str(text).split(",") if t.strip())
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, argparse.ArgumentTypeError):
         raise ValueError(f"Bad values for {flag}: {text!r} (expected a comma-separated list such as 0.1,0.2).") from None
     if not values:
         raise ValueError(f"{flag} needs at least one value.")
@@ -270,7 +270,7 @@ def _radius(text: str) -> float:
 
     try:
         return parse_number(text)
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, argparse.ArgumentTypeError):
         raise ValueError(f"Bad value for --radii: {text!r}.") from None
 
 
