@@ -89,3 +89,16 @@ def test_smoothing_the_embedded_imagenet_model_keeps_its_class_at_tiny_noise_and
     assert "never seen Gaussian noise" in r["note"]
     with pytest.raises(ValueError, match="outside"):
         lab.imagenet_smoothing(sigma=0.0)
+
+
+def test_the_certified_curve_of_the_figure_falls_at_each_correct_digits_radius():
+    import pandas as pd
+
+    from sdsgsm.render.certify import certified_steps
+
+    digits = pd.DataFrame({"radius": [0.0, 0.2, 0.5, 0.9], "correct": [False, True, True, False]})
+    r, acc = certified_steps(digits, 1.0)
+    assert r.tolist() == [0.0, 0.2, 0.5, 1.0] and acc.tolist() == [0.5, 0.5, 0.25, 0.0]
+    for v, a in zip(r, acc):
+        assert a == C.certified_accuracy(torch.tensor(digits["radius"].to_numpy()),
+                                         torch.tensor(digits["correct"].to_numpy()), float(v))

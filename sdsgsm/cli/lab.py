@@ -1,6 +1,6 @@
 """``python -m sdsgsm lab train|eval …``: the robust-training lab on sklearn's digits (sdsgsm/experiments/lab.py).
 
-``lab train --out DIR`` trains the four models (standard, distilled, FGSM-AT, PGD-AT) and writes
+``lab train --out DIR`` trains the six models (standard, distilled, FGSM-AT, PGD-AT, ALP, ensemble AT) and writes
 ``<model>.pt`` state_dicts plus ``lab.json`` (settings, seed, split, command, sha256 of each file);
 ``--out assets/lab`` regenerates the shipped ones. ``lab eval --out DIR`` attacks the models of
 ``--weights`` (default assets/lab) at every ε of ``--eps`` (sweep syntax, ≤ 32/255) and writes the
@@ -56,7 +56,8 @@ def _number_list(name: str, flag: str, text: str) -> tuple[float, ...]:
     try:
         values = tuple(parse_number(t) for t in str(text).split(",") if t.strip())
     except (ValueError, ZeroDivisionError, argparse.ArgumentTypeError):
-        raise ValueError(f"Bad values for {flag}: {text!r} (expected a comma-separated list such as 0.1,0.2).") from None
+        raise ValueError(f"Bad values for {flag}: {text!r} (expected a comma-separated list such as "
+                         "0.1,0.2).") from None
     if not values:
         raise ValueError(f"{flag} needs at least one value.")
     for v in values:
@@ -72,8 +73,8 @@ def add_parser(sub) -> None:
     lab = sub.add_parser("lab", help="robust-training lab on sklearn's digits: train the four models, or "
                                      "evaluate accuracy against ε (FGSM, PGD, SD-SGSM) and CW-L2")
     kinds = lab.add_subparsers(dest="lab_command", required=True, parser_class=Parser)
-    train = kinds.add_parser("train", help="train standard, distilled, FGSM-AT and PGD-AT; write <model>.pt + "
-                                           "lab.json")
+    train = kinds.add_parser("train", help="train standard, distilled, FGSM-AT, PGD-AT, ALP and ensemble AT; write "
+                                           "<model>.pt + lab.json")
     train.add_argument("--out", required=True, help="output directory (assets/lab regenerates the shipped models)")
     add_flags(train, spec=_group("train"))
     add_flags(train, spec=_robust("robust_train"))
@@ -291,7 +292,7 @@ def cmd_certify(args, ctx) -> str:
             "empirical": "PGD-L2 on the smoothed classifier (Salman et al. 2019), then PREDICT with n samples; "
                          "abstain counts as wrong"}
     files = lab.certify_files(result, info)
-    fig = figures.build(render_certify.certify_figure, result.curve)
+    fig = figures.build(render_certify.certify_figure, result.curve, result.digits)
     files |= figures.figure_files(fig, args.stem, info, "lab_certify")
     paths = write_files(files, args.out)
     seconds = ", ".join(f"{k} {s:.1f}" for k, s in result.seconds.items())
