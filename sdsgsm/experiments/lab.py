@@ -978,6 +978,7 @@ class CertifyResult:
     curve: pd.DataFrame
     seconds: dict
     weights: dict
+    info: dict = field(default_factory=dict)  # n, alpha of the run
 
 
 def certify_lab(split: Split, cfg: TrainConfig, ccfg: CertifyConfig, progress: Progress | None = None,
@@ -1029,7 +1030,8 @@ def certify_lab(split: Split, cfg: TrainConfig, ccfg: CertifyConfig, progress: P
             if progress is not None:
                 progress(f"PGD-L2 σ = {sigma:g}, r = {r:g}", done, total)
         seconds[f"empirical σ={sigma:g}"] = round(time.perf_counter() - t0, 3)
-    return CertifyResult(pd.DataFrame(digit_rows), pd.DataFrame(curve_rows), seconds, weights)
+    return CertifyResult(pd.DataFrame(digit_rows), pd.DataFrame(curve_rows), seconds, weights,
+                         {"n": ccfg.n, "alpha": ccfg.alpha})
 
 
 def certify_text(result: CertifyResult) -> str:
@@ -1041,6 +1043,14 @@ def certify_text(result: CertifyResult) -> str:
                           f"r = {r['radius']:g}: {r['certified'] * 100:.1f} % vs {r['empirical'] * 100:.1f} % (!)"
                           for _, r in part.iterrows())
         lines.append(f"σ = {sigma:g} (certified ≤ empirical under PGD-L2): {pairs}")
+    n, alpha = result.info.get("n"), result.info.get("alpha")
+    if n and alpha:
+        from sdsgsm.certify import clopper_pearson_lower, radius
+
+        cap = radius(clopper_pearson_lower(n, n, alpha), 1.0)
+        lines.append(f"With n = {n} samples at α = {alpha:g} no digit can be certified beyond σ·Φ⁻¹(α^(1/n)) = "
+                     f"{cap:.2f}·σ (" + ", ".join(f"{cap * s:.2f} at σ = {s:g}" for s in result.curve["sigma"].unique())
+                     + "), however robust it is: the paper's n = 100,000 lifts the cap.")
     below = result.curve[result.curve["certified"] > result.curve["empirical"] + 1e-12]
     lines.append("The certificate is a lower bound: no attack of radius r can push the smoothed classifier's accuracy "
                  "below the certified accuracy (with probability 1 − α per digit)"

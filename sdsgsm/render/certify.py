@@ -17,12 +17,13 @@ SIGMA_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 
 def certified_steps(digits: pd.DataFrame, r_max: float) -> tuple[np.ndarray, np.ndarray]:
     """The exact certified-accuracy curve of one σ from its per-digit certificates (columns radius, correct):
-    radii r (0 … r_max, each certified radius a corner) and the share of digits correct with radius ≥ r
-    (Cohen et al. 2019, §4), for a step plot that falls at each digit's radius."""
+    corners r (0, each certified radius up to r_max, r_max) and, for a ``steps-post`` plot, the certified accuracy
+    just after each corner — the share of digits correct with radius R > r (Cohen et al. 2019, §4) — so the curve
+    falls right after each digit's radius."""
     radii = np.sort(digits.loc[digits["correct"].astype(bool), "radius"].to_numpy())
     n = len(digits)
     r = np.unique(np.concatenate([[0.0], radii[radii <= r_max], [r_max]]))
-    acc = np.array([(radii >= v).sum() / n for v in r])
+    acc = np.array([(radii > v).sum() / n for v in r])
     return r, acc
 
 
