@@ -497,6 +497,36 @@ LAB_VIEW_PARAMS: dict[str, Param] = {p.name: p for p in [
 ]}
 
 
+# The lab's stronger experiments (``lab table``, ``lab certify``; the ALP and ensemble-AT models of ``lab train``):
+# a table of their own, so the lab's ε may reach 0.3 on the [0, 1] digits without lifting the app's ε sliders
+# (PARAMS, 0 … 32/255). Each CLI flag of these commands derives from one entry here.
+LAB_EPS_MAX = 0.3  # the lab's own ε cap: the "30 % noise" of the distillation claim of arXiv:2312.16880 (MNIST)
+LAB_ROBUST_PARAMS: dict[str, Param] = {p.name: p for p in [
+    _lab("alp_weight", float, 0.5, "ALP weight λ", "lab train: weight λ of the logit-pairing term "
+         "λ·‖z(x) − z(x̃)‖₂² (Kannan, Kurakin & Goodfellow 2018)", "robust_train", lo=0.0, hi=100.0, step=0.1),
+    _lab("table_eps", float, 0.1, "ε (lab table)", "lab table: an L∞ budget on the [0, 1] scale; --eps takes a "
+         "comma-separated list", "table", lo=0.0, hi=LAB_EPS_MAX, step=0.05),
+    _lab("table_steps", int, 20, "PGD steps (lab table)", "lab table: steps of the PGD used by the masking check, "
+         "α = 2.5·ε/steps", "table", lo=1, hi=1000, step=1),
+    _lab("restarts", int, 10, "PGD restarts", "lab table: random restarts of the masking check's strong PGD "
+         "(Engstrom, Ilyas & Athalye 2018)", "table", lo=1, hi=100, step=1),
+    _lab("sigma", float, 0.25, "Noise σ", "lab certify: standard deviation of the Gaussian noise (training and "
+         "smoothing, Cohen, Rosenfeld & Kolter 2019); --sigmas takes a comma-separated list", "certify",
+         lo=0.01, hi=2.0, step=0.01),
+    _lab("n0", int, 100, "n₀ (selection samples)", "lab certify: noise samples that pick the top class ĉ_A",
+         "certify", lo=1, hi=100000, step=1),
+    _lab("n", int, 1000, "n (estimation samples)", "lab certify: noise samples that bound p_A (the paper uses "
+         "100,000)", "certify", lo=1, hi=1000000, step=1),
+    _lab("alpha", float, 0.001, "α (failure probability)", "lab certify: a certificate or prediction is wrong with "
+         "probability at most α", "certify", lo=1e-9, hi=0.5, step=0.001),
+    _lab("cert_limit", int, 200, "Certified digits", "lab certify: certify the first N test digits", "certify",
+         lo=1, hi=1797, step=1),
+    _lab("attack_steps", int, 20, "PGD-L2 steps", "lab certify: steps of the PGD-L2 attack on the smoothed "
+         "classifier", "certify", lo=1, hi=1000, step=1),
+    _lab("attack_noise", int, 16, "Noise samples per step", "lab certify: Gaussian samples averaged in each "
+         "PGD-L2 gradient (Salman et al. 2019)", "certify", lo=1, hi=1000, step=1),
+]}
+
 # ----------------------------------------------------------------------------- adversarial-patch training
 # ``python -m sdsgsm train-patch`` (sdsgsm.experiments.patch_train.PatchTraining). ``size`` is one patch side; the
 # command's ``--sizes`` takes a comma-separated list of them (a Param holds one number), each checked against it.

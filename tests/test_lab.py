@@ -1,4 +1,4 @@
-"""Robust-training lab: determinism, time bound, shipped weights, saturation, ε = 0, adversarial
+"""Robust-training lab: determinism, time bound, shipped weights (six models), saturation, ε = 0, adversarial
 training under PGD, the CLI and the Robust training page (AppTest)."""
 
 import hashlib
@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from sdsgsm.cli import main
 from sdsgsm.experiments import lab
-from sdsgsm.params import LAB_PARAMS, LAB_VIEW_PARAMS, markdown_table
+from sdsgsm.params import LAB_EPS_MAX, LAB_PARAMS, LAB_ROBUST_PARAMS, LAB_VIEW_PARAMS, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 600
@@ -42,7 +42,7 @@ def test_split_is_stratified_fixed_and_in_unit_range():
     assert not (lab.load_split(1).test_idx == a.test_idx).all()
 
 
-@pytest.mark.parametrize("name", lab.MODELS)
+@pytest.mark.parametrize("name", lab.ALL_MODELS)
 def test_same_seed_gives_the_same_weights_checksum(name):
     cfg = lab.TrainConfig(epochs=1)  # the same code path as the shipped models, one epoch
     split = lab.load_split(cfg.seed)
@@ -63,12 +63,17 @@ def test_each_model_retrains_to_its_shipped_accuracy(shipped, split):
 
 def test_shipped_weights_match_their_record_and_reach_the_reported_accuracy(shipped, split, tmp_path):
     record = json.loads((lab.LAB_DIR / lab.LAB_JSON).read_text())
-    assert list(record["models"]) == list(lab.MODELS) and record["split"]["test_indices"] == split.test_idx.tolist()
+    assert list(record["models"]) == list(lab.ALL_MODELS) and record["split"]["test_indices"] == split.test_idx.tolist()
     assert "lab train" in record["command"]
+    assert record["robust_training"] == {"alp_weight": LAB_ROBUST_PARAMS["alp_weight"].default,
+                                         "ensemble_sources": list(lab.ENSEMBLE_SOURCES)}
+    assert list(shipped.nets) == list(lab.MODELS)  # the page's four by default
+    assert list(lab.load_models(lab.LAB_DIR, lab.ALL_MODELS).nets) == list(lab.ALL_MODELS)
+    every = lab.load_models(lab.LAB_DIR, lab.ALL_MODELS).nets
     for name, entry in record["models"].items():
         assert hashlib.sha256((lab.LAB_DIR / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
-        assert lab.weights_sha256(shipped.nets[name].net.state_dict()) == entry["weights_sha256"]
-        assert lab.clean_accuracy(shipped.nets[name], split.x_test, split.y_test) == pytest.approx(
+        assert lab.weights_sha256(every[name].net.state_dict()) == entry["weights_sha256"]
+        assert lab.clean_accuracy(every[name], split.x_test, split.y_test) == pytest.approx(
             entry["clean_accuracy"], abs=1e-6)
         assert entry["clean_accuracy"] > 0.9
     for f in lab.LAB_DIR.iterdir():  # a tampered file is refused before torch.load
@@ -296,3 +301,106 @@ def test_cw_fools_the_distilled_model_where_fgsm_does_not(shipped, split):
 
 def _finite(row) -> bool:
     return all(pd.notna(row[k]) and abs(row[k]) < float("inf") for k in ("l2_mean", "linf_mean"))
+
+
+# ----------------------------------------------------------------------------- ALP, ensemble AT, ε up to 0.3
+@pytest.fixture(scope="module")
+def every(shipped):
+    return lab.load_models(lab.LAB_DIR, lab.ALL_MODELS).nets
+
+
+def test_alp_and_ensemble_at_beat_standard_under_pgd_at_the_training_eps(shipped, every, split):
+    eps = shipped.cfg.train_eps
+    acc = {k: float(lab.pgd_restarts(every[k], split.x_test, split.y_test, eps, 10, 1).float().mean())
+           for k in ("standard", "alp", "ens_at")}
+    assert acc["alp"] > acc["standard"] + 0.15, acc
+    assert acc["ens_at"] > acc["standard"], acc
+
+
+def test_the_lab_eps_range_reaches_0_3_without_lifting_the_apps_sliders():
+    from sdsgsm.params import PARAMS
+
+    assert LAB_EPS_MAX == 0.3 and LAB_ROBUST_PARAMS["table_eps"].hi == LAB_EPS_MAX
+    assert PARAMS["eps"].hi == 32 / 255 and lab.EPS_TOP == 32 / 255  # the app's range is untouched
+    assert lab.check_lab_eps([0.1, 0.3]) == (0.1, 0.3)
+    with pytest.raises(ValueError, match="outside"):
+        lab.check_lab_eps([0.31])
+
+
+def test_fgsm_at_large_eps_is_the_hand_written_step(every, split):
+    x, y, net = split.x_test[:40], split.y_test[:40], every["standard"]
+    xg = x.clone().requires_grad_(True)
+    g = torch.autograd.grad(torch.nn.functional.cross_entropy(net(xg), y, reduction="sum"), xg)[0]
+    adv = (x + 0.3 * g.sign()).clamp(0, 1)
+    assert lab.fgsm_accuracy(net, x, y, 0.3) == lab.clean_accuracy(net, adv, y)
+    assert lab.fgsm_accuracy(net, x, y, 0.0) == lab.clean_accuracy(net, x, y)
+
+
+def test_robust_table_claim_and_masking_are_built_from_the_numbers(every, split):
+    x, y = split.x_test[:60], split.y_test[:60]
+    models = {k: every[k] for k in ("standard", "distilled", "alp")}
+    table = lab.robust_table(models, x, y, (0.1, 0.3), lab.EvalConfig(cw_limit=5, cw_steps=5), steps=5, restarts=2)
+    assert set(table.fgsm["eps"]) == {0.0, 0.1, 0.3} and len(table.fgsm) == 3 * 3
+    assert list(table.cw["model"]) == list(models) and set(table.cw["n"]) == {5}
+    at = table.fgsm.set_index(["model", "eps"])["accuracy"]
+    for name in models:
+        assert at[(name, 0.0)] == lab.clean_accuracy(models[name], x, y)
+    text = lab.claim_text(table, len(y))
+    assert "92.91 %" in text and f"{at[('distilled', 0.3)] * 100:.1f} %" in text
+    assert f"{at[('standard', 0.3)] * 100:.1f} %" in text and "not MNIST" in text
+    assert ("agrees with the reported figure" in text) == (abs(at[("distilled", 0.3)] - 0.9291) <= 0.05)
+    mk = table.masking
+    assert set(mk["model"]) == {"alp", "distilled"}  # the targets present (no PGD-AT here)
+    m = mk[(mk["model"] == "alp") & (mk["eps"] == 0.1)].iloc[0]
+    assert m["fgsm"] == at[("alp", 0.1)]
+    assert m["pgd_restarts"] <= m["pgd"] and m["worst"] <= min(m["pgd_restarts"], m["transfer"])
+    assert f"PGD {m['pgd'] * 100:.1f} %" in lab.masking_text(mk) and set(mk["eps"]) == {0.1, 0.3}
+    wide = lab.robust_wide(table).set_index("model")
+    assert list(wide.columns[:3]) == ["clean", "fgsm 0.1", "fgsm 0.3"] and "cw accuracy" in wide
+
+
+def test_cli_table_and_certify_write_their_files(tmp_path, capsys):
+    out = tmp_path / "t"
+    assert main(["lab", "table", "--eps", "0.1,0.3", "--limit", "30", "--cw-limit", "3", "--cw-steps", "3",
+                 "--table-steps", "3", "--restarts", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "92.91 %" in printed and "alp" in printed and "ens_at" in printed
+    wide = pd.read_csv(out / "lab_robust_table.csv")
+    assert list(wide["model"]) == list(lab.ALL_MODELS) and "fgsm 0.3" in wide.columns
+    info = json.loads((out / "lab_robust.json").read_text())
+    assert info["command"].startswith("python -m sdsgsm lab table")
+    assert set(info["train_seconds"]) == set(lab.ALL_MODELS)
+    assert "92.91" in (out / "lab_robust.md").read_text()
+    cert = tmp_path / "c"
+    assert main(["lab", "certify", "--sigmas", "0.5", "--n0", "10", "--n", "50", "--cert-limit", "8",
+                 "--radii", "0,0.5", "--attack-steps", "2", "--attack-noise", "2", "--out", str(cert)]) == 0
+    curve = pd.read_csv(cert / "lab_certify_curve.csv")
+    assert list(curve["radius"]) == [0.0, 0.5] and set(curve["n"]) == {8}
+    for name in ("lab_certify_figure.pdf", "lab_certify_figure.png", "lab_certify_figure.svg", "lab_certify.md"):
+        assert (cert / name).stat().st_size > 0, name
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["lab", "table", "--eps", "0.1,0.4"], "outside"),
+    (["lab", "table", "--eps", "x"], "Bad values for --eps"),
+    (["lab", "table", "--restarts", "0"], "restarts"),
+    (["lab", "certify", "--sigmas", "0"], "outside"),
+    (["lab", "certify", "--radii", "-1"], "radii"),
+    (["lab", "certify", "--alpha", "0.9"], "outside"),
+    (["lab", "train", "--alp-weight", "-1"], "ALP weight"),
+])
+def test_cli_robust_commands_refuse_bad_input_with_one_line(tmp_path, capsys, argv, words):
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("alp, words", [
+    ({"pgd": 0.5, "pgd_restarts": 0.49, "transfer": 0.40}, "transfer from standard beats white-box PGD by 10.0"),
+    ({"pgd": 0.5, "pgd_restarts": 0.40, "transfer": 0.60}, "restarts lower it by 10.0 points, PGD-AT by 3.0"),
+    ({"pgd": 0.5, "pgd_restarts": 0.46, "transfer": 0.60}, "about as much as PGD-AT (3.0)"),
+    ({"pgd": 0.5, "pgd_restarts": 0.495, "transfer": 0.60}, "no masking symptom"),
+])
+def test_masking_verdict_compares_with_the_pgd_at_control(alp, words):
+    control = {"model": "pgd_at", "source": "standard", "pgd": 0.4, "pgd_restarts": 0.37, "transfer": 0.6}
+    assert words in lab.masking_verdict({"model": "alp", "source": "standard", **alp}, control)
