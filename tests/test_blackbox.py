@@ -6,12 +6,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from sdsgsm.attacks import METHODS, AttackConfig, run_attack
 from sdsgsm.attacks.blackbox import BLACK_BOX, QueryOracle, QueryStop, attack_one, blackbox_params
+from sdsgsm.experiments.queries import (
+    asr_within,
+    figure_files,
+    parse_budgets,
+    queries_files,
+    queries_markdown,
+    queries_to_match,
+    run_queries,
+)
 from sdsgsm.metrics import METRICS, evaluate, summarise
 from sdsgsm.models import Classifier
 from sdsgsm.params import BLACK_BOX_METHODS, PARAMS
@@ -163,3 +173,61 @@ def test_queries_metric_is_blank_for_white_box_methods_and_tables_show_it(lin, i
     assert s_black["asr"] > 0 and math.isfinite(s_black["queries_mean"])
     cells = metric_table([{"method": "pgd", **s_white}, {"method": "square", **s_black}]).cells
     assert cells[m.header].iloc[0] == DASH and cells[m.header].iloc[1].split(" ")[0] == f"{s_black['queries_mean']:.0f}"
+
+
+# ----------------------------------------------------------------------------- the query-budget experiment
+@pytest.mark.parametrize("name", BLACK_BOX)
+def test_a_smaller_budget_is_the_larger_run_cut_short(lin, images, name):
+    """The experiment's rule: no attack depends on its budget until it runs out, so the run with budget b is
+    the run with budget B cut at b queries (same seed): fooled within b ⇔ fooled within b in the long run."""
+    small, big = 30, 120
+    a = run_attack(lin, images, None, AttackConfig(queries=small), name)
+    b = run_attack(lin, images, None, AttackConfig(queries=big), name)
+    won_a = (a.adv_pred != a.clean_pred)
+    won_b = (b.adv_pred != b.clean_pred) & (b.queries <= small)
+    assert torch.equal(won_a, won_b)
+    assert torch.equal(a.queries, torch.minimum(b.queries, torch.tensor(small)))
+    assert torch.equal(a.x_adv[won_a], b.x_adv[won_a])
+
+
+def test_asr_within_and_queries_to_match_read_the_per_image_counts():
+    per = pd.DataFrame({"success": [True, True, False, True], "queries": [5.0, 40.0, 100.0, 12.0]})
+    assert [asr_within(per, b) for b in (4, 5, 12, 39, 40, 100)] == [0.0, 0.25, 0.5, 0.5, 0.75, 0.75]
+    assert queries_to_match(per, 0.5) == 12 and queries_to_match(per, 0.75) == 40
+    assert queries_to_match(per, 1.0) is None and queries_to_match(per, 0.0) == 0
+    assert queries_to_match(per, float("nan")) is None
+    assert parse_budgets("200, 50,50") == (50, 200)
+    for bad in ("0", "x", "", "20000"):
+        with pytest.raises(ValueError):
+            parse_budgets(bad)
+
+
+def test_run_queries_tables_and_figure(lin, images):
+    res = run_queries(lin, images, None, ["square", "pgd", "fgsm"], AttackConfig(steps=3), (10, 40, 80),
+                      batch_size=3, keys=[f"k{i}" for i in range(len(images))], data="random")
+    s = res.summary
+    black = s[s["kind"] == "black-box"]
+    assert list(black["budget"]) == [10, 40, 80] and list(s[s["kind"] == "white-box"]["method"]) == ["pgd", "fgsm"]
+    assert list(s[s["method"] == "fgsm"]["gradient_steps"]) == [1] and list(s[s["method"] == "pgd"]["gradient_steps"]) == [3]
+    assert np.all(np.diff(black["asr"].to_numpy()) >= 0)  # a larger budget never fools fewer images
+    per = res.per_sample
+    sq = per[per["method"] == "square"]
+    assert len(sq) == res.config["n_attacked"] and (sq["queries"] <= 80).all() and per[per["kind"] == "white-box"][
+        "queries"].isna().all()
+    assert black["asr"].iloc[-1] == pytest.approx(sq["success"].mean())
+    match = {(r["black_box"], r["white_box"]): r for r in res.config["match"]}
+    assert set(match) == {("square", "pgd"), ("square", "fgsm")}
+    text = queries_markdown(res)
+    assert "ASR @ 80 q (%)" in text and "FGSM" in text and "white-box (1 gradient step)" in text
+    files = {**queries_files(res), **figure_files(res)}
+    assert {"queries.csv", "queries.md", "queries.json", "queries_asr.png", "queries_asr.json"} <= set(files)
+    assert files["queries_asr.png"].startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="No black-box method"):
+        run_queries(lin, images, None, ["pgd"], AttackConfig(), (10,))
+
+
+def test_cli_refuses_bad_budgets_before_any_work(tmp_path, capsys):
+    from sdsgsm.cli import main
+
+    assert main(["queries", "--budgets", "0", "--out", str(tmp_path / "q")]) == 2
+    assert "outside" in capsys.readouterr().err and not (tmp_path / "q" / "queries.csv").exists()

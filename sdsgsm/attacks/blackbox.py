@@ -6,7 +6,8 @@ choice. Three ART attacks, each run one image at a time through an ART
 
 * **Square** (Andriushchenko et al., ECCV 2020), score-based, L∞: random square-shaped updates on
   the vertices of the ε-box, kept when the margin loss z_y − max_{k≠y} z_k decreases; ``p_init`` =
-  0.05, the paper's value for ImageNet L∞ (ART's default is 0.8), its schedule spread over the budget.
+  0.05, the paper's value for ImageNet L∞ (ART's default is 0.8), and the paper's schedule of p over
+  10,000 iterations, whatever the budget.
 * **HopSkipJump** (Chen, Jordan & Wainwright, IEEE S&P 2020), decision-based (labels only), L∞
   version: starts from a random image the model already misclassifies, then alternates binary
   search towards x with a Monte-Carlo estimate of the boundary's normal (paper defaults: 100
@@ -46,6 +47,7 @@ from sdsgsm.params import BLACK_BOX_METHODS
 BLACK_BOX = BLACK_BOX_METHODS  # registry order
 _BALL_TOL = 1e-6  # float32 rounding of x ± ε
 _CHUNK = 32  # rows per forward pass inside the oracle
+SQUARE_HORIZON = 10000  # Square's schedule of the square size p: halvings at fixed shares of 10,000 iterations
 
 
 class QueryStop(Exception):  # noqa: N818 - control flow, not an error: the attack is over
@@ -55,10 +57,14 @@ class QueryStop(Exception):  # noqa: N818 - control flow, not an error: the atta
 def blackbox_params(name: str, cfg: AttackConfig) -> dict:
     """Keyword arguments of ART attack ``name`` for ``cfg`` (plus 'art_class' and the query budget 'queries').
 
-    Iteration caps are set to the budget so that the query budget, not the iteration count, ends the attack.
+    The query budget, not an iteration count, ends every attack: HopSkipJump's and SimBA's iteration caps are
+    the budget (each iteration asks at least one new image), and Square's p schedule runs over the paper's
+    horizon of 10,000 iterations (:data:`SQUARE_HORIZON`) whatever the budget. So none of the three depends on
+    the budget until it runs out: a run with budget B, cut at b < B queries, is the run with budget b (per
+    image and seed), and one run at the largest budget gives the success rate at every smaller one.
     """
     if name == "square":
-        return {"art_class": "SquareAttack", "norm": "inf", "eps": cfg.eps, "max_iter": cfg.queries,
+        return {"art_class": "SquareAttack", "norm": "inf", "eps": cfg.eps, "max_iter": SQUARE_HORIZON,
                 "p_init": 0.05, "nb_restarts": 1, "queries": cfg.queries}
     if name == "hopskipjump":
         return {"art_class": "HopSkipJump", "norm": "inf", "targeted": False, "max_iter": cfg.queries,
@@ -177,8 +183,8 @@ def blackbox_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, 
     """Core of black-box attack ``name`` for :func:`~sdsgsm.attacks.base.run_method`.
 
     Args: x (N, 3, H, W) float32 in [0, 1]; y (N,) the labels attacked (success = prediction ≠ y); clean
-    (N, K) clean logits (K sizes the classifier); ``scan`` is ignored. Numpy and torch are seeded with
-    ``cfg.seed``; the images are attacked one after another. Returns x_adv with |x_adv − x| ≤ ε, the scalar
+    (N, K) clean logits (K sizes the classifier); ``scan`` is ignored. The images are attacked one after
+    another, image i with numpy seeded by (cfg.seed, i) (ART draws from numpy's global RNG, restored afterwards). Returns x_adv with |x_adv − x| ≤ ε, the scalar
     ε map and queries (N,) int64, the model queries each image cost.
     """
     if cfg.eps == 0:  # the ε-ball is x itself: nothing to ask
@@ -188,6 +194,7 @@ def blackbox_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, 
     advs, counts = [], []
     with seeded(cfg.seed, x.device):
         for i in range(len(x_np)):
+            np.random.seed([cfg.seed, i])  # one stream per image: its run does not depend on the images before it
             adv, q = attack_one(name, model, x_np[i], int(y_np[i]), k, cfg)
             advs.append(adv)
             counts.append(q)

@@ -13,12 +13,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from sdsgsm.cli import attack, benchmark, defend, figures, lab, train_patch, transfer
+from sdsgsm.cli import attack, benchmark, defend, figures, lab, queries, train_patch, transfer
 from sdsgsm.cli.common import PROG, CliError, Parser, out_dir
 from sdsgsm.models import first_line
 
 # one module per command group; each registers its sub-command(s) and their ``run``
-COMMANDS = (attack, benchmark, figures, defend, lab, transfer, train_patch)
+COMMANDS = (attack, benchmark, figures, defend, lab, transfer, train_patch, queries)
 
 
 def build_parser() -> Parser:
