@@ -28,7 +28,7 @@ FAIR_EPS_MAX = 8 / 255  # the paper's fairness cap (§4.1); ε_max above it is a
 SF_KERNELS = ("gaussian", "uniform", "linear")  # SmoothFool's low-pass kernels g
 PLACEMENTS = ("omega-star", "least-sensitive", "centre", "random")  # where the adversarial patch goes
 PATCH_MODES = ("universal", "paste")
-BLACK_BOX_METHODS = ("square", "hopskipjump", "simba")  # sdsgsm.attacks.blackbox.BLACK_BOX (a test keeps them equal)
+BLACK_BOX_METHODS = ("square", "hopskipjump", "simba")  # the query-only methods (sdsgsm.attacks.blackbox.BLACK_BOX)
 # the 20 ImageNet gallery samples (assets/gallery/imagenet), sources of a pasted crop (tests keep these equal)
 PASTE_IMAGES = tuple(f"imagenet_{i:02d}_{c}" for i, c in enumerate(
     (243, 559, 438, 990, 949, 853, 609, 609, 915, 455, 541, 630, 741, 471, 129, 99, 251, 22, 317, 305)))

@@ -48,8 +48,14 @@ def add_parser(sub) -> None:
 
 def run(args) -> str:
     """Run the query-budget experiment from flags, write its files; returns the Markdown table to print."""
-    from sdsgsm.experiments.queries import figure_files, parse_budgets, queries_files, queries_markdown, run_queries
-    from sdsgsm.experiments.queries import split_methods
+    from sdsgsm.experiments.queries import (
+        figure_files,
+        parse_budgets,
+        queries_files,
+        queries_markdown,
+        run_queries,
+        split_methods,
+    )
     from sdsgsm.experiments.runner import load_benchmark_data
 
     check_positive(args, "batch_size", "limit", "threads")
