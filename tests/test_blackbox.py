@@ -227,8 +227,10 @@ def test_run_queries_tables_and_figure(lin, images):
     assert black["asr"].iloc[-1] == pytest.approx(sq["success"].mean())
     match = {(r["black_box"], r["white_box"]): r for r in res.config["match"]}
     assert set(match) == {("square", "pgd"), ("square", "fgsm")}
+    assert all(r["queries_to_match"] is None or type(r["queries_to_match"]) is int for r in match.values())
     text = queries_markdown(res)
     assert "ASR @ 80 q (%)" in text and "FGSM" in text and "white-box (1 gradient step)" in text
+    assert "nan" not in text.lower() and "None" not in text
     files = {**queries_files(res), **figure_files(res)}
     assert {"queries.csv", "queries.md", "queries.json", "queries_asr.png", "queries_asr.json"} <= set(files)
     assert files["queries_asr.png"].startswith(b"\x89PNG")

@@ -178,7 +178,7 @@ def run_queries(model, x: torch.Tensor, y: torch.Tensor | None, methods: str | S
                          for m, c in cfg_of.items()},
               "rule": "one run per black-box method at the largest budget; ASR(b) = share of the clean-correct images "
                       "whose first query inside the ε-ball that the model misclassified came within b queries",
-              "match": match_table(per_sample, black, white).to_dict("records"),
+              "match": match_table(per_sample, black, white),
               "wall_time_s": time.perf_counter() - t0, "versions": package_versions(), **dict(meta or {})}
     return ExperimentResult(summary, per_sample[SAMPLE_COLUMNS] if len(per_sample) else per_sample, config, stopped)
 
@@ -202,9 +202,9 @@ def _summary(per: pd.DataFrame, black: list[str], white: list[str], budgets: Seq
                                        "queries_mean"])
 
 
-def match_table(per: pd.DataFrame, black: list[str], white: list[str]) -> pd.DataFrame:
-    """One row per (black-box, white-box) pair: the white-box ASR and the queries the black-box method needs to
-    reach it (:func:`queries_to_match`; None: not within its budget)."""
+def match_table(per: pd.DataFrame, black: list[str], white: list[str]) -> list[dict]:
+    """One record per (black-box, white-box) pair: the white-box ASR and the queries the black-box method needs to
+    reach it (:func:`queries_to_match`: an int, or None when not within its budget)."""
     rows = []
     for w in white:
         wp = per[per["method"] == w]
@@ -212,7 +212,7 @@ def match_table(per: pd.DataFrame, black: list[str], white: list[str]) -> pd.Dat
         for b in black:
             rows.append({"black_box": b, "white_box": w, "white_asr": target,
                          "queries_to_match": queries_to_match(per[per["method"] == b], target)})
-    return pd.DataFrame(rows, columns=["black_box", "white_box", "white_asr", "queries_to_match"])
+    return rows
 
 
 def queries_markdown(result: ExperimentResult) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from sdsgsm.attacks import method_label
 from sdsgsm.render.viz import method_colour
@@ -28,7 +29,7 @@ def queries_figure(summary: pd.DataFrame, per_sample: pd.DataFrame | None = None
     ax = fig.subplots()
     black = summary[summary["kind"] == "black-box"]
     budgets = np.sort(black["budget"].unique().astype(float)) if len(black) else np.array([1.0, 10.0])
-    lo, hi = max(1.0, budgets[0] / 2), budgets[-1] * 1.3
+    lo, hi = 1.0, budgets[-1] * 1.3  # from the first query: the clean image every attack asks first
     for method, rows in black.groupby("method", sort=False):
         colour = method_colour(method)
         if per_sample is not None and len(per_sample):
@@ -48,6 +49,9 @@ def queries_figure(summary: pd.DataFrame, per_sample: pd.DataFrame | None = None
                                         f"step{'s' if steps != 1 else ''})")
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
+    ticks = sorted({1, *(int(b) for b in budgets)})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(0, 101)
     ax.set_xlabel("query budget per image (model queries, log scale)")
     ax.set_ylabel("ASR, clean-correct images (%)")
