@@ -96,6 +96,12 @@ def _seconds(attr: str) -> Callable[[torch.Tensor, Any], np.ndarray]:
     return lambda x, result: np.full(len(x), float(getattr(result, attr, 0.0)) / len(x))
 
 
+def _queries(x: torch.Tensor, result) -> np.ndarray:
+    """(N,) model queries a black-box attack asked per sample (``result.queries``); NaN for the white-box methods."""
+    q = getattr(result, "queries", None)
+    return np.full(len(x), math.nan) if q is None else q.detach().cpu().numpy().astype(np.float64)
+
+
 # ----------------------------------------------------------------------------- the registry
 @dataclass(frozen=True)
 class Metric:
@@ -198,6 +204,9 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("acc_adv", "Accuracy under attack", "%", 1, "lower", _adv_correct, scale=100.0, column="adv_correct",
            rate=True, show_std=False, in_radar=False, in_paper=False,
            note="Accuracy under attack: share of the evaluated samples whose adversarial prediction is the label"),
+    Metric("queries", "Queries", "", 0, "lower", _queries, over="successful", in_radar=False, in_paper=False,
+           note="Queries: model queries (forward passes of one image) a black-box attack asked until its first "
+                "success, mean over the successful samples; blank for white-box methods"),
 )}
 
 

@@ -28,6 +28,7 @@ FAIR_EPS_MAX = 8 / 255  # the paper's fairness cap (§4.1); ε_max above it is a
 SF_KERNELS = ("gaussian", "uniform", "linear")  # SmoothFool's low-pass kernels g
 PLACEMENTS = ("omega-star", "least-sensitive", "centre", "random")  # where the adversarial patch goes
 PATCH_MODES = ("universal", "paste")
+BLACK_BOX_METHODS = ("square", "hopskipjump", "simba")  # the query-only methods (sdsgsm.attacks.blackbox.BLACK_BOX)
 # the 20 ImageNet gallery samples (assets/gallery/imagenet), sources of a pasted crop (tests keep these equal)
 PASTE_IMAGES = tuple(f"imagenet_{i:02d}_{c}" for i, c in enumerate(
     (243, 559, 438, 990, 949, 853, 609, 609, 915, 455, 541, 630, 741, 471, 129, 99, 251, 22, 317, 305)))
@@ -172,6 +173,11 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
     Param("paste_image", str, "imagenet_04_949", "Pasted image (paste mode)", "gallery image whose centre crop "
           "is pasted in paste mode", "paste_image", "patch", widget="select", choices=PASTE_IMAGES,
           show_if=("patch_mode", ("paste",))),
+    # --- black-box attacks (Square, Andriushchenko et al. 2020; HopSkipJump, Chen et al. 2020; SimBA, Guo et al. 2019)
+    Param("queries", int, 200, "Query budget", "most model queries (forward passes of one image) a black-box attack "
+          "may ask per image; it stops there, or at its first query that fools the model inside the ε-ball",
+          "queries", "steps", widget="select_slider", lo=1, hi=10000,
+          stops=(50, 100, 200, 500, 1000, 2000, 5000, 10000), show_if=("method", BLACK_BOX_METHODS)),
 ]}
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from sdsgsm.attacks import FAMILY_SPECS, METHODS, AttackConfig, run_attack
+from sdsgsm.attacks.blackbox import BLACK_BOX
 from sdsgsm.attacks.fab import linf_hyperplane_step
 from sdsgsm.attacks.jitter import jitter_loss
 from sdsgsm.cli import build_parser, main
@@ -155,9 +156,12 @@ def test_baseline_on_tiny_model(lin, lin_images, name):
         assert delta.amax() <= EPS + 1e-6
     else:
         assert torch.allclose(r.budget.amax((1, 2, 3)), delta.flatten(1).amax(1))
-    assert (r.adv_pred != r.clean_pred).sum() >= 3  # the linear model is easy to fool
     params = METHODS[name].params(cfg)
     json.dumps(params)
+    if "queries" in params:  # a black-box attack: its budget is queries, not T (tests/test_blackbox.py)
+        assert r.queries is not None and (r.queries <= cfg.queries).all()
+        return
+    assert (r.adv_pred != r.clean_pred).sum() >= 3  # the linear model is easy to fool
     assert params["max_iter"] == 10 and METHODS[name].multi_step
 
 
@@ -174,7 +178,7 @@ def test_art_parameters_follow_the_paper():
     assert METHODS["cw"].params(cfg)["art_class"] == "CarliniL2Method"
     assert METHODS["ead"].params(cfg)["art_class"] == "ElasticNet"
     assert {m for m in METHODS if METHODS[m].backend == "art"} == {"cw", "deepfool", "apgd", "apgd-dlr",
-                                                                   "autoattack", "ead"}
+                                                                   "autoattack", "ead", *BLACK_BOX}
     assert "ART 1.20.1 has no FAB" in METHODS["fab"].description and "ART has none" in METHODS["jitter"].description
 
 

@@ -25,6 +25,7 @@ from sdsgsm.attacks.base import (
     resolve_labels,
     run_method,
 )
+from sdsgsm.attacks.blackbox import blackbox_core, blackbox_params
 from sdsgsm.attacks.callables import Attack, attack_classes
 from sdsgsm.attacks.fab import fab_core, fab_params
 from sdsgsm.attacks.fgsm_family import FamilySpec, family_core
@@ -145,12 +146,29 @@ _ENTRIES += [
            params=lambda cfg: {"patch_size": cfg.patch_size, "placement": cfg.placement, "mode": cfg.patch_mode,
                                **({"paste_image": cfg.paste_image} if cfg.patch_mode == "paste" else {})}),
 ]
+
+
+def _black_box(name: str, description: str) -> Method:
+    return Method(name, _wrapped(name, partial(blackbox_core, name=name)), description, multi_step=True,
+                  params=partial(blackbox_params, name), backend="art", deterministic=False)
+
+
+_ENTRIES += [  # query-only attacks: no gradient, a query budget per image (cfg.queries), AttackResult.queries
+    _black_box("square", "Square: score-based black-box L∞ attack with random square updates (Andriushchenko et al., "
+               "ECCV 2020) via ART SquareAttack; at most 'queries' model queries per image"),
+    _black_box("hopskipjump", "HopSkipJump: decision-based black-box attack, labels only, L∞ version (Chen, Jordan "
+               "& Wainwright, IEEE S&P 2020) via ART HopSkipJump; a success once a query inside the ε-ball fools; "
+               "at most 'queries' model queries per image"),
+    _black_box("simba", "SimBA-pixel: simple black-box attack, ±ε along random pixel directions while the "
+               "probability of the label drops (Guo et al., ICML 2019) via ART SimBA; at most 'queries' model "
+               "queries per image"),
+]
 _LABELS = {  # the display name of every method key (one place; Method.label)
     "fgsm": "FGSM", "sgsm": "SGSM", "sd-fgsm": "SD-FGSM", "sd-sgsm": "SD-SGSM", "ifgsm": "I-FGSM",
     "pgd": "PGD", "rfgsm": "R+FGSM", "mifgsm": "MI-FGSM", "nifgsm": "NI-FGSM", "tifgsm": "TI-FGSM",
     "jitter": "Jitter", "cw": "CW-L2", "deepfool": "DeepFool", "fab": "FAB", "apgd": "APGD-CE",
     "apgd-dlr": "APGD-DLR", "autoattack": "AutoAttack", "ead": "EAD", "smoothfool": "SmoothFool",
-    "patch": "Patch",
+    "patch": "Patch", "square": "Square", "hopskipjump": "HopSkipJump", "simba": "SimBA",
 }
 METHODS: dict[str, Method] = {m.name: replace(m, label=_LABELS[m.name]) for m in _ENTRIES}
 METHODS["bim"] = replace(METHODS["ifgsm"], name="bim", label="BIM", description="alias of ifgsm")

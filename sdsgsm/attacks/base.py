@@ -34,7 +34,8 @@ class AttackConfig:
     MI-/NI-FGSM; ti_kernel/ti_sigma the Gaussian of TI-FGSM; eot_samples the n of EOT (the FGSM family's
     gradient averaged over n draws of a randomised model; 1 = off). sigma_g, sf_kernel, sf_size,
     sf_clip_eps, sf_max_iter: SmoothFool's g, SmoothClip step and iteration cap; patch_size,
-    placement, patch_mode, paste_image: the adversarial patch (see sdsgsm/params.py).
+    placement, patch_mode, paste_image: the adversarial patch (see sdsgsm/params.py). queries: the
+    query budget per image of the black-box attacks (Square, HopSkipJump, SimBA).
     """
 
     eps: float = default("eps")
@@ -58,6 +59,7 @@ class AttackConfig:
     placement: str = default("placement")
     patch_mode: str = default("patch_mode")
     paste_image: str = default("paste_image")
+    queries: int = default("queries")
 
     def __post_init__(self):
         """Ranges from the parameter spec (sdsgsm/params.py), then ε ≤ ε_max."""
@@ -116,6 +118,8 @@ class AttackResult:
     overshoot_8bit (N,) the finish's overshoot η per sample: 0 where rounding alone kept the
     outcome (or there was nothing to keep), η > 0 where x + (1+η)δ was needed, NaN where it gave
     up. finish_time_s: the batch's seconds for the rounding check and the finish (not in time_s).
+    queries (N,) int64: the model queries (forward passes of one image) a black-box attack asked per
+    sample, up to its first success or its budget; None for the white-box methods.
     """
 
     method: str
@@ -135,6 +139,7 @@ class AttackResult:
     adv_logits_8bit: torch.Tensor | None = None
     overshoot_8bit: torch.Tensor | None = None
     finish_time_s: float = 0.0
+    queries: torch.Tensor | None = None
 
     @property
     def time_s(self) -> float:
@@ -162,13 +167,15 @@ class CoreOutput:
     x_adv (N, 3, H, W) in [0, 1]; budget (N, 1, H, W) the L∞ bound E (eq. 5/11; the scalar
     ε map for uniform methods, the realised L∞ for unbounded ones); scan the zero-out scan
     the budget came from (spatial methods only: the cached one passed in, or one computed by
-    the core) and region (N, nh, nw) bool, the region R (§3.3).
+    the core) and region (N, nh, nw) bool, the region R (§3.3); queries (N,) int64 the model queries per
+    sample of a black-box attack (None for the others).
     """
 
     x_adv: torch.Tensor
     budget: torch.Tensor
     scan: ScanResult | None = None
     region: torch.Tensor | None = None
+    queries: torch.Tensor | None = None
 
 
 # core(model, x (N, 3, H, W) float32 in [0, 1], y (N,) labels used, clean (N, K) logits, cfg, scan or None)
@@ -320,7 +327,7 @@ def join_results(parts: list[AttackResult]) -> AttackResult:
     source = first.label_source if len(sources) == 1 else "true label where known, else clean prediction"
     return replace(first, label_source=source, **{k: _cat(parts, k) for k in (
         "x_adv", "y", "clean_logits", "adv_logits", "budget", "saliency", "region", "x_adv_8bit", "adv_logits_8bit",
-        "overshoot_8bit")},
+        "overshoot_8bit", "queries")},
         attack_time_s=sum(p.attack_time_s for p in parts), scan_time_s=sum(p.scan_time_s for p in parts),
         finish_time_s=sum(p.finish_time_s for p in parts))
 
@@ -350,4 +357,5 @@ def _run_once(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | N
     return AttackResult(name, cfg, x_adv, y_used, source, clean.clone(), adv, out.budget,
                         saliency=None if used is None else used.grid, boxes=None if used is None else used.boxes,
                         region=out.region, attack_time_s=attack_s, scan_time_s=scan_s, x_adv_8bit=x8,
-                        adv_logits_8bit=adv8, overshoot_8bit=eta, finish_time_s=finish_timer.s)
+                        adv_logits_8bit=adv8, overshoot_8bit=eta, finish_time_s=finish_timer.s,
+                        queries=out.queries)

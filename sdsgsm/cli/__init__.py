@@ -13,12 +13,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from sdsgsm.cli import app, attack, benchmark, defend, detect, figures, lab, train_patch, transfer
+from sdsgsm.cli import app, attack, benchmark, defend, detect, figures, lab, queries, train_patch, transfer
 from sdsgsm.cli.common import PROG, CliError, Parser, out_dir
 from sdsgsm.models import first_line
 
 # one module per command group; each registers its sub-command(s) and their ``run``
-COMMANDS = (attack, benchmark, figures, defend, detect, lab, transfer, train_patch, app)
+COMMANDS = (attack, benchmark, figures, defend, detect, queries, lab, transfer, train_patch, app)
 
 
 def build_parser() -> Parser:
