@@ -28,8 +28,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 CLI = "python -m sdsgsm"
-FENCE = re.compile(r"(?:^<!--\s*docs-test:\s*(?P<marker>[^\n]*?)\s*-->\n)?^```(?P<lang>\w*)[^\n]*\n(?P<body>.*?)^```\s*$",
-                   re.S | re.M)
+FENCE = re.compile(r"(?:^<!--\s*docs-test:\s*(?P<marker>[^\n]*?)\s*-->\n)?"
+                   r"^```(?P<lang>\w*)[^\n]*\n(?P<body>.*?)^```\s*$", re.S | re.M)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from sklearn.datasets import load_digits
 from helpers import APP_DIR
+from sklearn.datasets import load_digits
 from streamlit.testing.v1 import AppTest
 
 from sdsgsm.cli import main

@@ -245,7 +245,6 @@ def test_cli_transfer_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- the page
 def _page(**query):
-    from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
 

@@ -33,8 +33,8 @@ from sdsgsm.attacks.jitter import jitter_core, jitter_params
 from sdsgsm.attacks.patch import patch_core
 from sdsgsm.attacks.smoothfool import smoothfool_core, smoothfool_params
 
-__all__ = ["Attack", "AttackConfig", "AttackResult", "CALLABLES", "METHODS", "Method", "build_config", "config_values", "get_method",
-           "method_label", "run_attack", "run_method",
+__all__ = ["Attack", "AttackConfig", "AttackResult", "CALLABLES", "METHODS", "Method", "build_config",
+           "config_values", "get_method", "method_label", "run_attack", "run_method",
            "GRAD_NORMS", "MAX_STEPS", "resolve_labels"]
 
 

@@ -15,8 +15,7 @@ The class name is the method's display label without punctuation: ``SDSGSM``, ``
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -69,5 +68,6 @@ def attack_classes(methods: Mapping[str, Any]) -> dict[str, type[Attack]]:
     for key, m in methods.items():
         name = class_name(m.label)
         doc = f"{m.label} (registry method ``{key}``): {m.description}.\n\n{Attack.__doc__}"
-        out[name] = type(name, (Attack,), {"method": key, "_fn": staticmethod(m.fn), "__doc__": doc, "__module__": "sdsgsm.attacks"})
+        body = {"method": key, "_fn": staticmethod(m.fn), "__doc__": doc, "__module__": "sdsgsm.attacks"}
+        out[name] = type(name, (Attack,), body)
     return out
