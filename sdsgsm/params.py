@@ -155,7 +155,7 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           "(Algorithm 2); past it the outcome is 'not fooled within N iterations'", "sf_max_iter", "smoothfool",
           widget="select_slider", lo=1, hi=1000, stops=(1, 2, 3, 5, 10, 20, 50, 100),
           show_if=("method", ("smoothfool",))),
-    # --- adversarial patch (fgsm-patch seed; Brown et al. 2017)
+    # --- adversarial patch (Brown et al. 2017; arXiv:2312.16880)
     Param("patch_size", int, 48, "Adversarial patch (px)", "side of the square adversarial patch pasted on the "
           "image (32 / 48 / 64 in arXiv:2312.16880); not the scan window m", "patch_size", "patch",
           widget="select_slider", lo=1, hi=1024, stops=(16, 24, 32, 48, 64, 96, 128),

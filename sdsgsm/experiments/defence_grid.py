@@ -1,4 +1,4 @@
-"""The attack × defence grid, non-adaptive and adaptive (Majlesi 2025, §2; Athalye et al. 2018).
+"""The attack × defence grid, non-adaptive and adaptive (Guo et al., ICLR 2018; Athalye et al., ICML 2018).
 
 For every method the *non-adaptive* attack is crafted ONCE on the bare model f and its x_adv is then
 classified by every defended model f∘T (:mod:`sdsgsm.defences`). The *adaptive* attack is crafted on
@@ -243,7 +243,7 @@ def run_defence_grid(model, x: torch.Tensor, y: torch.Tensor | None, methods: Se
                      should_stop: Callable[[], bool] | None = None, keys: Sequence[str] | None = None,
                      data: str = "", store: MutableMapping | None = None,
                      units: UnitStore | None = None) -> DefenceGrid:
-    """Attack × defence × {non-adaptive, adaptive} on x (Majlesi 2025, §2; Athalye et al. 2018 BPDA).
+    """Attack × defence × {non-adaptive, adaptive} on x (Guo et al. 2018; Athalye et al. 2018 BPDA).
 
     Args: model a Classifier; x (N, 3, H, W) in [0, 1]; y (N,) labels or None (−1 = unknown: the bare
     model's clean prediction); methods registry names; defences registry names ('none' is always added

@@ -1,11 +1,11 @@
-"""Transferability: craft x_adv on a source model, evaluate it on target models (Majlesi 2025, §2).
+"""Transferability: craft x_adv on a source model, evaluate it on target models (Papernot et al. 2016).
 
 Adversarial examples crafted on one model often fool another (Papernot et al. 2016; Liu et al.
 2017), which makes black-box attacks possible: the attacker crafts on a surrogate it owns. The
 FGSM family's momentum (MI-FGSM, Dong et al. 2018), Nesterov look-ahead (NI-FGSM, Lin et al.
 2020) and gradient smoothing (TI-FGSM, Dong et al. 2019) were designed to transfer better, and an
 **ensemble source** (the mean of several models' logits, :class:`sdsgsm.ensemble.Ensemble`; Liu et
-al. 2017, Tramèr et al. 2018) is the black-box strategy Majlesi 2025 describes: hold the target out of it.
+al. 2017, Tramèr et al. 2018) is a black-box strategy: hold the target out of it.
 
 :func:`run_transfer` is pure (no streamlit, no files). For each method and each source it crafts
 x_adv **once** with the registry method (the benchmark's batches, seeds and shared zero-out scan,
@@ -205,7 +205,7 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
                  progress: Callable[[str, int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, *, keys: list[str] | None = None,
                  data: str = "", meta: dict | None = None, units: UnitStore | None = None) -> TransferResult:
-    """The transfer matrix (source × target ASR per method) and each source's L2 / SSIM (Majlesi 2025, §2).
+    """The transfer matrix (source × target ASR per method) and each source's L2 / SSIM (Papernot et al. 2016).
 
     Args:
         sources, targets: (ModelSpec, model) pairs; every model maps (B, 3, S, S) in [0, 1] to (B, K)
