@@ -333,6 +333,7 @@ def asr_figure(grid: DefenceGrid):
 
     panels = [(mode, grid.matrix(mode)) for mode in MODES]
     return figures.build(figures.matrix_figure, panels, "ASR (%)", digits=0,
+                         counts=[grid.matrix(mode, "n") for mode in MODES],
                          title=f"{grid.config['model']}: attack × defence, ASR over defended-clean-correct samples")
 
 

@@ -247,7 +247,7 @@ def soft_label_loss(soft: torch.Tensor, temperature: float):
 
 
 def fgsm_at_loss(eps: float):
-    """Goodfellow et al. 2015's adversarial objective ½·J(x, y) + ½·J(x + ε·sign ∇ₓJ, y) (Goodfellow et al., ICLR 2015)."""
+    """Goodfellow et al. (ICLR 2015)'s adversarial objective ½·J(x, y) + ½·J(x + ε·sign ∇ₓJ, y)."""
     def loss(net, xb, yb, idx, gen):
         adv = fgsm_examples(net, xb, yb, eps)
         return 0.5 * F.cross_entropy(net(xb), yb) + 0.5 * F.cross_entropy(net(adv), yb)

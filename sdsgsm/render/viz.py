@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
+from sdsgsm.attacks import method_label
 from sdsgsm.metrics import metric_list
 
 # anchor colours of a perceptually ordered "inferno"-like map, interpolated linearly
@@ -207,7 +208,8 @@ def radar_figure(rows: list[dict]):
     fig = go.Figure()
     for i, row in enumerate(rows):
         r = [scores[m.mean_key][i] for m in metrics]
-        fig.add_trace(go.Scatterpolar(r=r + r[:1], theta=labels + labels[:1], name=row["method"], fill="toself",
+        fig.add_trace(go.Scatterpolar(r=r + r[:1], theta=labels + labels[:1], name=method_label(row["method"]),
+                                      fill="toself",
                                       opacity=0.55, line=dict(color=method_colour(row["method"]))))
     fig.update_layout(polar=dict(radialaxis=dict(range=[0, 1.05], showticklabels=False)), height=420,
                       margin=dict(l=40, r=40, t=30, b=30), legend=dict(orientation="h"))
@@ -227,7 +229,8 @@ def bars_figure(rows: list[dict]):
     colours = [method_colour(n) for n in names]
     for col, m in enumerate(metrics, start=1):
         err = [float(r[m.std_key]) * m.scale for r in rows] if m.show_std and m.std_key else None
-        fig.add_trace(go.Bar(x=names, y=[float(r[m.mean_key]) * m.scale for r in rows], showlegend=False,
+        fig.add_trace(go.Bar(x=[method_label(n) for n in names],
+                             y=[float(r[m.mean_key]) * m.scale for r in rows], showlegend=False,
                              error_y=dict(type="data", array=err) if err else None, marker_color=colours),
                       1, col)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
