@@ -98,6 +98,22 @@ def _boxes(ax, boxes, colour) -> None:
         ax.add_patch(Rectangle((left - 0.5, top - 0.5), w, h, fill=False, edgecolor=_rgb(colour), linewidth=0.9))
 
 
+def salient_tiles(perturbation_img: np.ndarray, boxes, ratio: float = 1.25) -> np.ndarray:
+    """The high-perturbation tiles worth a yellow box: those whose mean |δ| exceeds ``ratio`` × the
+    image's mean |δ|. A zero perturbation or a (nearly) uniform one, such as FGSM's ε·sign(∇) with a
+    few clipped pixels, has no tile that stands out and gets no box.
+
+    perturbation_img: (H, W, 3) amplified perturbation around grey 0.5 (:func:`sdsgsm.metrics.amplify`);
+    boxes: (k, 4) (top, left, h, w). Returns the kept boxes (j, 4)."""
+    boxes = np.asarray(boxes, dtype=int).reshape(-1, 4)
+    mag = np.abs(np.asarray(perturbation_img, dtype=float) - 0.5).mean(-1)
+    mean = float(mag.mean())
+    if mean <= 0 or not len(boxes):
+        return boxes[:0]
+    keep = [mag[t:t + h, c:c + w].mean() > ratio * mean for t, c, h, w in boxes.tolist()]
+    return boxes[np.asarray(keep, dtype=bool)]
+
+
 def grid_figure(rows: Sequence[Sequence[Mapping]], names: Sequence[str], methods: Sequence[str],
                 columns: Sequence[str] = DEFAULT_COLUMNS, panel_in: float = 1.15) -> Figure:
     """Paper Fig. 5/6 as a grid: one row per image, one column group per method.
@@ -105,8 +121,8 @@ def grid_figure(rows: Sequence[Sequence[Mapping]], names: Sequence[str], methods
     Args: rows[i][j] the :func:`sdsgsm.experiments.report.image_record` of image i attacked by methods[j];
     names the row labels; columns keys of :data:`COLUMNS` — 'original' (red region R, §3.3) and
     'saliency' (Δ of eq. 2 normalised per image, R in red) appear once per row, 'adversarial'
-    (predicted label and confidence below), 'perturbation' (5× around grey, yellow
-    high-perturbation tiles) and 'budget' (E of eq. 5, ×1/255) once per method.
+    (predicted label and confidence below), 'perturbation' (5× around grey, yellow boxes on the
+    high-perturbation tiles that stand out, :func:`salient_tiles`) and 'budget' (E of eq. 5, ×1/255) once per method.
     Returns the Figure; panel count = :func:`grid_layout`'s third value.
     """
     shared = [c for c in columns if c in SHARED_COLUMNS]
@@ -151,7 +167,7 @@ def grid_figure(rows: Sequence[Sequence[Mapping]], names: Sequence[str], methods
                     m = rec["summary"]["metrics"]
                     ax = _panel(fig, box(x_in, y_in), rec["perturbation_x5"], title,
                                 f"L2 {m['l2']:.2f} · SSIM {m['ssim']:.3f}")
-                    _boxes(ax, rec["tile_boxes"], YELLOW)
+                    _boxes(ax, salient_tiles(rec["perturbation_x5"], rec["tile_boxes"]), YELLOW)
                 else:
                     ax = _panel(fig, box(x_in, y_in), np.zeros((*rec["budget"].shape, 3)), title)
                     budget_im = ax.imshow(rec["budget"] * 255, cmap="Blues", vmin=0, vmax=max(budget_top, 1e-6),
@@ -484,6 +500,6 @@ def figure_files(fig: Figure, stem: str, info: Mapping, kind: str,
 
 
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "DPI", "FORMATS", "bars_figure", "build", "caption", "figure_files",
-           "default_sweep_metric", "grid_figure", "grid_layout", "lab_figure", "matrix_figure", "matrix_layout",
+           "default_sweep_metric", "grid_figure", "salient_tiles", "grid_layout", "lab_figure", "matrix_figure", "matrix_layout",
            "parse_columns", "radar_figure",
            "render", "sweep_figure"]
