@@ -205,7 +205,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
 def format_metric(key: str, value: float | None, *, unit: bool = True) -> str:
     """The one on-screen form of a metric value (tables, charts, the Explorer): ``value`` (a summary or
     per-sample value, native units) times the registry's display scale at its digits, with its unit
-    ('%' and 's' after a space; '×1/255' as '/255' attached, like :func:`sdsgsm.params.format_budget`); '–' for None/NaN. The header that goes with it is
+    ('%' and 's' after a space; '×1/255' as '/255' attached, like
+    :func:`sdsgsm.params.format_budget`); '–' for None/NaN. The header that goes with it is
     ``METRICS[key].header`` (e.g. 'L∞ Norm (×1/255)', 'Ω_n ×1e3').
 
     ``format_metric('asr', 0.9)`` -> '90.0 %'; ``format_metric('linf', 8 / 255)`` -> '8.00/255';

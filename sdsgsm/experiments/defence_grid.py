@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sdsgsm.attacks import METHODS, AttackConfig, AttackResult, config_values, resolve_labels, run_attack
+from sdsgsm.attacks import METHODS, AttackConfig, AttackResult, config_values, method_label, resolve_labels, run_attack
 from sdsgsm.attacks.base import join_results
 from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, params_text, parse_defences, transform
 from sdsgsm.experiments.runner import (
@@ -96,7 +96,8 @@ class DefenceGrid(ExperimentResult):
             na, ad = r.get("non-adaptive"), r.get("adaptive")
             cell = lambda row, k, s=1.0, f=".1f": "–" if row is None or pd.isna(row[k]) else f"{row[k] * s:{f}}"  # noqa: E731
             text = self.config["defence_text"].get(d, "")
-            lines.append(f"| {method} | {d}{f' ({text})' if text else ''} | {cell(na, 'clean_acc', 100)} | "
+            lines.append(f"| {method_label(method)} | {d}{f' ({text})' if text else ''} | "
+                         f"{cell(na, 'clean_acc', 100)} | "
                          f"{cell(na, 'n', f='.0f')} | {cell(na, 'asr', 100)} | {cell(ad, 'asr', 100)} | "
                          f"{cell(na, 'l2_mean', f='.3f')} / {cell(ad, 'l2_mean', f='.3f')} | "
                          f"{cell(na, 'ssim_mean', f='.4f')} / {cell(ad, 'ssim_mean', f='.4f')} |")

@@ -500,6 +500,6 @@ def figure_files(fig: Figure, stem: str, info: Mapping, kind: str,
 
 
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "DPI", "FORMATS", "bars_figure", "build", "caption", "figure_files",
-           "default_sweep_metric", "grid_figure", "salient_tiles", "grid_layout", "lab_figure", "matrix_figure", "matrix_layout",
-           "parse_columns", "radar_figure",
+           "default_sweep_metric", "grid_figure", "grid_layout", "lab_figure", "matrix_figure", "matrix_layout",
+           "parse_columns", "radar_figure", "salient_tiles",
            "render", "sweep_figure"]
