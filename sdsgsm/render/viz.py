@@ -251,19 +251,34 @@ def mask_box(mask_hw: np.ndarray) -> np.ndarray:
 
 
 def matrix_figure(panels: list[tuple[str, pd.DataFrame]], value_label: str, digits: int = 0,
-                  zmin: float | None = 0.0, zmax: float | None = 100.0, colorscale: str = "Viridis"):
+                  zmin: float | None = 0.0, zmax: float | None = 100.0, colorscale: str = "Viridis",
+                  counts: list[pd.DataFrame] | None = None, min_n: int = 10):
     """Interactive twin of :func:`sdsgsm.render.figures.matrix_figure`: annotated heat maps side by side,
-    one per ``(title, DataFrame)`` (rows × columns, NaN blank), one shared colour scale and bar."""
+    one per ``(title, DataFrame)`` (rows × columns, NaN blank; method keys shown by their display
+    names), one shared colour scale and bar. ``counts``: each cell's n under its value, '⚠' where
+    n < ``min_n``."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from sdsgsm.attacks import method_label
+
     shared = all(list(df.index) == list(panels[0][1].index) for _, df in panels)
-    fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[t for t, _ in panels],
+    fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[method_label(t) for t, _ in panels],
                         horizontal_spacing=0.04 if shared else 0.12)
     for k, (_, df) in enumerate(panels, start=1):
         z = np.asarray(df, dtype=float)
-        text = [["" if not np.isfinite(v) else f"{v:.{digits}f}" for v in row] for row in z]
-        fig.add_trace(go.Heatmap(z=z, x=[str(c) for c in df.columns], y=[str(r) for r in df.index], text=text,
+        n = np.asarray(counts[k - 1], dtype=float) if counts is not None else None
+
+        def cell(i, j, v, n=n):
+            if not np.isfinite(v):
+                return ""
+            if n is None or not np.isfinite(n[i, j]):
+                return f"{v:.{digits}f}"
+            return f"{v:.{digits}f}<br>n={int(n[i, j])}{' ⚠' if n[i, j] < min_n else ''}"
+
+        text = [[cell(i, j, v) for j, v in enumerate(row)] for i, row in enumerate(z)]
+        fig.add_trace(go.Heatmap(z=z, x=[method_label(str(c)) for c in df.columns],
+                                 y=[method_label(str(r)) for r in df.index], text=text,
                                  texttemplate="%{text}", colorscale=colorscale, zmin=zmin, zmax=zmax,
                                  coloraxis="coloraxis", hovertemplate="%{y} → %{x}: %{z:.3g}<extra></extra>"),
                       row=1, col=k)
