@@ -77,3 +77,7 @@ def test_a_link_key_the_page_does_not_read_is_said_in_one_line():
     assert len(said) == 1 and "nonexistent" in said[0]
     link = next(c.value for c in at.code if c.value.startswith("http"))
     assert link.startswith("http://localhost:8501/Transfer") and "models=" not in link
+    assert not at.image
+    at.toggle(key="tr_qr").set_value(True).run()  # the classroom QR code, on request
+    if qr_png("x") is not None:
+        assert len(at.image) == 1 and "Scan" in at.image[0].proto.imgs[0].caption

@@ -261,9 +261,13 @@ def share_link(prefix: str, extra: dict, box=None) -> str:
         st.caption("The copy button sits at the code box's top right. The link holds the image, model, method "
                    "and every parameter that differs from its default; opened on any server it reproduces the "
                    "same numbers.")
-        png = qr_png(link)
-        if png is not None:
-            st.image(png, width=180, caption="Scan to open this page with these settings")
+        if st.toggle("QR code", key=key(prefix, "qr"), help="for a classroom: students scan it to open this page "
+                     "with these settings"):
+            png = qr_png(link)
+            if png is None:
+                st.caption("A QR code needs the segno package (pip install segno).")
+            else:
+                st.image(png, width=180, caption="Scan to open this page with these settings")
     return link
 
 
