@@ -154,4 +154,4 @@ def test_matrix_figure_annotates_every_finite_cell_and_leaves_nan_blank():
     files = figures.figure_files(fig, "m", {"kind": "test"}, "matrix", formats=("png",))
     assert files["m.png"][:8] == b"\x89PNG\r\n\x1a\n"
     live = viz.matrix_figure([("a", df)], "ASR (%)")
-    assert live.data[0].text[0] == ["10", ""] and list(live.data[0].y) == ["fgsm", "pgd"]
+    assert live.data[0].text[0] == ["10", ""] and list(live.data[0].y) == [method_label("fgsm"), method_label("pgd")]
