@@ -115,6 +115,26 @@ def _photo_items(folder: Path) -> list[GalleryItem]:
     return items
 
 
+def image_title(ref: str | os.PathLike) -> str:
+    """The name a figure or table shows for an image: the class name of a gallery image (its true
+    label, e.g. 'bull mastiff' for ``imagenet/imagenet_00_243.jpg``, 'cat' for a CIFAR-10 sample), a
+    photo's caption up to its credit, else the file name without its extension. Pure: reads only the gallery index."""
+    text = str(ref)
+    try:
+        item = gallery_item(text)
+    except ValueError:
+        item = None
+    if item is not None and item.dataset == "photo":
+        return item.caption.split(" (")[0].split(";")[0]
+    match = _NAME_RE.match(Path(text).name)
+    if match:
+        dataset, label = match.group(1).lower(), int(match.group(3))
+        names = CIFAR10_CLASSES if dataset == "cifar10" else _imagenet_names()
+        if label < len(names):
+            return names[label]
+    return Path(text).stem
+
+
 @functools.lru_cache(maxsize=1)
 def _all_items() -> tuple[GalleryItem, ...]:
     """Every gallery item, sorted by key (cached; the assets are read-only)."""

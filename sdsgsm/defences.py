@@ -1,6 +1,6 @@
 """Input-transform defences placed in front of any model, and BPDA to attack through them.
 
-Majlesi 2025, §2.5 (input transformations) and §2.3 (gradient masking, and why it fails); Guo et al.
+Athalye, Carlini & Wagner (ICML 2018: gradient masking, and why it fails; BPDA); Guo et al.
 (ICLR 2018, "Countering adversarial images using input transformations": JPEG, total-variation
 minimisation); Xu et al. (NDSS 2018, "Feature squeezing": bit-depth reduction, median smoothing);
 Xie et al. (ICLR 2018, "Mitigating adversarial effects through randomization": random resize and pad).

@@ -11,7 +11,7 @@ clean input, and an ensemble can average the logits of models with different nat
 
 **Ensemble source** (:class:`Ensemble`): the mean of its members' logits, the ensemble-based
 black-box attack of Liu et al. 2017 ("Delving into transferable adversarial examples") and
-Tramèr et al. 2018, Majlesi 2025, §2: an attack crafted against several white-box models transfers
+Tramèr et al. (ICLR 2018): an attack crafted against several white-box models transfers
 better to a held-out black-box one. Written ``ens:lite0+lite1`` (aliases or registered names).
 """
 
@@ -63,7 +63,7 @@ class Resized(ClassifierWrapper):
 
 
 class Ensemble(ClassifierWrapper):
-    """The mean of several classifiers' logits (Liu et al. 2017; Tramèr et al. 2018; Majlesi 2025, §2).
+    """The mean of several classifiers' logits (Liu et al., ICLR 2017; Tramèr et al., ICLR 2018).
 
     All members take the same ``input_size`` (wrap them with :func:`at_size`) and share one class
     list. forward(x) = mean_i f_i(x), logits (N, K); every registered attack can use it as its model."""

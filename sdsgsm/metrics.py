@@ -109,7 +109,7 @@ class Metric:
 
     key: summary prefix (``<key>_mean``/``<key>_std``; a ``rate`` metric's summary key is the key
     itself, e.g. ``asr``). column: the per-sample column (default: key). label/unit/digits: display
-    text, unit after ``scale`` ('%', 's' or ''), decimals. better: 'higher' | 'lower'.
+    text, unit after ``scale`` ('%', 's', '×1/255' or ''), decimals. better: 'higher' | 'lower'.
     per_sample: (x (N, 3, H, W), AttackResult) -> (N,) values. over: 'evaluated' (samples of the ASR
     criterion), 'attacked' (all samples, e.g. time, which is spent on all of them) or 'successful'
     (evaluated samples whose attack succeeded, SmoothFool's D_s for the roughness). rate: a share
@@ -170,7 +170,7 @@ class Metric:
     @property
     def tex_header(self) -> str:
         """The header in TeX, e.g. 'ASR (\\%)', '$L_2$ Norm'."""
-        label, unit = self.latex or self.label, self.unit.replace("%", r"\%")
+        label, unit = self.latex or self.label, self.unit.replace("%", r"\%").replace("×", r"$\times$")
         return f"{label} ({unit})" if unit else label
 
 
@@ -183,8 +183,9 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
            note="ASR 8-bit: the same share for the image saved as 8-bit PNG (round(x_adv·255)/255; minimum-norm "
                 "methods after their quantisation-aware finish)"),
     Metric("l2", "L2 Norm", "", 3, "lower", _on_adv(l2_norms), latex="$L_2$ Norm",
-           note="L2 and L∞ of x_adv − x over all C·H·W values on the [0, 1] scale"),
-    Metric("linf", "L∞ Norm", "", 4, "lower", _on_adv(linf_norms), track_max=True, latex=r"$L_\infty$ Norm"),
+           note="L2 and L∞ of x_adv − x over all C·H·W values (L2 on the [0, 1] pixel scale)"),
+    Metric("linf", "L∞ Norm", "×1/255", 2, "lower", _on_adv(linf_norms), scale=255.0, track_max=True,
+           latex=r"$L_\infty$ Norm", note="L∞ in 1/255 units (as ε)"),
     Metric("ssim", "SSIM", "", 4, "higher", _on_adv(ssim_scores), note="SSIM: scikit-image, data_range 1"),
     Metric("time_s", "Total time", "s", 3, "lower", _seconds("time_s"), over="attacked", show_std=False,
            note=f"Total time = zero-out scan + attack, {_TIME}"),
@@ -196,8 +197,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("finish_time_s", "8-bit time", "s", 4, "lower", _seconds("finish_time_s"), over="attacked",
            show_std=False, in_radar=False, in_paper=False,
            note="8-bit time: rounding to the 8-bit grid, its check and the minimum-norm finish (not in Total time)"),
-    Metric("roughness", "Ω ×1e3", "", 2, "lower", _rough(roughness), scale=1e3, over="successful", in_radar=False,
-           latex=r"$\Omega\times10^3$", note="Ω = ‖r − r∗h‖₂² (SmoothFool eq. 4, h Gaussian σ_h = 1, r = x_adv − x)"),
+    Metric("roughness", "Ω", "", 3, "lower", _rough(roughness), over="successful", in_radar=False,
+           latex=r"$\Omega$", note="Ω = ‖r − r∗h‖₂² (SmoothFool eq. 4, h Gaussian σ_h = 1, r = x_adv − x)"),
     Metric("roughness_n", "Ω_n ×1e3", "", 1, "lower", _rough(roughness_normalised), scale=1e3, over="successful",
            in_radar=False, latex=r"$\Omega_n\times10^3$",
            note="Ω_n = Ω/‖r‖₂² (share of high-frequency power), both over the successful samples"),
@@ -208,6 +209,25 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
            note="Queries: model queries (forward passes of one image) a black-box attack asked until its first "
                 "success, mean over the successful samples; blank for white-box methods"),
 )}
+
+
+def format_metric(key: str, value: float | None, *, unit: bool = True) -> str:
+    """The one on-screen form of a metric value (tables, charts, the Explorer): ``value`` (a summary or
+    per-sample value, native units) times the registry's display scale at its digits, with its unit
+    ('%' and 's' after a space; '×1/255' as '/255' attached, like
+    :func:`sdsgsm.params.format_budget`); '–' for None/NaN. The header that goes with it is
+    ``METRICS[key].header`` (e.g. 'L∞ Norm (×1/255)', 'Ω_n ×1e3').
+
+    ``format_metric('asr', 0.9)`` -> '90.0 %'; ``format_metric('linf', 8 / 255)`` -> '8.00/255';
+    ``format_metric('roughness_n', 0.0123)`` -> '12.3'.
+    """
+    m = METRICS[key]
+    if value is None or not math.isfinite(float(value)):
+        return "–"
+    text = f"{float(value) * m.scale:.{m.digits}f}"
+    if not unit or not m.unit:
+        return text
+    return f"{text}/255" if m.unit == "×1/255" else f"{text} {m.unit}"
 
 
 def metric_list(which: str = "all") -> list[Metric]:

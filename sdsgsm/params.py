@@ -97,7 +97,8 @@ def _eps(name: str, default: float, label: str, help_: str, target: str) -> Para
 
 PARAMS: dict[str, Param] = {p.name: p for p in [
     # --- zero-out scan (§3.2, eq. 1–2)
-    Param("patch", int, None, "Patch size m (px)", "side of the square zero-out window Ω (eq. 1)", "scan.patch",
+    Param("patch", int, None, "Patch size m (px)", "side of the square zero-out window Ω of the occlusion scan "
+          "(eq. 1), in px; not the adversarial patch (--patch-size)", "scan.patch",
           "scan", widget="select_slider", lo=1, hi=1024, stops=(0, 2, 4, 7, 8, 14, 16, 28, 32, 56, 112),
           auto="scaled with the input size (16 at 224 px, 4 at 32 px)"),
     Param("stride", int, None, "Stride s (px)", "step between windows; the last window is clamped inside the "
@@ -159,9 +160,9 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           "(Algorithm 2); past it the outcome is 'not fooled within N iterations'", "sf_max_iter", "smoothfool",
           widget="select_slider", lo=1, hi=1000, stops=(1, 2, 3, 5, 10, 20, 50, 100),
           show_if=("method", ("smoothfool",))),
-    # --- adversarial patch (fgsm-patch seed; Brown et al. 2017)
+    # --- adversarial patch (Brown et al. 2017; arXiv:2312.16880)
     Param("patch_size", int, 48, "Adversarial patch (px)", "side of the square adversarial patch pasted on the "
-          "image (32 / 48 / 64 in arXiv:2312.16880); not the scan window m", "patch_size", "patch",
+          "image (32 / 48 / 64 in arXiv:2312.16880), in px; not the scan window m (--patch)", "patch_size", "patch",
           widget="select_slider", lo=1, hi=1024, stops=(16, 24, 32, 48, 64, 96, 128),
           show_if=("method", ("patch",))),
     Param("placement", str, "omega-star", "Patch placement", "omega-star: centred on the most sensitive scan "

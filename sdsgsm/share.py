@@ -21,14 +21,52 @@ from sdsgsm.params import PARAMS
 RUN_KEYS = ("image", "model", "method", "label")
 
 
-def param_query(values: Mapping[str, object]) -> dict[str, str]:
-    """Native values of spec parameters -> {name: shown-unit text} (the link's parameter part)."""
+def param_query(values: Mapping[str, object], base: Mapping[str, object] | None = None) -> dict[str, str]:
+    """Native values of spec parameters -> {name: shown-unit text} (the link's parameter part).
+
+    ``base``: the native values a link is opened over (the spec defaults, or a preset's numbers); a
+    parameter whose shown value equals its base value is left out, so a shared link holds only what
+    differs (``compact_query``)."""
     out = {}
     for name, p in PARAMS.items():
         if name in values:
             shown = p.shown(values[name])
+            if base is not None and name in base and p.shown(base[name]) == shown:
+                continue
             out[name] = f"{shown:g}" if isinstance(shown, float) else str(shown)
     return out
+
+
+def link_base(preset: str | None = None) -> dict[str, object]:
+    """The native values a page starts from before a link's own: the spec defaults, with a named
+    preset's numbers over them (the Benchmark's ``preset=``)."""
+    from sdsgsm.params import PRESETS
+
+    defaults = {n: p.default for n, p in PARAMS.items()}
+    return PRESETS[preset].apply() if preset in PRESETS else defaults
+
+
+def absolute_link(root: str, page: str, query: Mapping[str, str]) -> str:
+    """``root`` (scheme, host, port, base path: 'http://localhost:8501') + '/' + ``page`` ('' for Home,
+    'Explorer', …) + '?' + the URL-encoded query (left out when empty)."""
+    from urllib.parse import urlencode
+
+    url = root.rstrip("/") + ("/" + page if page else "")
+    return f"{url}?{urlencode(dict(query))}" if query else url
+
+
+def qr_png(text: str, scale: int = 4) -> bytes | None:
+    """A QR code of ``text`` as PNG bytes (for a classroom projector), or None when the ``segno``
+    package is not installed."""
+    try:
+        import segno
+    except ImportError:
+        return None
+    import io
+
+    buf = io.BytesIO()
+    segno.make(text, error="m").save(buf, kind="png", scale=scale, border=2)
+    return buf.getvalue()
 
 
 @dataclass(frozen=True)
@@ -93,4 +131,5 @@ def override(cfg: AttackConfig, values: Mapping[str, object]) -> AttackConfig:
     return replace(new, ti_sigma=cfg.ti_sigma, scan=replace(new.scan, **keep))
 
 
-__all__ = ["RUN_KEYS", "SavedRun", "config_from_parameters", "load_result", "override", "param_query", "run_query"]
+__all__ = ["RUN_KEYS", "SavedRun", "absolute_link", "config_from_parameters", "link_base", "load_result", "override",
+           "param_query", "qr_png", "run_query"]

@@ -10,6 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import sdsgsm.ui
+from sdsgsm.attacks import method_label
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 600
@@ -158,10 +159,10 @@ def test_compare_page_has_a_row_per_method():
     at.button(key="cmp_run").click().run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert list(table["method"]) == ["fgsm", "sd-sgsm", "pgd"]
+    assert list(table["Method"]) == [method_label(m) for m in ("fgsm", "sd-sgsm", "pgd")]  # display names
     assert {"Scan time (s)", "Attack time (s)", "Total time (s)"} <= set(table.columns)
-    assert table.loc[table["method"] == "fgsm", "Scan time (s)"].item() == "0.000"
-    assert float(table.loc[table["method"] == "sd-sgsm", "Scan time (s)"].item()) > 0  # the scan counts
+    assert table.loc[table["Method"] == method_label("fgsm"), "Scan time (s)"].item() == "0.000"
+    assert float(table.loc[table["Method"] == method_label("sd-sgsm"), "Scan time (s)"].item()) > 0  # the scan counts
     assert len(at.get("plotly_chart")) == 2
 
 
@@ -197,7 +198,7 @@ def test_compare_runs_on_an_uploaded_cifar_checkpoint():
     at.multiselect(key="cmp_methods").set_value(["fgsm", "sd-fgsm"]).run()
     at.button(key="cmp_run").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert list(at.dataframe[0].value["method"]) == ["fgsm", "sd-fgsm"]
+    assert list(at.dataframe[0].value["Method"]) == [method_label("fgsm"), method_label("sd-fgsm")]
     assert any("32 px" in c.value for c in at.caption)
 
 
@@ -228,7 +229,11 @@ def test_explorer_refuses_more_smoothfool_iterations_than_the_app_allows_only_fo
     from sdsgsm.ui.limits import APP_MAX_SF_ITER
 
     at = page(page_path("Explorer"), method="smoothfool", sf_max_iter=str(APP_MAX_SF_ITER + 1))
-    assert not at.exception
-    assert any("above this app's limit of 50" in e.value and "--sf-max-iter 51" in e.value for e in at.error)
+    assert not at.exception and not at.error  # a link above the limit: ignored with one warning, the page shows
+    assert sum("sf_max_iter=" in w.value for w in at.warning) == 1
+    over = next(v for v in at.select_slider(key="ex_sf_max_iter").options if int(v) > APP_MAX_SF_ITER)
+    at.select_slider(key="ex_sf_max_iter").set_value(int(over)).run()  # chosen on the page: refused
+    assert any(f"above this app's limit of {APP_MAX_SF_ITER}" in e.value and f"--sf-max-iter {over}" in e.value
+               for e in at.error)
     other = page(page_path("Explorer"), method="fgsm", sf_max_iter=str(APP_MAX_SF_ITER + 1))
     assert not other.exception and not any("app's limit" in e.value for e in other.error)

@@ -288,8 +288,8 @@ def test_best_values_are_bold_in_the_right_direction():
            "device_name": "cpu", "batch_size": 1, "seed": 0, "criterion_text": "crit"}
     md = results_markdown(BenchmarkResult(pd.DataFrame(rows), pd.DataFrame(), cfg)).splitlines()
     a, b = md[2], md[3]
-    assert "**80.0**" in a and "**0.200**" in a and "**0.0300**" in a and "| 8/255 |" in a
-    assert "**0.500**" in b and "**0.9900**" in b and "**0.0300**" in b and "| – |" in b
+    assert "**80.0**" in a and "**0.200**" in a and "**7.65**" in a and "| 8/255 |" in a
+    assert "**0.500**" in b and "**0.9900**" in b and "**7.65**" in b and "| – |" in b
     assert "**60.0**" not in b and "**1.000**" not in a
 
 

@@ -270,7 +270,7 @@ def test_cli_defend_on_two_gallery_images(tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert re.search(r"^\[1/3\] .*\| fgsm · crafted on the bare model$", captured.err, re.M), captured.err
-    assert "| fgsm | jpeg (quality 50) |" in captured.out
+    assert "| FGSM | jpeg (quality 50) |" in captured.out  # the display name (method_label)
     cells = pd.read_csv(out / "defences.csv")
     assert len(cells) == 1 * 3 * 2 and set(cells["mode"]) == set(MODES)
     config = json.loads((out / "defences.json").read_text())

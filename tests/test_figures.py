@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from sdsgsm.attacks import build_config
+from sdsgsm.attacks import build_config, method_label
 from sdsgsm.cli import main
 from sdsgsm.experiments import figure_grid
 from sdsgsm.experiments.benchmark import run_benchmark
@@ -71,7 +71,7 @@ def test_grid_of_three_images_and_two_methods_has_the_expected_panels(tiny_recor
     assert len(xs) == 6 and len(ys) == 3
     assert len({(round(ax.get_position().width, 4), round(ax.get_position().height, 4)) for ax in image_axes}) == 1
     texts = [t.get_text() for t in fig.texts]
-    assert "fgsm" in texts and "sd-sgsm" in texts  # method headers
+    assert method_label("fgsm") in texts and method_label("sd-sgsm") in texts  # method headers: display names
     png = check_files(figures.figure_files(fig, "grid", {"images": CIFAR}, "grid"), "grid")
     w_in, h_in = fig.get_size_inches()
     assert png.size == (round(w_in * 300), round(h_in * 300))
@@ -154,4 +154,4 @@ def test_matrix_figure_annotates_every_finite_cell_and_leaves_nan_blank():
     files = figures.figure_files(fig, "m", {"kind": "test"}, "matrix", formats=("png",))
     assert files["m.png"][:8] == b"\x89PNG\r\n\x1a\n"
     live = viz.matrix_figure([("a", df)], "ASR (%)")
-    assert live.data[0].text[0] == ["10", ""] and list(live.data[0].y) == ["fgsm", "pgd"]
+    assert live.data[0].text[0] == ["10", ""] and list(live.data[0].y) == [method_label("fgsm"), method_label("pgd")]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.attacks import METHODS, AttackConfig, method_label
 from sdsgsm.experiments.benchmark import OUTPUT_FILES as BENCH_FILES
 from sdsgsm.experiments.benchmark import (
     BenchmarkResult,
@@ -66,7 +66,7 @@ def test_registry_is_complete_and_every_metric_reaches_the_tables():
     assert [m.key for m in metric_list("radar")] == ["asr", "l2", "linf", "ssim", "time_s"]
     row = {"method": "fgsm", **summarise(ROWS)}
     frame = table_frame([row])
-    assert list(frame.columns) == ["method", "n", *(m.header for m in METRICS.values())]
+    assert list(frame.columns) == ["Method", "n", *(m.header for m in METRICS.values())]
     assert set(summary_keys()) == set(summarise(ROWS))
     result = BenchmarkResult(pd.DataFrame([{**row, "steps": 1, "eps": 8 / 255, "eps_weak": math.nan,
                                             "complete": True}]), pd.DataFrame(), _CFG)
@@ -149,8 +149,8 @@ def test_table_bolds_the_best_per_column_in_the_registry_direction():
     assert table.cells.loc[0, "L2 Norm"] == "1.000 ± 0.100" and table.cells.loc[1, "L2 Norm"] == "0.500"
     assert table.cells.loc[2].tolist()[2:6] == ["–"] * 4
     best = {col: [r for r in range(3) if table.best.loc[r, col]] for col in table.cells.columns[2:]}
-    assert best == {"ASR (%)": [0], "ASR 8-bit (%)": [], "L2 Norm": [1], "L∞ Norm": [0, 1], "SSIM": [1],
-                    "Ω ×1e3": [], "Ω_n ×1e3": [], "Total time (s)": [0]}  # no roughness or 8-bit ASR: nothing bold
+    assert best == {"ASR (%)": [0], "ASR 8-bit (%)": [], "L2 Norm": [1], "L∞ Norm (×1/255)": [0, 1], "SSIM": [1],
+                    "Ω": [], "Ω_n ×1e3": [], "Total time (s)": [0]}  # no roughness or 8-bit ASR: nothing bold
     md = table.markdown().splitlines()
     assert "| **80.0** |" in md[2] and "| **0.500** |" in md[3] and "**0.9900**" in md[3] and "**0.200**" in md[2]
     assert "**60.0**" not in md[3] and "**1.000" not in md[2] and "**–**" not in md[4]
@@ -167,7 +167,7 @@ def test_one_colour_per_method_in_radar_and_bars():
             for i, m in enumerate(["sd-sgsm", "fgsm", "pgd"])]
     radar, bars = viz.radar_figure(rows), viz.bars_figure(rows)
     for i, row in enumerate(rows):
-        assert radar.data[i].name == row["method"]
+        assert radar.data[i].name == method_label(row["method"])
         assert radar.data[i].line.color == bars.data[0].marker.color[i] == colours[row["method"]]
     assert all(list(t.marker.color) == [colours[r["method"]] for r in rows] for t in bars.data)
     alone = viz.radar_figure(rows[2:])

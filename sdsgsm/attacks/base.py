@@ -183,7 +183,7 @@ Core = Callable[..., CoreOutput]
 
 
 def resolve_labels(y: torch.Tensor | None, clean_logits: torch.Tensor) -> tuple[torch.Tensor, str]:
-    """Labels to attack: the true label where known (y ≥ 0), else the clean prediction (§2.5)."""
+    """Labels to attack: the true label where known (y ≥ 0), else the clean prediction."""
     pred = clean_logits.argmax(1)
     if y is None:
         return pred, "clean prediction"
@@ -279,7 +279,7 @@ def run_method(name: str, core: Core, model, x: torch.Tensor, y: torch.Tensor | 
     """The one wrapper around every registered method's core.
 
     Detaches x to float32, takes the clean logits f(x) without gradients (or the cached
-    scan's), resolves the labels (true label where known, else the clean prediction, §2.5),
+    scan's), resolves the labels (true label where known, else the clean prediction),
     runs ``core(model, x, y_used, clean, cfg, scan)``, takes the adversarial logits and
     times it all with device synchronisation. A scan the core computed is timed by the scan
     itself (``ScanResult.seconds``) and taken out of ``attack_time_s``.

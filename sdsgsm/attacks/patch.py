@@ -1,4 +1,5 @@
-"""Adversarial patch attack (fgsm-patch seed, arXiv 2312.16880; Brown et al. 2017, "Adversarial Patch").
+"""Adversarial patch attack (Brown et al. 2017, "Adversarial Patch"; arXiv:2312.16880,
+"Adversarial Attacks on Image Classification Models: Analysis and Defense").
 
 A square patch of s×s pixels replaces the image inside one box; everything else is unchanged.
 

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from sdsgsm.cli import app, attack, benchmark, defend, detect, figures, lab, queries, train_patch, transfer
-from sdsgsm.cli.common import PROG, CliError, Parser, out_dir
+from sdsgsm.cli.common import PROG, CliError, Parser, finish_help, out_dir
 from sdsgsm.models import first_line
 
 # one module per command group; each registers its sub-command(s) and their ``run``
@@ -26,6 +26,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in COMMANDS:
         module.add_parser(sub)
+    finish_help(parser)
     return parser
 
 

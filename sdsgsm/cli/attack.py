@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from sdsgsm.attacks import METHODS, config_values
+from sdsgsm.attacks import METHODS, config_values, method_label
 from sdsgsm.cli.common import (
     CliError,
     add_attack_params,
@@ -60,7 +60,7 @@ def run(args) -> str:
     for warning in s.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     after8 = s.get("adversarial_8bit", after)
-    return (f"{s['method']}: '{before['name']}' -> '{after['name']}' (success={m['success']}, 8-bit PNG "
+    return (f"{method_label(s['method'])}: '{before['name']}' -> '{after['name']}' (success={m['success']}, 8-bit PNG "
             f"'{after8['name']}' success_8bit={m.get('success_8bit')}, L2={m['l2']:.3f}, "
             f"Linf={m['linf'] * 255:.2f}/255, SSIM={m['ssim']:.4f}, attack {m['attack_time_s']:.2f} s + scan "
             f"{m['scan_time_s']:.2f} s) -> {args.out}")

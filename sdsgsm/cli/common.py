@@ -277,3 +277,64 @@ def run_context(args: argparse.Namespace, threads: int | None = None) -> Iterato
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------- help: examples and registry choices
+EXAMPLES: dict[str, tuple[str, ...]] = {  # sub-command path -> usage examples (what follows PROG)
+    "attack": ("attack --image imagenet/imagenet_00_243.jpg --method sd-sgsm --out out/dog",
+               "attack --from out/dog/result.json --steps 10 --out out/dog10"),
+    "benchmark": ("benchmark --data gallery --preset table2 --out out/table2",
+                  "benchmark --data gallery:imagenet --methods fgsm,pgd,sd-sgsm --limit 8 --out out/small"),
+    "figure grid": ("figure grid --images imagenet/imagenet_00_243.jpg,imagenet/imagenet_01_559.jpg "
+                    "--methods fgsm,sd-sgsm --out out/grid",),
+    "figure radar": ("figure radar --results out/table2/results.csv --out out/radar",),
+    "figure bars": ("figure bars --results out/table2/results.csv --out out/bars",),
+    "figure sweep": ("figure sweep --from out/sweep/sweep.csv --out out/sweep_fig",),
+    "sweep": ("sweep --param eps --values 0:16/255:5 --methods fgsm,sd-sgsm --limit 4 --out out/sweep",
+              "sweep --param eps --values 2/255,8/255 --param omega --values 1,10 --metric ssim --out out/heat"),
+    "defend": ("defend --methods fgsm,pgd,sd-sgsm --defences none,jpeg,median --limit 4 --out out/defences",),
+    "lab train": ("lab train --out out/lab",),
+    "lab eval": ("lab eval --eps 0:32/255:9 --out out/lab_eval",),
+    "transfer": ("transfer --sources lite0,ens:lite0+lite1 --targets lite1,lite2 --methods fgsm,mifgsm --limit 4 "
+                 "--out out/transfer",),
+    "train-patch": ("train-patch --sizes 32,48 --out out/patches",),
+}
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser, path: str = "") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """(sub-command path, parser) of every runnable sub-command ('attack', 'figure grid', …)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs and path:
+        yield path, parser
+    for action in subs:
+        for name, child in action.choices.items():
+            yield from _leaf_parsers(child, f"{path} {name}".strip())
+
+
+def _choices_text(dest: str) -> str:
+    """The valid names of a flag that takes registry names, read from the registries (never copied)."""
+    from sdsgsm.attacks import METHODS
+    from sdsgsm.models import available_models
+
+    if dest == "model":
+        return "one of: " + ", ".join(m.name for m in available_models())
+    if dest == "methods":
+        return "any of: " + ", ".join(METHODS)
+    if dest in ("sources", "targets"):
+        from sdsgsm.ensemble import ALIASES
+
+        return ("registered models: " + ", ".join(m.name for m in available_models()) + "; aliases: "
+                + ", ".join(f"{k} = {v}" for k, v in ALIASES.items()))
+    return ""
+
+
+def finish_help(parser: argparse.ArgumentParser) -> None:
+    """Every sub-command's help ends with usage examples (:data:`EXAMPLES`), and the flags that take
+    registry names (--model, --methods, --sources, --targets) list the valid names."""
+    for path, leaf in _leaf_parsers(parser):
+        leaf.formatter_class = argparse.RawDescriptionHelpFormatter
+        leaf.epilog = "examples:\n" + "\n".join(f"  {PROG} {e}" for e in EXAMPLES[path])
+        for action in leaf._actions:
+            text = _choices_text(action.dest) if action.option_strings else ""
+            if text and action.help and text not in action.help:
+                action.help = f"{action.help}; {text}"

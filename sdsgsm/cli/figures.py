@@ -27,6 +27,7 @@ from sdsgsm.cli.common import (
     write,
 )
 from sdsgsm.experiments.sweep import SWEEPABLE, VALUE_HELP
+from sdsgsm.metrics import METRICS
 from sdsgsm.params import PARAMS, PRESETS, add_flags
 
 
@@ -41,7 +42,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", choices=SWEEPABLE, help="parameter to sweep (give twice for a heat map)")
     p.add_argument("--values", action="append", help=VALUE_HELP + "; one --values per --param")
-    p.add_argument("--metric", default="asr", help="the heat map's metric for a two-parameter sweep (registry key)")
+    p.add_argument("--metric", default=None, choices=tuple(METRICS), metavar="METRIC",
+                   help="the heat map's metric for a two-parameter sweep, one of: " + ", ".join(METRICS)
+                   + " (default: the first of accuracy under attack, ASR, L2, L∞, SSIM, time that varies)")
 
 
 def add_parser(sub) -> None:
@@ -192,7 +195,7 @@ def cmd_sweep(args, ctx) -> str:
         points, names, files = res.points, [a.name for a in axes], sweep_files(res)
         info = {k: v for k, v in res.config.items() if k != "versions"}
         info["command"] = command_line(args)
-    if args.metric not in figures.METRICS:
+    if args.metric is not None and args.metric not in figures.METRICS:
         raise ValueError(f"Unknown metric {args.metric!r}; choose one of {', '.join(figures.METRICS)}.")
     fig = figures.build(figures.sweep_figure, points, names, metric2d=args.metric)
     files |= figures.figure_files(fig, args.stem or "sweep", info, "sweep")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 
+from sdsgsm.attacks import method_label
 from sdsgsm.cli.common import Parser, add_run_flags, command_line, plural, run_context
 from sdsgsm.experiments.sweep import VALUE_HELP
 
@@ -206,12 +207,13 @@ def _summary(ev) -> str:
     from sdsgsm.experiments.lab import wide_table
 
     table = wide_table(ev.curve)
+    table["method"] = [method_label(m) for m in table["method"]]
     table.insert(1, "eps_255", table.pop("eps") * 255)
     lines = [table.to_string(index=False, float_format=lambda v: f"{v:.1f}")]
     h = ev.headline
     if h.get("eps") is not None:
         accs = ", ".join(f"{k} {v * 100:.1f} %" for k, v in h["accuracy"].items())
-        lines.append(f"standard falls below {h['threshold'] * 100:.0f} % under {h['method']} at ε = "
+        lines.append(f"standard falls below {h['threshold'] * 100:.0f} % under {method_label(h['method'])} at ε = "
                      f"{h['eps_255']:.1f}/255: {accs}")
     for _, r in ev.cw.iterrows():
         lines.append(f"CW-L2 on {r['model']}: success {r['success_rate'] * 100:.1f} % of {r['n_clean_correct']}, "

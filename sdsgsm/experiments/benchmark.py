@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from sdsgsm import occlusion
-from sdsgsm.attacks import METHODS, AttackConfig, Method, build_config, config_values
+from sdsgsm.attacks import METHODS, AttackConfig, Method, build_config, config_values, method_label
 from sdsgsm.experiments.runner import (
     ExperimentResult,
     UnitStore,
@@ -44,7 +44,7 @@ from sdsgsm.memory import recording
 from sdsgsm.metrics import ASR_CRITERION, evaluate, metric_list, summarise, summary_keys
 from sdsgsm.occlusion import ScanConfig, ScanResult, occlusion_scan
 from sdsgsm.outputs import write_files
-from sdsgsm.params import PRESETS, get_preset
+from sdsgsm.params import PRESETS, format_budget, get_preset
 from sdsgsm.render.tables import Table, metric_notes, metric_table
 
 OUTPUT_FILES = ("results.csv", "per_sample.csv", "results.md", "results.tex", "config.json")
@@ -302,11 +302,10 @@ LEAD_TEX = ("Method", "$n$", "Steps", r"$\epsilon$")
 
 
 def eps_text(value: float) -> str:
-    """8/255-style text when value·255 is (nearly) an integer, else 4 decimals; '–' for NaN."""
+    """A budget in 1/255 units (:func:`sdsgsm.params.format_budget`, e.g. '8/255'); '–' for NaN."""
     if value is None or not math.isfinite(value):
         return "–"
-    k = value * 255
-    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{value:.4f}"
+    return format_budget(value)
 
 
 def _lead(summary: pd.DataFrame) -> pd.DataFrame:
@@ -314,7 +313,7 @@ def _lead(summary: pd.DataFrame) -> pd.DataFrame:
     (SD methods: ε_strong (bg ε_weak); '–' = unbounded)."""
     rows = summary.to_dict("records")
     return pd.DataFrame({
-        "Method": [r["method"].upper() + ("" if r["complete"] else "*") for r in rows],
+        "Method": [method_label(r["method"]) + ("" if r["complete"] else "*") for r in rows],
         "n": [str(r["n"]) for r in rows], "Steps": [str(r["steps"]) for r in rows],
         "ε": [eps_text(r["eps"]) + (f" (bg {eps_text(r['eps_weak'])})" if math.isfinite(r["eps_weak"]) else "")
               for r in rows]})

@@ -1,4 +1,4 @@
-"""The attack × defence grid, non-adaptive and adaptive (Majlesi 2025, §2; Athalye et al. 2018).
+"""The attack × defence grid, non-adaptive and adaptive (Guo et al., ICLR 2018; Athalye et al., ICML 2018).
 
 For every method the *non-adaptive* attack is crafted ONCE on the bare model f and its x_adv is then
 classified by every defended model f∘T (:mod:`sdsgsm.defences`). The *adaptive* attack is crafted on
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sdsgsm.attacks import METHODS, AttackConfig, AttackResult, config_values, resolve_labels, run_attack
+from sdsgsm.attacks import METHODS, AttackConfig, AttackResult, config_values, method_label, resolve_labels, run_attack
 from sdsgsm.attacks.base import join_results
 from sdsgsm.defences import DEFENCES, DefenceConfig, Defended, params_text, parse_defences, transform
 from sdsgsm.experiments.runner import (
@@ -96,7 +96,8 @@ class DefenceGrid(ExperimentResult):
             na, ad = r.get("non-adaptive"), r.get("adaptive")
             cell = lambda row, k, s=1.0, f=".1f": "–" if row is None or pd.isna(row[k]) else f"{row[k] * s:{f}}"  # noqa: E731
             text = self.config["defence_text"].get(d, "")
-            lines.append(f"| {method} | {d}{f' ({text})' if text else ''} | {cell(na, 'clean_acc', 100)} | "
+            lines.append(f"| {method_label(method)} | {d}{f' ({text})' if text else ''} | "
+                         f"{cell(na, 'clean_acc', 100)} | "
                          f"{cell(na, 'n', f='.0f')} | {cell(na, 'asr', 100)} | {cell(ad, 'asr', 100)} | "
                          f"{cell(na, 'l2_mean', f='.3f')} / {cell(ad, 'l2_mean', f='.3f')} | "
                          f"{cell(na, 'ssim_mean', f='.4f')} / {cell(ad, 'ssim_mean', f='.4f')} |")
@@ -243,7 +244,7 @@ def run_defence_grid(model, x: torch.Tensor, y: torch.Tensor | None, methods: Se
                      should_stop: Callable[[], bool] | None = None, keys: Sequence[str] | None = None,
                      data: str = "", store: MutableMapping | None = None,
                      units: UnitStore | None = None) -> DefenceGrid:
-    """Attack × defence × {non-adaptive, adaptive} on x (Majlesi 2025, §2; Athalye et al. 2018 BPDA).
+    """Attack × defence × {non-adaptive, adaptive} on x (Guo et al. 2018; Athalye et al. 2018 BPDA).
 
     Args: model a Classifier; x (N, 3, H, W) in [0, 1]; y (N,) labels or None (−1 = unknown: the bare
     model's clean prediction); methods registry names; defences registry names ('none' is always added
@@ -333,6 +334,7 @@ def asr_figure(grid: DefenceGrid):
 
     panels = [(mode, grid.matrix(mode)) for mode in MODES]
     return figures.build(figures.matrix_figure, panels, "ASR (%)", digits=0,
+                         counts=[grid.matrix(mode, "n") for mode in MODES],
                          title=f"{grid.config['model']}: attack × defence, ASR over defended-clean-correct samples")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from sdsgsm.data import IMAGE_EXTENSIONS, gallery
+from sdsgsm.data import IMAGE_EXTENSIONS, gallery, image_title
 from sdsgsm.experiments.report import attack_tensor, image_record, resolve_image
 from sdsgsm.occlusion import occlusion_scan
 
@@ -37,7 +37,8 @@ def image_list(specs: Sequence[str]) -> list[str]:
 
 
 def grid_records(model, images: Sequence[str], methods: Sequence[str], cfg) -> tuple[list[list[dict]], list[str]]:
-    """Scan each image once (eq. 1–2) and attack it with every method: (rows of image records, names).
+    """Scan each image once (eq. 1–2) and attack it with every method: (rows of image records, row names:
+    class names of gallery images, :func:`sdsgsm.data.image_title`).
 
     images: gallery keys or paths; cfg: the AttackConfig shared by the methods.
     """
@@ -50,5 +51,5 @@ def grid_records(model, images: Sequence[str], methods: Sequence[str], cfg) -> t
         y = None if label is None else torch.tensor([label], device=x.device)
         scan = occlusion_scan(model, x, cfg.scan, y=y)
         rows.append([image_record(attack_tensor(model, x, cfg, m, label, name, scan=scan)) for m in methods])
-        names.append(Path(name).stem)
+        names.append(image_title(name))  # the class name of a gallery image, else the file name
     return rows, names

@@ -4,12 +4,12 @@ Four small CNNs on the 1,797 8×8 digits of :func:`sklearn.datasets.load_digits`
 0..16 scaled to [0, 1]), trained with fixed seeds on the CPU in seconds:
 
 * ``standard``  cross-entropy on the labels;
-* ``distilled`` defensive distillation (Papernot et al. 2016, §IV; Majlesi 2025, §2.2): a teacher trained
+* ``distilled`` defensive distillation (Papernot et al., IEEE S&P 2016, §IV): a teacher trained
   on softmax(z/T), a student trained on the teacher's soft labels softmax(z_t/T) at the same T,
   deployed at T = 1 (its logits used as they are);
 * ``fgsm_at``   FGSM adversarial training, Goodfellow et al. 2015's mixed objective
-  ½·J(x, y) + ½·J(x + ε·sign ∇ₓJ, y) (Majlesi 2025, §2.1.1);
-* ``pgd_at``    PGD adversarial training (Madry et al. 2018; Majlesi 2025, §2.1): min_θ E max_{‖δ‖∞≤ε} J(x+δ, y),
+  ½·J(x, y) + ½·J(x + ε·sign ∇ₓJ, y) (Goodfellow et al., ICLR 2015);
+* ``pgd_at``    PGD adversarial training (Madry et al., ICLR 2018): min_θ E max_{‖δ‖∞≤ε} J(x+δ, y),
   the inner max by PGD from a uniform random start;
 * ``alp``       adversarial logit pairing (Kannan, Kurakin & Goodfellow 2018): ½·J(x, y) + ½·J(x̃, y)
   + λ·‖z(x) − z(x̃)‖₂², x̃ the PGD example and z the logits. Engstrom, Ilyas & Athalye (2018, "Evaluating and
@@ -27,7 +27,7 @@ randomised smoothing (Cohen, Rosenfeld & Kolter 2019; :mod:`sdsgsm.certify`).
 
 Evaluation goes through the attack registry (:func:`sdsgsm.attacks.run_attack`) with accuracy over
 ALL test images (ε = 0 gives the clean accuracy); CW-L2 (registry ``cw``, IBM ART) on the logits
-shows that distillation masks gradients (Carlini & Wagner 2017; Majlesi 2025, §2.3) rather than removing the
+shows that distillation masks gradients (Carlini & Wagner 2017) rather than removing the
 vulnerability. ε is bounded by the parameter spec's ε range (0 … 32/255 ≈ 0.125, sdsgsm/params.py).
 
 Settings: :data:`sdsgsm.params.LAB_PARAMS` gives TrainConfig's and EvalConfig's defaults and ranges.
@@ -219,13 +219,13 @@ def _input_grad(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 
 def fgsm_examples(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """x + ε·sign ∇ₓJ clipped to [0, 1] (Goodfellow et al. 2015; Majlesi 2025, §1.2.1), for training."""
+    """x + ε·sign ∇ₓJ clipped to [0, 1] (Goodfellow et al., ICLR 2015), for training."""
     return (x + eps * _input_grad(net, x, y).sign()).clamp(0, 1).detach()
 
 
 def pgd_examples(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
                  gen: torch.Generator) -> torch.Tensor:
-    """PGD (Madry et al. 2018; Majlesi 2025, §1.2.3): uniform start in the ε-box, ``steps`` sign steps of
+    """PGD (Madry et al., ICLR 2018): uniform start in the ε-box, ``steps`` sign steps of
     α = 2.5·ε/steps, each projected on the ε-box and [0, 1]; for training (the same update as the
     registry's ``pgd``, which needs a frozen model)."""
     alpha = 2.5 * eps / steps
@@ -278,7 +278,7 @@ def soft_label_loss(soft: torch.Tensor, temperature: float):
 
 
 def fgsm_at_loss(eps: float):
-    """Goodfellow et al. 2015's adversarial objective ½·J(x, y) + ½·J(x + ε·sign ∇ₓJ, y) (Majlesi 2025, §2.1.1)."""
+    """Goodfellow et al. (ICLR 2015)'s adversarial objective ½·J(x, y) + ½·J(x + ε·sign ∇ₓJ, y)."""
     def loss(net, xb, yb, idx, gen):
         adv = fgsm_examples(net, xb, yb, eps)
         return 0.5 * F.cross_entropy(net(xb), yb) + 0.5 * F.cross_entropy(net(adv), yb)
@@ -286,7 +286,7 @@ def fgsm_at_loss(eps: float):
 
 
 def pgd_at_loss(eps: float, steps: int):
-    """Madry et al. 2018's robust objective: J on PGD examples only (Majlesi 2025, §2.1, the min-max)."""
+    """Madry et al. 2018's robust objective: J on PGD examples only (Madry et al., ICLR 2018, the min-max)."""
     return lambda net, xb, yb, idx, gen: F.cross_entropy(net(pgd_examples(net, xb, yb, eps, steps, gen)), yb)
 
 
@@ -551,7 +551,7 @@ def cw_table(models: Mapping[str, Classifier], x: torch.Tensor, y: torch.Tensor,
     """CW-L2 (registry ``cw``: ART CarliniL2Method, c = 1, ``ecfg.cw_steps`` iterations) on the first
     ``ecfg.cw_limit`` test images of each model in ``names``: success rate over the clean-correct ones
     (the registry's ASR), mean L2 and L∞ over the successful ones, seconds. CW works on the logits, so
-    the distilled model's saturated softmax does not stop it (Carlini & Wagner 2017; Majlesi 2025, §2.3)."""
+    the distilled model's saturated softmax does not stop it (Carlini & Wagner 2017)."""
     from sdsgsm.attacks import run_attack
     from sdsgsm.metrics import evaluate, summarise
 

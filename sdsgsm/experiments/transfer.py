@@ -1,11 +1,11 @@
-"""Transferability: craft x_adv on a source model, evaluate it on target models (Majlesi 2025, §2).
+"""Transferability: craft x_adv on a source model, evaluate it on target models (Papernot et al. 2016).
 
 Adversarial examples crafted on one model often fool another (Papernot et al. 2016; Liu et al.
 2017), which makes black-box attacks possible: the attacker crafts on a surrogate it owns. The
 FGSM family's momentum (MI-FGSM, Dong et al. 2018), Nesterov look-ahead (NI-FGSM, Lin et al.
 2020) and gradient smoothing (TI-FGSM, Dong et al. 2019) were designed to transfer better, and an
 **ensemble source** (the mean of several models' logits, :class:`sdsgsm.ensemble.Ensemble`; Liu et
-al. 2017, Tramèr et al. 2018) is the black-box strategy Majlesi 2025 describes: hold the target out of it.
+al. 2017, Tramèr et al. 2018) is a black-box strategy: hold the target out of it.
 
 :func:`run_transfer` is pure (no streamlit, no files). For each method and each source it crafts
 x_adv **once** with the registry method (the benchmark's batches, seeds and shared zero-out scan,
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sdsgsm.attacks import METHODS, AttackConfig
+from sdsgsm.attacks import METHODS, AttackConfig, method_label
 from sdsgsm.ensemble import ModelSpec
 from sdsgsm.experiments.runner import (
     ExperimentResult,
@@ -205,7 +205,7 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
                  progress: Callable[[str, int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, *, keys: list[str] | None = None,
                  data: str = "", meta: dict | None = None, units: UnitStore | None = None) -> TransferResult:
-    """The transfer matrix (source × target ASR per method) and each source's L2 / SSIM (Majlesi 2025, §2).
+    """The transfer matrix (source × target ASR per method) and each source's L2 / SSIM (Papernot et al. 2016).
 
     Args:
         sources, targets: (ModelSpec, model) pairs; every model maps (B, 3, S, S) in [0, 1] to (B, K)
@@ -325,17 +325,17 @@ def _md(cells: pd.DataFrame) -> str:
 def source_cells(result: TransferResult) -> pd.DataFrame:
     """The per-source table for display: method, source, its models, n, white-box ASR (%), L2, L∞ max, SSIM,
     time per sample (s), with the metric registry's digits."""
-    from sdsgsm.metrics import METRICS
+    from sdsgsm.metrics import METRICS, format_metric
 
     t = result.source_table()
-    fmt = {"source_asr": ("asr", 100.0), "l2_mean": ("l2", 1.0), "linf_max": ("linf", 1.0),
-           "ssim_mean": ("ssim", 1.0), "time_s_mean": ("time_s", 1.0)}
+    fmt = {"source_asr": "asr", "l2_mean": "l2", "linf_max": "linf", "ssim_mean": "ssim", "time_s_mean": "time_s"}
     out = t[["method", "source", "source_models", "n_source"]].rename(
-        columns={"source_models": "models", "n_source": "n"})
-    for col, (key, scale) in fmt.items():
+        columns={"method": "Method", "source_models": "models", "n_source": "n"})
+    out["Method"] = [method_label(m) for m in out["Method"]]
+    for col, key in fmt.items():
         m = METRICS[key]
-        head = "White-box ASR (%)" if key == "asr" else ("L∞ max" if key == "linf" else m.header)
-        out[head] = [("–" if pd.isna(v) else f"{v * scale:.{m.digits}f}") for v in t[col]]
+        head = {"asr": "White-box ASR (%)", "linf": f"L∞ max ({m.unit})"}.get(key, m.header)
+        out[head] = [format_metric(key, v, unit=False) for v in t[col]]
     return out
 
 
@@ -347,7 +347,7 @@ def transfer_markdown(result: TransferResult) -> str:
         cells = pd.DataFrame({t: [("–" if pd.isna(mat.loc[s, t]) else f"{mat.loc[s, t]:.1f} (n={int(n.loc[s, t])})")
                                   for s in mat.index] for t in mat.columns})
         cells.insert(0, "source \\ target", list(mat.index))
-        lines += [f"### {method.upper()}: ASR (%), source (rows) → target (columns)", "", _md(cells), ""]
+        lines += [f"### {method_label(method)}: ASR (%), source (rows) → target (columns)", "", _md(cells), ""]
     lines += ["### Perturbation per source (white-box ASR over the source's clean-correct samples)", "",
               _md(source_cells(result)), "", f"ASR criterion: {CRITERION}.",
               f"Images: {result.config['resize_rule']}.",
@@ -363,16 +363,28 @@ def transfer_files(result: TransferResult) -> dict[str, bytes]:
             "transfer.json": json.dumps(result.config, indent=2, ensure_ascii=False, default=str).encode("utf-8")}
 
 
-def figure_files(result: TransferResult, stem: str = "transfer_matrix") -> dict[str, bytes]:
-    """The matrix figure (one panel per method, ASR %): ``<stem>.pdf/.png/.svg`` + ``<stem>.json`` caption
-    (:func:`sdsgsm.render.figures.matrix_figure`, :func:`sdsgsm.render.figures.figure_files`)."""
+def transfer_figure(result: TransferResult):
+    """The print figure: one ASR (%) panel per method in a grid, n in every cell, cells with n < 10
+    framed (:func:`sdsgsm.render.figures.matrix_figure`)."""
     from sdsgsm.render import figures
 
-    fig = figures.build(figures.matrix_figure, result.panels(), "ASR (%)", digits=0)
+    panels = result.panels()
+    return figures.build(figures.matrix_figure, panels, "ASR (%)", digits=0,
+                         counts=[result.matrix(m, "n") for m, _ in panels],
+                         title="Transfer ASR (%): source model (rows) → target model (columns)")
+
+
+def figure_files(result: TransferResult, stem: str = "transfer_matrix") -> dict[str, bytes]:
+    """The matrix figure (:func:`transfer_figure`): ``<stem>.pdf/.png/.svg`` + ``<stem>.json`` caption
+    (:func:`sdsgsm.render.figures.figure_files`)."""
+    from sdsgsm.render import figures
+
+    fig = transfer_figure(result)
     info = {k: result.config[k] for k in ("data", "n_total", "size", "resize_rule", "criterion", "sources",
                                           "targets", "methods", "seed")}
     return figures.figure_files(fig, stem, info, "transfer")
 
 
 __all__ = ["CRITERION", "DEFAULT_METHODS", "OUTPUT_FILES", "RESIZE_RULE", "TransferResult", "figure_files",
-           "merge_transfer", "relation", "run_transfer", "source_cells", "transfer_files", "transfer_markdown"]
+           "merge_transfer", "relation", "run_transfer", "source_cells", "transfer_figure", "transfer_files",
+           "transfer_markdown"]

@@ -31,10 +31,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from sdsgsm.attacks import method_label
 from sdsgsm.metrics import METRICS, metric_list
 from sdsgsm.outputs import package_versions
 from sdsgsm.params import FAIR_EPS_MAX, PARAMS
-from sdsgsm.render.viz import MODEL_COLOURS, RED, YELLOW, method_colour, radar_scores
+from sdsgsm.render.viz import MODEL_COLOURS, RED, YELLOW, method_colour, method_colours, radar_scores
 
 DPI = 300
 FORMATS = ("pdf", "png", "svg")
@@ -97,6 +98,22 @@ def _boxes(ax, boxes, colour) -> None:
         ax.add_patch(Rectangle((left - 0.5, top - 0.5), w, h, fill=False, edgecolor=_rgb(colour), linewidth=0.9))
 
 
+def salient_tiles(perturbation_img: np.ndarray, boxes, ratio: float = 1.25) -> np.ndarray:
+    """The high-perturbation tiles worth a yellow box: those whose mean |δ| exceeds ``ratio`` × the
+    image's mean |δ|. A zero perturbation or a (nearly) uniform one, such as FGSM's ε·sign(∇) with a
+    few clipped pixels, has no tile that stands out and gets no box.
+
+    perturbation_img: (H, W, 3) amplified perturbation around grey 0.5 (:func:`sdsgsm.metrics.amplify`);
+    boxes: (k, 4) (top, left, h, w). Returns the kept boxes (j, 4)."""
+    boxes = np.asarray(boxes, dtype=int).reshape(-1, 4)
+    mag = np.abs(np.asarray(perturbation_img, dtype=float) - 0.5).mean(-1)
+    mean = float(mag.mean())
+    if mean <= 0 or not len(boxes):
+        return boxes[:0]
+    keep = [mag[t:t + h, c:c + w].mean() > ratio * mean for t, c, h, w in boxes.tolist()]
+    return boxes[np.asarray(keep, dtype=bool)]
+
+
 def grid_figure(rows: Sequence[Sequence[Mapping]], names: Sequence[str], methods: Sequence[str],
                 columns: Sequence[str] = DEFAULT_COLUMNS, panel_in: float = 1.15) -> Figure:
     """Paper Fig. 5/6 as a grid: one row per image, one column group per method.
@@ -104,8 +121,8 @@ def grid_figure(rows: Sequence[Sequence[Mapping]], names: Sequence[str], methods
     Args: rows[i][j] the :func:`sdsgsm.experiments.report.image_record` of image i attacked by methods[j];
     names the row labels; columns keys of :data:`COLUMNS` — 'original' (red region R, §3.3) and
     'saliency' (Δ of eq. 2 normalised per image, R in red) appear once per row, 'adversarial'
-    (predicted label and confidence below), 'perturbation' (5× around grey, yellow
-    high-perturbation tiles) and 'budget' (E of eq. 5, ×1/255) once per method.
+    (predicted label and confidence below), 'perturbation' (5× around grey, yellow boxes on the
+    high-perturbation tiles that stand out, :func:`salient_tiles`) and 'budget' (E of eq. 5, ×1/255) once per method.
     Returns the Figure; panel count = :func:`grid_layout`'s third value.
     """
     shared = [c for c in columns if c in SHARED_COLUMNS]
@@ -150,7 +167,7 @@ def grid_figure(rows: Sequence[Sequence[Mapping]], names: Sequence[str], methods
                     m = rec["summary"]["metrics"]
                     ax = _panel(fig, box(x_in, y_in), rec["perturbation_x5"], title,
                                 f"L2 {m['l2']:.2f} · SSIM {m['ssim']:.3f}")
-                    _boxes(ax, rec["tile_boxes"], YELLOW)
+                    _boxes(ax, salient_tiles(rec["perturbation_x5"], rec["tile_boxes"]), YELLOW)
                 else:
                     ax = _panel(fig, box(x_in, y_in), np.zeros((*rec["budget"].shape, 3)), title)
                     budget_im = ax.imshow(rec["budget"] * 255, cmap="Blues", vmin=0, vmax=max(budget_top, 1e-6),
@@ -158,7 +175,7 @@ def grid_figure(rows: Sequence[Sequence[Mapping]], names: Sequence[str], methods
                 x_in += panel_in + gap
             if i == 0:  # method header over its group, in the method's colour
                 mid = (x0 + x_in - gap) / 2
-                fig.text(mid / width, (height - 0.12) / height, method, ha="center", va="top", fontsize=8,
+                fig.text(mid / width, (height - 0.12) / height, method_label(method), ha="center", va="top", fontsize=8,
                          fontweight="bold", color=method_colour(method))
                 fig.add_artist(Line2D([x0 / width, (x_in - gap) / width], [(height - 0.3) / height] * 2,
                                                        color=method_colour(method), linewidth=2))
@@ -196,7 +213,7 @@ def radar_figure(rows: Sequence[Mapping]) -> Figure:
     for i, row in enumerate(rows):
         r = [scores[m.mean_key][i] for m in metrics]
         colour = method_colour(row["method"])
-        ax.plot(angles + angles[:1], r + r[:1], color=colour, linewidth=1.2, label=row["method"])
+        ax.plot(angles + angles[:1], r + r[:1], color=colour, linewidth=1.2, label=method_label(row["method"]))
         ax.fill(angles + angles[:1], r + r[:1], color=colour, alpha=0.15)
     ax.set_xticks(angles, [f"{m.label} {'↑' if m.higher else '↓'}" for m in metrics])
     ax.set_ylim(0, 1.05)
@@ -218,7 +235,8 @@ def bars_figure(rows: Sequence[Mapping]) -> Figure:
         err = [float(r.get(m.std_key, math.nan)) * m.scale for r in rows] if m.show_std and m.std_key else None
         ax.bar(range(len(rows)), vals, yerr=err, color=[method_colour(n) for n in names], capsize=1.5,
                error_kw={"linewidth": 0.6})
-        ax.set_xticks(range(len(rows)), names, rotation=45, ha="right")
+        ax.set_xticks(range(len(rows)), [method_label(n) for n in names], rotation=45,
+                      ha="right")
         ax.set_title(f"{m.header} {'↑' if m.higher else '↓'}")
         ax.grid(axis="y", linewidth=0.3, alpha=0.5)
     return fig
@@ -243,9 +261,28 @@ def _sweep_note(name: str, lifted: bool) -> str:
     return "; ".join(notes)
 
 
-def sweep_figure(points, axes: Sequence[str], metrics: Sequence[str] = SWEEP_METRICS, metric2d: str = "asr") -> Figure:
+def default_sweep_metric(points, candidates: Sequence[str] = SWEEP_METRICS) -> str:
+    """The first metric of ``candidates`` whose values vary over the sweep's valid points (the chart to
+    show first: a flat one, e.g. accuracy under attack at 0 % everywhere, says nothing); the first
+    candidate when none varies."""
+    df = points if isinstance(points, pd.DataFrame) else pd.DataFrame(list(points))
+    ok = df[df["valid"].astype(bool)] if "valid" in df else df
+    for key in candidates:
+        col = METRICS[key].mean_key
+        if col in ok:
+            v = ok[col].to_numpy(float)
+            v = v[np.isfinite(v)]
+            if v.size and np.ptp(v) * METRICS[key].scale >= 10 ** -METRICS[key].digits:
+                return key
+    return candidates[0]
+
+
+def sweep_figure(points, axes: Sequence[str], metrics: Sequence[str] = SWEEP_METRICS,
+                 metric2d: str | None = None) -> Figure:
     """A metric against one swept parameter (one line per method, one panel per metric), or for two
-    parameters one heat map of ``metric2d`` per method. points: sweep.csv rows (a DataFrame).
+    parameters one heat map of ``metric2d`` per method (default: :func:`default_sweep_metric`). points:
+    sweep.csv rows (a DataFrame). Percentages are drawn on a 0–100 axis; coinciding lines stay
+    distinguishable (thinner, dashed, hollow markers on top).
 
     When a point lifted ε_max above the paper's 8/255 cap (§4.1), the plot marks it: a dashed
     line at 8/255 and 'ε_max lifted' in the title.
@@ -255,17 +292,25 @@ def sweep_figure(points, axes: Sequence[str], metrics: Sequence[str] = SWEEP_MET
     df = points if isinstance(points, pd.DataFrame) else pd.DataFrame(list(points))
     lifted = bool(df.get("lifted", pd.Series([False])).astype(bool).any())
     if len(axes) == 2:
-        return _sweep_heatmaps(df, axes, metric2d, lifted)
+        return _sweep_heatmaps(df, axes, metric2d or default_sweep_metric(df), lifted)
     name = axes[0]
     chosen = [METRICS[k] for k in metrics]
     n_cols = min(3, len(chosen))
     n_rows = math.ceil(len(chosen) / n_cols)
     fig = Figure(figsize=(2.3 * n_cols + 0.4, 1.85 * n_rows + 0.45), layout="constrained")
     axs = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
+    groups = list(df[df["valid"].astype(bool)].groupby("method", sort=False))
     for ax, m in zip(axs, chosen):
-        for k, (method, part) in enumerate(df[df["valid"].astype(bool)].groupby("method", sort=False)):
-            ax.plot(_shown(name, part[name]), part[m.mean_key] * m.scale, marker="osD^v<>"[k % 7], markersize=2.4,
-                    linestyle=("-", "--", "-.", ":")[k % 4], linewidth=1.1, color=method_colour(method), label=method)
+        for k, (method, part) in enumerate(groups):
+            # coinciding lines stay visible: each later line is drawn thinner, with a smaller hollow marker
+            # and its own dash pattern, on top of the earlier ones
+            ax.plot(_shown(name, part[name]), part[m.mean_key] * m.scale, marker="osD^v<>"[k % 7],
+                    markersize=max(1.6, 4.2 - 0.8 * k), markerfacecolor="none", markeredgewidth=0.8,
+                    linestyle=("-", "--", "-.", ":")[k % 4], linewidth=max(0.7, 2.2 - 0.5 * k),
+                    color=method_colour(method), label=method_label(method), zorder=2 + k)
+        if m.unit == "%":  # a share: the axis is 0–100 %, never padded beyond it
+            ax.set_ylim(-3, 103)
+            ax.set_yticks([0, 25, 50, 75, 100])
         if lifted and name in ("eps", "eps_strong", "eps_weak"):
             ax.axvline(FAIR_EPS_MAX * 255, color="0.4", linestyle="--", linewidth=0.7)
         ax.set_title(f"{m.header} {'↑' if m.higher else '↓'}")
@@ -306,46 +351,82 @@ def _sweep_heatmaps(df, axes: Sequence[str], metric: str, lifted: bool) -> Figur
         ax.set_yticks(range(len(v0)), [f"{v:g}" for v in v0])
         ax.set_xlabel(axis_label(a1))
         ax.set_ylabel(axis_label(a0))
-        ax.set_title(method, color=method_colour(method), fontweight="bold")
+        ax.set_title(method_label(method), color=method_colour(method), fontweight="bold")
     fig.colorbar(im, ax=list(axs), label=m.header + (" — ε_max lifted above 8/255" if lifted else ""),
                  shrink=0.9)
     return fig
 
 
+MIN_N = 10  # a matrix cell with fewer evaluated samples is framed in red and footnoted
+
+
+def matrix_layout(n_panels: int, max_cols: int = 3) -> tuple[int, int]:
+    """(rows, columns) of a matrix figure's panel grid: at most ``max_cols`` panels side by side, so
+    seven transfer panels are a 3 × 3 grid (two cells empty) instead of a 7-panel strip."""
+    cols = max(1, min(max_cols, n_panels))
+    return max(1, math.ceil(n_panels / cols)), cols
+
+
 def matrix_figure(panels: Sequence[tuple[str, pd.DataFrame]], value_label: str, *, digits: int = 0,
                   vmin: float | None = 0.0, vmax: float | None = 100.0, cmap: str = "viridis",
-                  title: str | None = None) -> Figure:
-    """Annotated heat maps side by side, one per ``(panel title, DataFrame)``: rows × columns of
-    each frame (index and column names are the tick labels; NaN cells stay blank), one shared
-    colour scale from ``vmin`` to ``vmax`` (None: the data's range) and one colour bar labelled
-    ``value_label``. Used for the defence grid (attack × defence, non-adaptive | adaptive) and
-    the transfer matrix (source × target per method)."""
+                  title: str | None = None, counts: Sequence[pd.DataFrame] | None = None,
+                  min_n: int = MIN_N, max_cols: int = 3) -> Figure:
+    """Annotated heat maps in a grid (:func:`matrix_layout`), one per ``(panel title, DataFrame)``: rows ×
+    columns of each frame (index and column names are the tick labels, method keys shown by their
+    display names; NaN cells stay blank), one shared colour scale from ``vmin`` to ``vmax`` (None: the
+    data's range) and one colour bar labelled ``value_label``. ``counts`` (one frame per panel, same
+    shape): each cell's sample count n printed under its value; a cell with n < ``min_n`` is framed in
+    red with its n starred, and a footnote says so. Used for the defence grid (attack × defence,
+    non-adaptive | adaptive) and the transfer matrix (source × target per method)."""
     values = np.concatenate([np.asarray(df, dtype=float).ravel() for _, df in panels]) if panels else np.zeros(0)
     finite = values[np.isfinite(values)]
     lo = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
     hi = vmax if vmax is not None else (finite.max() if finite.size else 1.0)
-    widths = [max(1.6, 0.55 * df.shape[1] + 1.0) for _, df in panels] or [2.0]
-    rows = max((df.shape[0] for _, df in panels), default=1)
-    fig = Figure(figsize=(sum(widths) + 1.0, 0.42 * rows + 1.6), layout="constrained")
-    axs = np.atleast_1d(fig.subplots(1, max(1, len(panels)), squeeze=False, width_ratios=widths)).ravel()
-    im = None
-    shared = all(list(df.index) == list(panels[0][1].index) for _, df in panels)  # row labels once, on the left
+    n_rows, n_cols = matrix_layout(len(panels), max_cols)
+    cell_w = max((df.shape[1] for _, df in panels), default=1)
+    cell_h = max((df.shape[0] for _, df in panels), default=1)
+    row_text = max((len(method_label(str(r))) for _, df in panels for r in df.index), default=4)
+    col_text = max((len(method_label(str(c))) for _, df in panels for c in df.columns), default=4)
+    panel_w = 0.5 * cell_w + 0.055 * row_text + 0.45
+    panel_h = (0.42 if counts is not None else 0.3) * cell_h + 0.045 * col_text + 0.45
+    fig = Figure(figsize=(n_cols * panel_w + 0.9, n_rows * panel_h + 0.5 + (0.3 if title else 0)),
+                 layout="constrained")
+    axs = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
+    im, few = None, False
+    shared = all(list(df.index) == list(panels[0][1].index) for _, df in panels)  # row labels once per grid row
     for k, (ax, (name, df)) in enumerate(zip(axs, panels)):
+        first = k % n_cols == 0 or not shared
         z = np.asarray(df, dtype=float)
+        n = np.asarray(counts[k], dtype=float) if counts is not None else None
         im = ax.imshow(z, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
         for (i, j), v in np.ndenumerate(z):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=6,
-                        color="white" if v < lo + 0.5 * (hi - lo) else "black")
-        ax.set_xticks(range(z.shape[1]), [str(c) for c in df.columns], rotation=45, ha="right")
-        ax.set_yticks(range(z.shape[0]), [str(r) for r in df.index] if k == 0 or not shared else [])
+            if not np.isfinite(v):
+                continue
+            colour = "white" if v < lo + 0.5 * (hi - lo) else "black"
+            text = f"{v:.{digits}f}"
+            if n is not None and np.isfinite(n[i, j]):
+                small = n[i, j] < min_n
+                few |= small
+                text += f"\nn={int(n[i, j])}{'*' if small else ''}"
+                if small:
+                    ax.add_patch(Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, edgecolor="#e41a1c",
+                                           linewidth=1.4))
+            ax.text(j, i, text, ha="center", va="center", fontsize=5.5, color=colour, linespacing=1.1)
+        ax.set_xticks(range(z.shape[1]), [method_label(str(c)) for c in df.columns], rotation=45, ha="right")
+        ax.set_yticks(range(z.shape[0]), [method_label(str(r)) for r in df.index] if first else [])
         ax.set_xlabel(str(df.columns.name or ""))
-        ax.set_ylabel(str(df.index.name or "") if k == 0 or not shared else "")
-        ax.set_title(name, fontweight="bold")
+        ax.set_ylabel(str(df.index.name or "") if first else "")
+        ax.set_title(method_label(name), fontweight="bold", color=method_colour(name) if name in method_colours()
+                     else "black")
+    for ax in axs[len(panels):]:
+        ax.set_visible(False)
     if im is not None:
-        fig.colorbar(im, ax=list(axs), label=value_label, shrink=0.9)
+        fig.colorbar(im, ax=list(axs[:len(panels)]), label=value_label, shrink=0.9)
     if title:
         fig.suptitle(title)
+    if few:
+        fig.supxlabel(f"red frame, n*: fewer than {min_n} samples in the cell — the rate is not reliable",
+                      fontsize=6, color="#c01818")
     return fig
 
 
@@ -366,7 +447,7 @@ def lab_figure(curve: pd.DataFrame, headline: Mapping | None = None) -> Figure:
         if headline and headline.get("eps") is not None:
             ax.axvline(headline["eps"] * 255, color="0.5", linestyle=":", linewidth=0.7)
         ax.axhline(50, color="0.8", linewidth=0.5)
-        ax.set_title(method, color=method_colour(method), fontweight="bold")
+        ax.set_title(method_label(method), color=method_colour(method), fontweight="bold")
         ax.set_xlabel("ε (×1/255)")
         ax.set_ylim(0, 101)
         ax.grid(linewidth=0.3, alpha=0.5)
@@ -419,5 +500,6 @@ def figure_files(fig: Figure, stem: str, info: Mapping, kind: str,
 
 
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "DPI", "FORMATS", "bars_figure", "build", "caption", "figure_files",
-           "grid_figure", "grid_layout", "lab_figure", "parse_columns", "radar_figure",
+           "default_sweep_metric", "grid_figure", "grid_layout", "lab_figure", "matrix_figure", "matrix_layout",
+           "parse_columns", "radar_figure", "salient_tiles",
            "render", "sweep_figure"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from sdsgsm.attacks import method_label
 from sdsgsm.metrics import Metric, metric_list
 
 DASH = "–"
@@ -103,7 +104,7 @@ def metric_table(summary: pd.DataFrame | Sequence[Mapping], metrics: str | Seque
     rows = summary.to_dict("records") if isinstance(summary, pd.DataFrame) else [dict(r) for r in summary]
     ms = _metrics(metrics)
     if lead is None:
-        lead = pd.DataFrame({"method": [str(r.get("method", "")) for r in rows],
+        lead = pd.DataFrame({"Method": [method_label(str(r.get("method", ""))) for r in rows],
                              "n": [str(r.get("n", "")) for r in rows]})
     cells, best = lead.reset_index(drop=True).astype(str), pd.DataFrame(False, index=range(len(rows)),
                                                                         columns=lead.columns)

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
+from sdsgsm.attacks import method_label
 from sdsgsm.metrics import metric_list
 
 # anchor colours of a perceptually ordered "inferno"-like map, interpolated linearly
@@ -207,7 +208,8 @@ def radar_figure(rows: list[dict]):
     fig = go.Figure()
     for i, row in enumerate(rows):
         r = [scores[m.mean_key][i] for m in metrics]
-        fig.add_trace(go.Scatterpolar(r=r + r[:1], theta=labels + labels[:1], name=row["method"], fill="toself",
+        fig.add_trace(go.Scatterpolar(r=r + r[:1], theta=labels + labels[:1], name=method_label(row["method"]),
+                                      fill="toself",
                                       opacity=0.55, line=dict(color=method_colour(row["method"]))))
     fig.update_layout(polar=dict(radialaxis=dict(range=[0, 1.05], showticklabels=False)), height=420,
                       margin=dict(l=40, r=40, t=30, b=30), legend=dict(orientation="h"))
@@ -227,7 +229,8 @@ def bars_figure(rows: list[dict]):
     colours = [method_colour(n) for n in names]
     for col, m in enumerate(metrics, start=1):
         err = [float(r[m.std_key]) * m.scale for r in rows] if m.show_std and m.std_key else None
-        fig.add_trace(go.Bar(x=names, y=[float(r[m.mean_key]) * m.scale for r in rows], showlegend=False,
+        fig.add_trace(go.Bar(x=[method_label(n) for n in names],
+                             y=[float(r[m.mean_key]) * m.scale for r in rows], showlegend=False,
                              error_y=dict(type="data", array=err) if err else None, marker_color=colours),
                       1, col)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
@@ -248,19 +251,34 @@ def mask_box(mask_hw: np.ndarray) -> np.ndarray:
 
 
 def matrix_figure(panels: list[tuple[str, pd.DataFrame]], value_label: str, digits: int = 0,
-                  zmin: float | None = 0.0, zmax: float | None = 100.0, colorscale: str = "Viridis"):
+                  zmin: float | None = 0.0, zmax: float | None = 100.0, colorscale: str = "Viridis",
+                  counts: list[pd.DataFrame] | None = None, min_n: int = 10):
     """Interactive twin of :func:`sdsgsm.render.figures.matrix_figure`: annotated heat maps side by side,
-    one per ``(title, DataFrame)`` (rows × columns, NaN blank), one shared colour scale and bar."""
+    one per ``(title, DataFrame)`` (rows × columns, NaN blank; method keys shown by their display
+    names), one shared colour scale and bar. ``counts``: each cell's n under its value, '⚠' where
+    n < ``min_n``."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from sdsgsm.attacks import method_label
+
     shared = all(list(df.index) == list(panels[0][1].index) for _, df in panels)
-    fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[t for t, _ in panels],
+    fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[method_label(t) for t, _ in panels],
                         horizontal_spacing=0.04 if shared else 0.12)
     for k, (_, df) in enumerate(panels, start=1):
         z = np.asarray(df, dtype=float)
-        text = [["" if not np.isfinite(v) else f"{v:.{digits}f}" for v in row] for row in z]
-        fig.add_trace(go.Heatmap(z=z, x=[str(c) for c in df.columns], y=[str(r) for r in df.index], text=text,
+        n = np.asarray(counts[k - 1], dtype=float) if counts is not None else None
+
+        def cell(i, j, v, n=n):
+            if not np.isfinite(v):
+                return ""
+            if n is None or not np.isfinite(n[i, j]):
+                return f"{v:.{digits}f}"
+            return f"{v:.{digits}f}<br>n={int(n[i, j])}{' ⚠' if n[i, j] < min_n else ''}"
+
+        text = [[cell(i, j, v) for j, v in enumerate(row)] for i, row in enumerate(z)]
+        fig.add_trace(go.Heatmap(z=z, x=[method_label(str(c)) for c in df.columns],
+                                 y=[method_label(str(r)) for r in df.index], text=text,
                                  texttemplate="%{text}", colorscale=colorscale, zmin=zmin, zmax=zmax,
                                  coloraxis="coloraxis", hovertemplate="%{y} → %{x}: %{z:.3g}<extra></extra>"),
                       row=1, col=k)

@@ -11,7 +11,10 @@ instead, with our labels and icons. `app.py` and every page call `sidebar()` rig
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePosixPath
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
@@ -39,12 +42,36 @@ PAGES: tuple[NavPage, ...] = (
 )
 
 
+def url_name(path: str) -> str:
+    """The URL path Streamlit serves a page file under: '' for the landing page, else the file name
+    without its number prefix and extension ('pages/8_Robust_training.py' -> 'Robust_training')."""
+    if path == PAGES[0].path:
+        return ""
+    return re.sub(r"^\d+_", "", PurePosixPath(path).stem)
+
+
+def unknown_page(url: str | None, base_path: str = "") -> str | None:
+    """The page name a browser asked for when it is none of :data:`PAGES` (Streamlit then runs the
+    landing page instead), else None. url: the browser's address (``st.context.url``); base_path:
+    the server's ``server.baseUrlPath``."""
+    if not url:
+        return None
+    path = urlsplit(url).path.strip("/")
+    base = base_path.strip("/")
+    if base and (path == base or path.startswith(base + "/")):
+        path = path[len(base):].strip("/")
+    if not path or path in {url_name(p.path) for p in PAGES}:
+        return None
+    return path
+
+
 def sidebar() -> None:
     """Draw the page links at the top of the sidebar, the current page highlighted.
 
     When a page file is run on its own (`streamlit run sdsgsm/ui/app/pages/1_Explorer.py`, or
     `AppTest.from_file` on a page) there is no app to navigate, Streamlit knows no other page,
-    and the menu is left out instead of failing the page.
+    and the menu is left out instead of failing the page. An address that names no page (Streamlit
+    runs the landing page for it) gets one warning line (:func:`unknown_page`).
     """
     home, *others = PAGES
     try:
@@ -54,3 +81,7 @@ def sidebar() -> None:
     for page in others:  # a missing page here is a real error and is not hidden
         st.sidebar.page_link(page.path, label=page.label, icon=page.icon)
     st.sidebar.divider()
+    asked = unknown_page(st.context.url, st.get_option("server.baseUrlPath") or "")
+    if asked:
+        st.warning(f"There is no page {asked[:40]!r}; this is the Home page. Pages: "
+                   + ", ".join(url_name(p.path) for p in others) + ".")

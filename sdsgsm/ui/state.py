@@ -22,8 +22,9 @@ def key(prefix: str, name: str) -> str:
 def init_state(prefix: str, method_key: str | None = "method") -> list[str]:
     """Once per session and page: spec defaults, then the link's valid query parameters.
 
-    Returns one-line warnings for query values that were ignored (NaN, inf, out of range,
-    not a choice). Later runs return [] and only keep the values alive (:func:`keep`).
+    Returns one-line warnings for query values that were ignored (NaN, inf, out of the spec's range or
+    above the app's limits, not a choice): every such value is ignored, never clamped, and the page shows.
+    Later runs return [] and only keep the values alive (:func:`keep`).
     """
     if st.session_state.get(key(prefix, "init")):
         keep(prefix)
@@ -32,6 +33,8 @@ def init_state(prefix: str, method_key: str | None = "method") -> list[str]:
         st.session_state.setdefault(key(prefix, name), p.shown(p.default))
     query = st.query_params.to_dict()
     values, warnings = parse_query(query)
+    values, more = within_app_limits(values)
+    warnings += more
     for name, value in values.items():
         st.session_state[key(prefix, name)] = PARAMS[name].shown(value)
     if method_key and "method" in query:
@@ -43,6 +46,24 @@ def init_state(prefix: str, method_key: str | None = "method") -> list[str]:
         warnings += image_from_query(prefix, query["image"])
     st.session_state[key(prefix, "init")] = True
     return warnings
+
+
+def within_app_limits(values: dict) -> tuple[dict, list[str]]:
+    """A link's parsed values without those above the shared server's per-request limits
+    (:mod:`sdsgsm.ui.limits`: ``steps=999`` would hide the page behind the limit's error), each
+    ignored with one warning line, like a value outside the spec's range (``omega=-1``): the page
+    keeps its default and stays usable."""
+    from sdsgsm.ui.limits import APP_MAX_SF_ITER, APP_MAX_STEPS
+
+    caps = {"steps": APP_MAX_STEPS, "sf_max_iter": APP_MAX_SF_ITER}
+    kept, warnings = {}, []
+    for name, value in values.items():
+        if name in caps and value is not None and value > caps[name]:
+            warnings.append(f"Ignored {name}={PARAMS[name].shown(value)} from the link: this app runs at most "
+                            f"{caps[name]} (the command line has no such limit).")
+        else:
+            kept[name] = value
+    return kept, warnings
 
 
 def image_from_query(prefix: str, value: str) -> list[str]:
@@ -153,28 +174,100 @@ def load_saved_run(prefix: str, upload_key: str) -> None:
 
 
 def link_query(prefix: str, extra: dict) -> dict[str, str]:
-    """The page's full state as query parameters: ``extra`` (image, model, method, …) then every spec
-    parameter in shown units (:func:`sdsgsm.share.param_query`)."""
-    from sdsgsm.share import param_query
+    """The page's state as query parameters: ``extra`` (image, model, method, …) then the spec
+    parameters in shown units that differ from where a link starts (the spec defaults, or the named
+    ``preset``'s numbers; :func:`sdsgsm.share.param_query`, :func:`sdsgsm.share.link_base`)."""
+    from sdsgsm.share import link_base, param_query
 
     out = {k: str(v) for k, v in extra.items() if v is not None and v != ""}
-    return {**out, **param_query(values(prefix))}
+    return {**out, **param_query(values(prefix), link_base(extra.get("preset")))}
+
+
+def app_root() -> str:
+    """The app's absolute address without a page ('http://host:8501' plus the server's base path):
+    from the browser's address (``st.context.url``) when known, else ``http://localhost:<server.port>``."""
+    from urllib.parse import urlsplit
+
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    url = st.context.url
+    if url:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    else:
+        origin = f"http://localhost:{st.get_option('server.port') or 8501}"
+    return origin + (f"/{base}" if base else "")
+
+
+def page_url(page: str, query: dict[str, str]) -> str:
+    """The absolute link to page file ``page`` ('pages/1_Explorer.py', 'app.py') with ``query``: what a
+    student can open from a projector or a chat (:func:`app_root`, :func:`sdsgsm.share.absolute_link`)."""
+    from sdsgsm.share import absolute_link
+    from sdsgsm.ui.nav import url_name
+
+    return absolute_link(app_root(), url_name(page), query)
+
+
+def unknown_link_keys(query: dict[str, str], known) -> list[str]:
+    """One warning line for the link's query keys that this page does not read (``/Transfer?models=x``),
+    instead of ignoring them silently; [] when every key is known. known: the page's own keys; the
+    spec parameters and the defence parameters are always known."""
+    from sdsgsm.params import DEFENCE_PARAMS
+
+    bad = [k for k in query if k not in PARAMS and k not in DEFENCE_PARAMS and k not in set(known)]
+    if not bad:
+        return []
+    shown = ", ".join(f"{k}={str(query[k])[:30]!r}" for k in bad[:3])
+    return [f"Ignored {shown} from the link: this page reads " + ", ".join(sorted(set(known))) +
+            " and the attack parameters."]
+
+
+def _this_page() -> str:
+    """The URL name of the running page ('Explorer'; '' for Home or when unknown), from its script file."""
+    from pathlib import Path
+
+    from sdsgsm.ui.nav import url_name
+
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        path = Path(ctx.pages_manager.get_pages()[ctx.page_script_hash]["script_path"])
+    except (AttributeError, KeyError, TypeError):
+        return ""
+    return url_name(f"pages/{path.name}") if path.parent.name == "pages" else ""
 
 
 def share_link(prefix: str, extra: dict, box=None) -> str:
     """Keep the URL equal to the page's state and offer it in a 'Copy link' box (st.code has a copy
-    button). Returns the link (absolute when the browser's address is known)."""
+    button) and as a QR code. Returns the absolute link (the browser's address, else
+    ``http://localhost:<port>``) with only the non-default values (:func:`link_query`); the link's keys
+    that the page does not read are said in one warning line, once (:func:`unknown_link_keys`)."""
     from urllib.parse import urlencode
 
+    from sdsgsm.share import qr_png
+
+    checked = key(prefix, "link_keys_checked")
+    if not st.session_state.get(checked):  # the link the page was opened with, once: its unknown keys
+        st.session_state[checked] = True
+        for warning in unknown_link_keys(st.query_params.to_dict(), [*extra, "method", "image", "label", "model"]):
+            st.warning(warning)
     query = link_query(prefix, extra)
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
-    base = (st.context.url or "").split("?")[0]
-    link = f"{base}?{urlencode(query)}"
+    page = (st.context.url or "").split("?")[0] or app_root() + (f"/{_this_page()}" if _this_page() else "")
+    link = page + (f"?{urlencode(query)}" if query else "")
     with (box or st.sidebar).expander("Share: copy link", icon=":material/link:"):
         st.code(link, language=None, wrap_lines=True)
         st.caption("The copy button sits at the code box's top right. The link holds the image, model, method "
-                   "and every parameter; opened on any server it reproduces the same numbers.")
+                   "and every parameter that differs from its default; opened on any server it reproduces the "
+                   "same numbers.")
+        if st.toggle("QR code", key=key(prefix, "qr"), help="for a classroom: students scan it to open this page "
+                     "with these settings"):
+            png = qr_png(link)
+            if png is None:
+                st.caption("A QR code needs the segno package (pip install segno).")
+            else:
+                st.image(png, width=180, caption="Scan to open this page with these settings")
     return link
 
 

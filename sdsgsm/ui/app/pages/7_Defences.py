@@ -79,8 +79,8 @@ with st.expander("Why adaptive attacks? BPDA and the lesson of Athalye et al. 20
         "*f(T(x))*. Most of these transforms are not differentiable, which also seems to block gradient attacks "
         "through them — *gradient masking*. Athalye, Carlini & Wagner (ICML 2018) showed that this protection is "
         "an illusion: with **BPDA** (backward pass differentiable approximation) the attacker runs the real T "
-        "forward and treats it as the identity backward (T(x) ≈ x), and the attack works again. Majlesi (2025) draws "
-        "the lesson (§2.3 gradient masking, §2.5 input transformations, §3.1): judge a defence only against an "
+        "forward and treats it as the identity backward (T(x) ≈ x), and the attack works again. Their "
+        "lesson: judge a defence only against an "
         "**adaptive** attacker who knows it. Here the Gaussian "
         "blur is differentiable and is attacked with its exact gradient; the others through BPDA.")
 stopped = links.run_stop(P, request, "Run", "Run no more attacks; show the finished cells",

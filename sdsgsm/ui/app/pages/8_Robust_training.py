@@ -1,4 +1,4 @@
-"""Robust training: defensive distillation and adversarial training on sklearn's 8×8 digits (Majlesi 2025, §2.1–2.3).
+"""Robust training: defensive distillation and adversarial training on sklearn's 8×8 digits (Papernot et al. 2016; Goodfellow et al. 2015; Madry et al. 2018).
 
 Same code as `python -m sdsgsm lab train|eval`. The shipped models and their evaluation load from
 assets/lab; other settings retrain the four models (seconds each) with a progress bar."""
@@ -28,7 +28,7 @@ st.caption("Four small CNNs on scikit-learn's 1,797 handwritten digits (8×8, pi
            "over **all** test digits, so ε = 0 is the clean accuracy.")
 st.markdown("\n".join(f"- **{name}** — {text}" for name, text in ul.MODEL_TEXT.items()) +
             "\n\nSources: Papernot et al. 2016 (distillation); Carlini & Wagner 2017 (distillation is not robust); "
-            "Madry et al. 2018 (PGD training); Majlesi 2025, §2.1–2.3.")
+            "Madry et al. 2018 (PGD training); Goodfellow et al. 2015 (FGSM training).")
 
 with st.expander("Retrain with other settings", icon=":material/model_training:", expanded=settings != SHIPPED):
     for col, name in zip(st.columns(3), ul.RETRAIN):
@@ -100,7 +100,7 @@ with left:
                     f"**{d.loc['distilled', 'success_rate']:.0%}** of its clean-correct digits (standard "
                     f"{d.loc['standard', 'success_rate']:.0%}) with a mean L2 of {d.loc['distilled', 'l2_mean']:.2f} "
                     f"(standard {d.loc['standard', 'l2_mean']:.2f}). Distillation masks the gradient; it does not "
-                    "remove the vulnerability (Carlini & Wagner 2017; Majlesi 2025, §2.3).")
+                    "remove the vulnerability (Carlini & Wagner 2017).")
 with right:
     st.subheader("Saturation at T = 1")
     sat = ev["saturation"]

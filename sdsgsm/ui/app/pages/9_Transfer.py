@@ -31,7 +31,7 @@ if query:  # the link's transfer settings, once
 st.title("Transferability")
 st.caption("Craft x_adv on a **source** model, then ask **target** models to classify it. An attacker who cannot "
            "see a model's gradients (a black box) crafts on a surrogate it owns and hopes the example transfers "
-           "(Majlesi 2025, §2; Papernot et al. 2016). An **ensemble** source (the mean of several models' logits; "
+           "(Papernot, McDaniel & Goodfellow 2016). An **ensemble** source (the mean of several models' logits; "
            "Liu et al. 2017) transfers better: keep the target out of it for an honest black-box number.")
 
 st.sidebar.header("Models")
