@@ -59,7 +59,7 @@ class DefenceConfig:
 
     jpeg_quality 1…100; median_window odd px; gaussian_sigma px; bit_depth 1…8; tvm_prob, tvm_lamb,
     tvm_iter: TVM's keep probability, λ and L-BFGS-B iterations; resize_min the smallest scale s and
-    resize_seed the seed of the random resize-and-pad. Checked against the spec on creation.
+    resize_seed the random seed of the resize-and-pad draws. Checked against the spec on creation.
     """
 
     jpeg_quality: int = DEFENCE_PARAMS["jpeg_quality"].default
