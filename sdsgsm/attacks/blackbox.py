@@ -185,7 +185,7 @@ def blackbox_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, 
     Args: x (N, 3, H, W) float32 in [0, 1]; y (N,) the labels attacked (success = prediction ≠ y); clean
     (N, K) clean logits (K sizes the classifier); ``scan`` is ignored. The images are attacked one after
     another, each with numpy's global RNG (which ART draws from) seeded by cfg.seed and restored afterwards,
-    so an image's result depends on the image and the seed only, not on its batch. Returns x_adv with
+    so an image's result depends on the image and the random seed only, not on its batch. Returns x_adv with
     |x_adv − x| ≤ ε, the scalar ε map and queries (N,) int64, the model queries each image cost.
     """
     if cfg.eps == 0:  # the ε-ball is x itself: nothing to ask
@@ -195,7 +195,7 @@ def blackbox_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, 
     advs, counts = [], []
     with seeded(cfg.seed, x.device):
         for i in range(len(x_np)):
-            np.random.seed(cfg.seed)  # every image from the seed: its run depends on it and the seed only
+            np.random.seed(cfg.seed)  # every image from the random seed: its run depends on it and that seed only
             adv, q = attack_one(name, model, x_np[i], int(y_np[i]), k, cfg)
             advs.append(adv)
             counts.append(q)
