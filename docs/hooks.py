@@ -6,7 +6,7 @@
   ``format_help()`` in a code block; ``<!-- cli:NAME -->`` (e.g. ``cli:lab eval``) just that one.
 * ``<!-- presets -->`` becomes the table of :data:`sdsgsm.params.PRESETS`.
 * ``<!-- methods -->`` becomes the table of the method registry :data:`sdsgsm.attacks.METHODS`.
-* The lab's figure (``assets/lab/lab_figure.png``) is added to the site as ``img/lab_figure.png``.
+* The lab's figure (``sdsgsm/assets/lab/lab_figure.png``) is added to the site as ``img/lab_figure.png``.
 
 An unknown marker stops the build (a ``PluginError``), so a renamed table is noticed.
 """
@@ -25,7 +25,8 @@ from mkdocs.structure.files import File
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"<!--\s*(params|cli|presets|methods)(?::([^>]*?))?\s*-->")
 HELP_COLUMNS = "96"  # argparse wraps at $COLUMNS; fixed so the pages do not depend on the terminal
-EXTRA_FILES = {"img/lab_figure.png": ROOT / "assets" / "lab" / "lab_figure.png"}
+EXTRA_FILES = {"img/lab_figure.png": ROOT / "sdsgsm" / "assets" / "lab" / "lab_figure.png",
+               "img/lab_certify_figure.png": ROOT / "sdsgsm" / "assets" / "lab" / "lab_certify_figure.png"}
 
 
 def _params(name: str) -> str:
