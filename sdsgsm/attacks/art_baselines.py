@@ -156,8 +156,18 @@ def seeded(seed: int, device: torch.device):
 
 
 def _generate(name: str, params: dict, classifier, x: np.ndarray, y: np.ndarray, nb_classes: int) -> np.ndarray:
-    """Run the ART attack on numpy float32 x (N, C, H, W), labels y (N,), in suitable chunks."""
+    """Run the ART attack on numpy float32 x (N, C, H, W), labels y (N,), in suitable chunks.
+
+    DeepFool runs as :func:`sdsgsm.attacks.deepfool.deepfool`, ART's DeepFool arithmetic with one forward
+    pass per iteration instead of ``nb_grads + 1`` (the same x_adv; tests/test_speed_equivalence.py)."""
     chunk = 1 if name in _PER_SAMPLE and nb_classes > MAX_BATCHED_CLASSES else len(x)
+    if name == "deepfool":
+        from sdsgsm.attacks.deepfool import deepfool
+
+        kw = {"max_iter": params["max_iter"], "epsilon": params["epsilon"], "nb_grads": params["nb_grads"],
+              "nb_classes": nb_classes, "device": classifier.device}
+        return np.concatenate([deepfool(classifier.model, x[i:i + chunk], **kw)
+                               for i in range(0, len(x), chunk)]).astype(np.float32)
     attack = _build(params, classifier, chunk)
     out = []
     for i in range(0, len(x), chunk):
