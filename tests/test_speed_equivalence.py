@@ -4,6 +4,9 @@
   ``DeepFool.generate`` (a forward pass per class gradient) with the registry's parameters: the same
   x_adv bit for bit, on the small 10-class CNN (ART's all-classes path) and on EfficientNet-Lite0 (its
   ``nb_grads`` subset path, one image at a time as the benchmark runs it).
+* CW and EAD: ART's attacks on :func:`~sdsgsm.attacks.art_baselines.shared_pass_classifier` (class
+  gradients from the forward pass of the last prediction) against ART's plain PyTorchClassifier: the
+  same x_adv bit for bit.
 * SmoothFool: the core (label checks, candidate gradients and w from shared passes) against a plain
   per-image Algorithm 2 (a pass for every check, the gradients from a batch of copies): the same x_adv
   up to float rounding and the same labels.
@@ -16,7 +19,7 @@ import pytest
 import torch
 
 from sdsgsm.attacks import AttackConfig
-from sdsgsm.attacks.art_baselines import art_classifier, baseline_params
+from sdsgsm.attacks.art_baselines import art_classifier, baseline_params, seeded, shared_pass_classifier
 from sdsgsm.attacks.deepfool import deepfool
 from sdsgsm.attacks.smoothfool import smoothfool_core
 
@@ -66,6 +69,37 @@ def test_deepfool_equals_art_on_lite0(lite0):
             moved = lite0(torch.from_numpy(ref)).argmax(1) != lite0(xi).argmax(1)
         np.testing.assert_array_equal(_ours(lite0, xi, cfg, 1000), ref)
         assert bool(moved)
+
+
+def _art_run(name: str, classifier, x: torch.Tensor, y: torch.Tensor, cfg: AttackConfig, **over) -> np.ndarray:
+    params = {key: v for key, v in baseline_params(name, cfg).items() if key != "art_class"} | over
+    attack = getattr(art_evasion, baseline_params(name, cfg)["art_class"])(classifier, batch_size=len(x),
+                                                                            verbose=False, **params)
+    with seeded(cfg.seed, x.device):
+        return attack.generate(x=x.numpy(), y=y.numpy())
+
+
+@pytest.mark.parametrize("name", ["cw", "ead"])
+def test_shared_pass_classifier_gives_arts_numbers_on_the_small_cnn(tiny_cnn, rand_images, name):
+    cfg = AttackConfig(steps=6)
+    y = tiny_cnn(rand_images).argmax(1)
+    over = {"initial_const": 20.0, "learning_rate": 0.2}  # so that the small CNN's images move in 6 steps
+    ref = _art_run(name, art_classifier(tiny_cnn, (3, 32, 32), 10), rand_images, y, cfg, **over)
+    ours = _art_run(name, shared_pass_classifier(tiny_cnn, (3, 32, 32), 10), rand_images, y, cfg, **over)
+    assert np.abs(ref - rand_images.numpy()).max() > 0  # it moved
+    np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.slow
+def test_shared_pass_cw_gives_arts_numbers_on_lite0(lite0):
+    from sdsgsm.data import load_gallery
+
+    x, y, _ = load_gallery("imagenet", lite0.input_size, 1)
+    cfg = AttackConfig(steps=10)
+    ref = _art_run("cw", art_classifier(lite0, (3, 224, 224), 1000), x, y, cfg)
+    ours = _art_run("cw", shared_pass_classifier(lite0, (3, 224, 224), 1000), x, y, cfg)
+    assert np.abs(ref - x.numpy()).max() > 0
+    np.testing.assert_array_equal(ours, ref)
 
 
 def _reference_smoothfool(model, x: torch.Tensor, y: int, cfg: AttackConfig) -> torch.Tensor:
