@@ -20,6 +20,12 @@ DeepFool takes gradients for the union of every sample's top classes, so for mod
 more than ``MAX_BATCHED_CLASSES`` classes the gradient-per-class attacks (CW, DeepFool, EAD,
 AutoAttack, whose ensemble contains DeepFool) are run one sample at a time; the result is
 the same, only the cost is linear instead of quadratic in the batch size.
+
+Two calls give ART's numbers with fewer network passes (tests/test_speed_equivalence.py checks them
+bit for bit against ART): DeepFool runs as :func:`sdsgsm.attacks.deepfool.deepfool`, ART's DeepFool
+arithmetic with one forward pass per iteration instead of ``nb_grads`` + 1; CW and EAD run ART's
+own attacks on :func:`shared_pass_classifier`, whose class gradients reuse the forward pass of the
+prediction the attack has just made on the same input.
 """
 
 from __future__ import annotations

@@ -19,6 +19,12 @@ The attacked class c(x) is the label run_method passes (true label where known, 
 prediction). A sample still classified as c(x) after N iterations is returned at its last iterate
 and counts as not fooled ("not fooled within N iterations"). Unbounded (minimum-norm): the budget
 map is the realised per-sample L∞, like DeepFool and CW.
+
+Passes: each DeepFool iteration runs one forward pass at its point, which gives the label check
+(Algorithm 2's while condition at x_i is DeepFool's first check, since DeepFool starts at x_i), the
+logits and, by one backward pass per candidate class on that graph, the class gradients; w (eq. 8) is
+the gradient of the last pass. The numbers are those of running each check and gradient separately
+(the candidate gradients come out bit-equal to a batch of copies on EfficientNet-Lite0).
 """
 
 from __future__ import annotations
