@@ -1,10 +1,10 @@
 """SmoothFool before and after, side by side in one run: the core of git revision REV (loaded from git
 beside the current code) and the current one on the same gallery images, interleaved.
 
-The old core attacks one image at a time; the new one all images of the batch at once. Prints, per
-image, both results' outer iterations are not visible, so it prints what matters: whether x_adv is
-bit-equal, each run's label change and Ω_n (normalised roughness, SmoothFool eq. 4), then medians
-of the wall time per call and their ratio. Last line: ``smoothfool_speedup=<x> same_x_adv=<k>/<n>
+Both cores attack one image at a time (the new one shares passes within an image). Prints, per
+image, whether x_adv is bit-equal, each run's label change and Ω_n (normalised roughness,
+SmoothFool eq. 4), then medians of the wall time per call and their ratio (1 torch thread by default).
+Last line: ``smoothfool_speedup=<x> same_x_adv=<k>/<n>
 fooled=<a>/<n>-><b>/<n>``.
 
     python bench/smoothfool.py [--limit N] [--repeats R] [--baseline REV] [--batch B]
@@ -51,7 +51,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="images per call of the new core (default: all)")
     ap.add_argument("--baseline", default="main")
     ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     old = baseline_module(args.baseline, "sdsgsm/attacks/smoothfool.py", "_baseline_smoothfool")
     model = load_model("efficientnet_lite0", device=args.device)
     x, y, keys = load_gallery("imagenet", model.input_size, args.limit)
