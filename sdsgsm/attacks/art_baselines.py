@@ -20,6 +20,12 @@ DeepFool takes gradients for the union of every sample's top classes, so for mod
 more than ``MAX_BATCHED_CLASSES`` classes the gradient-per-class attacks (CW, DeepFool, EAD,
 AutoAttack, whose ensemble contains DeepFool) are run one sample at a time; the result is
 the same, only the cost is linear instead of quadratic in the batch size.
+
+Two calls give ART's numbers with fewer network passes (tests/test_speed_equivalence.py checks them
+bit for bit against ART): DeepFool runs as :func:`sdsgsm.attacks.deepfool.deepfool`, ART's DeepFool
+arithmetic with one forward pass per iteration instead of ``nb_grads`` + 1; CW and EAD run ART's
+own attacks on :func:`shared_pass_classifier`, whose class gradients reuse the forward pass of the
+prediction the attack has just made on the same input.
 """
 
 from __future__ import annotations
@@ -111,6 +117,63 @@ def art_classifier(model, input_shape: tuple[int, ...], nb_classes: int):
     return cache[key]
 
 
+def shared_pass_classifier(model, input_shape: tuple[int, ...], nb_classes: int):
+    """A fresh ART PyTorchClassifier for ``model`` whose class gradients reuse the forward pass of the
+    same input (what CW and EAD ask for), with ART's numbers.
+
+    ART's PyTorchClassifier runs a new forward pass for every ``class_gradient`` call, and CW and EAD
+    make two per iteration (the target and the runner-up logit) on the point their line search has just
+    evaluated with ``predict``. Here ``predict`` (one batch, eval mode) keeps the graph of its last input,
+    and ``class_gradient`` on an array with the same bytes runs only the backward passes, one per class
+    as ART does; any other call is ART's own. Not cached on the model: the kept graph dies with the attack.
+    """
+    from art.estimators.classification import PyTorchClassifier
+
+    device = next(iter(model.buffers()), next(iter(model.parameters()), torch.zeros(0))).device
+
+    class SharedPass(PyTorchClassifier):
+        _last = None  # (shape, bytes, input tensor, logits tensor) of the last predict
+
+        def predict(self, x, batch_size: int = 128, training_mode: bool = False, **kwargs):
+            if training_mode or len(x) > batch_size or self.postprocessing_defences:
+                return super().predict(x, batch_size=batch_size, training_mode=training_mode, **kwargs)
+            self._model.train(mode=False)
+            x_pre, _ = self._apply_preprocessing(x, y=None, fit=False)
+            xt = torch.from_numpy(np.array(x_pre, copy=True)).to(self._device).requires_grad_(True)
+            with torch.enable_grad():
+                out = self._model(xt)[-1]
+            self._last = (x.shape, x.tobytes(), xt, out)
+            return out.detach().cpu().numpy().astype(np.float32)
+
+        def class_gradient(self, x, label=None, training_mode: bool = False, **kwargs):
+            if isinstance(label, list):
+                label = np.array(label)
+            single = isinstance(label, (int, np.integer))
+            if training_mode or not (single or (isinstance(label, np.ndarray) and label.ndim == 1)) or \
+                    self.preprocessing_defences:
+                return super().class_gradient(x, label=label, training_mode=training_mode, **kwargs)
+            last = self._last
+            if last is None or last[0] != x.shape or last[1] != x.tobytes():
+                self.predict(x, batch_size=len(x))
+                last = self._last
+            xt, out = last[2], last[3]
+            with torch.enable_grad():
+                if single:
+                    g = torch.autograd.grad(out[:, int(label)].sum(), xt, retain_graph=True)[0]
+                    return g.cpu().numpy()[:, None]
+                unique = list(np.unique(label))
+                per = np.stack([torch.autograd.grad(out[:, int(k)].sum(), xt, retain_graph=True)[0].cpu().numpy()
+                                for k in unique], 1)
+            return per[np.arange(len(x)), [unique.index(k) for k in label]][:, None]
+
+    return SharedPass(model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(input_shape),
+                      nb_classes=int(nb_classes), clip_values=(0.0, 1.0),
+                      device_type="gpu" if device.type == "cuda" else "cpu")
+
+
+_SHARED_PASS = ("cw", "ead")
+
+
 def _build(params: dict, classifier, batch_size: int):
     """Instantiate the ART attack described by ``params`` (AutoAttack: the list of its attacks)."""
     from art.attacks import evasion
@@ -156,8 +219,18 @@ def seeded(seed: int, device: torch.device):
 
 
 def _generate(name: str, params: dict, classifier, x: np.ndarray, y: np.ndarray, nb_classes: int) -> np.ndarray:
-    """Run the ART attack on numpy float32 x (N, C, H, W), labels y (N,), in suitable chunks."""
+    """Run the ART attack on numpy float32 x (N, C, H, W), labels y (N,), in suitable chunks.
+
+    DeepFool runs as :func:`sdsgsm.attacks.deepfool.deepfool`, ART's DeepFool arithmetic with one forward
+    pass per iteration instead of ``nb_grads + 1`` (the same x_adv; tests/test_speed_equivalence.py)."""
     chunk = 1 if name in _PER_SAMPLE and nb_classes > MAX_BATCHED_CLASSES else len(x)
+    if name == "deepfool":
+        from sdsgsm.attacks.deepfool import deepfool
+
+        kw = {"max_iter": params["max_iter"], "epsilon": params["epsilon"], "nb_grads": params["nb_grads"],
+              "nb_classes": nb_classes, "device": classifier.device}
+        return np.concatenate([deepfool(classifier.model, x[i:i + chunk], **kw)
+                               for i in range(0, len(x), chunk)]).astype(np.float32)
     attack = _build(params, classifier, chunk)
     out = []
     for i in range(0, len(x), chunk):
@@ -183,7 +256,7 @@ def art_core(model, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, cfg: 
     k = clean.shape[1]
     if name not in UNBOUNDED and cfg.eps == 0:  # ART refuses ε = 0; the only point of the ε-ball is x
         return CoreOutput(x.clone(), scalar_budget(x, 0.0))
-    classifier = art_classifier(model, tuple(x.shape[1:]), k)
+    classifier = (shared_pass_classifier if name in _SHARED_PASS else art_classifier)(model, tuple(x.shape[1:]), k)
     with seeded(cfg.seed, x.device):
         adv_np = _generate(name, baseline_params(name, cfg), classifier, x.cpu().numpy().astype(np.float32),
                            y.cpu().numpy(), k)
