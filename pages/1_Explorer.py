@@ -96,7 +96,7 @@ def panels(res: dict, flags: dict, shown: set[str]) -> None:
     for col, (i, fig) in zip(st.columns(3), enumerate(figures)):
         col.plotly_chart(fig, key=f"{P}_fig{i}", theme=None)
     st.subheader("Metrics")
-    tiles_row = [("Attack success", "already misclassified" if s.get("already_misclassified") else
+    tiles_row = [("Attack success", "not counted" if s.get("already_misclassified") else
                   "yes" if m["success"] else "no", None), ("L2", f"{m['l2']:.3f}", None)]
     norm = uv.linf_tile(s, size)
     if norm:

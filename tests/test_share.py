@@ -115,9 +115,10 @@ def test_figures_page_builds_a_grid_and_charts_a_results_csv(tiny_cnn, rand_imag
     assert labels == ["grid.pdf", "grid.png", "grid.svg", "grid.json"]
     assert any("1 rows × (2 shared + 1 methods × 2) = 4 panels" in c.value for c in at.caption)
     res = run_benchmark(tiny_cnn, rand_images, None, ["fgsm", "pgd"], build_config({"patch": 8}), criterion="all")
+    at.radio(key="fig_kind").set_value("charts").run()  # radar and bars: no grid pickers
     at.file_uploader(key="fig_results").set_value(("results.csv", res.summary.to_csv(index=False).encode(),
                                                    "text/csv")).run()
-    assert not at.exception and len(at.get("download_button")) == 12
+    assert not at.exception and len(at.get("download_button")) == 8 and not at.sidebar.get("multiselect")
     at.file_uploader(key="fig_results").set_value(("results.csv", b"a,b\n1,2\n", "text/csv")).run()
     assert not at.exception and "not a benchmark results.csv" in at.error[0].value
 

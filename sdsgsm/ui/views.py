@@ -17,7 +17,7 @@ from sdsgsm.params import PARAMS, format_budget
 
 # what raises an attack's strength, per parameter a method reads (the hint after a failed attack)
 STRONGER = {"eps_strong": "a larger ε_strong", "eps": "a larger ε", "steps": "more steps T",
-            "region": "a region with more windows", "sf_max_iter": "a higher iteration cap",
+            "region": "a region with more windows (top-k)", "sf_max_iter": "a higher iteration cap",
             "sigma_g": "a smaller σ_g", "patch_size": "a larger adversarial patch",
             "placement": "the omega-star placement"}
 
@@ -36,9 +36,15 @@ def patch_side(summary: dict, input_size: int) -> int:
     return min(int(summary["parameters"]["patch_size"]), input_size)
 
 
-def hint(method: str, shown: set[str]) -> str:
-    """What to try after a failed attack: the strength knobs among the widgets shown for ``method``."""
-    knobs = [text for name, text in STRONGER.items() if name in METHODS[method].widgets and name in shown]
+SET_ALREADY = {"placement": "omega-star", "region": "topk"}  # a hint that names the current choice is dropped
+
+
+def hint(method: str, shown: set[str], settings: dict | None = None) -> str:
+    """What to try after a failed attack: the strength knobs among the widgets shown for ``method`` (one that
+    ``settings`` — result.json's 'parameters' — already has is left out)."""
+    settings = {**(settings or {}), **(settings or {}).get("budget", {})}
+    knobs = [text for name, text in STRONGER.items() if name in METHODS[method].widgets and name in shown
+             and not (name in SET_ALREADY and settings.get(name) == SET_ALREADY[name])]
     if not knobs:
         return ""
     return "Try " + (", ".join(knobs[:-1]) + " or " + knobs[-1] if len(knobs) > 1 else knobs[0]) + "."
@@ -68,7 +74,7 @@ def reading(summary: dict, input_size: int, shown: set[str]) -> str:
         return text + "."
     p_after = next((r["prob"] for r in after["top5"] if r["index"] == before["index"]), None)
     drop = f" (its confidence went from {before['prob']:.1%} to {p_after:.1%})" if p_after is not None else ""
-    return f"The label stayed **{before['name']}**{drop}. {hint(summary['method'], shown)}".strip()
+    return f"The label stayed **{before['name']}**{drop}. {hint(summary['method'], shown, summary['parameters'])}".strip()
 
 
 def verdict_html(summary: dict) -> str:
