@@ -147,6 +147,8 @@ def test_lab_sentences_follow_the_numbers():
     assert "moves nothing" not in ul.saturation_text(flat, trained)
     assert "at chance" in ul.saturation_text(sat, chance)
     assert "at chance: untrained" in ul.headline_text(headline(chance), chance)
+    weak = _curve({"standard": 0.44, "distilled": 0.11, "fgsm_at": 0.6, "pgd_at": 0.45})
+    assert "already on clean digits (44.0%)" in ul.headline_text(headline(weak), weak)
 
 
 @pytest.mark.slow
@@ -157,10 +159,11 @@ def test_robust_training_text_after_a_one_epoch_retrain():
     at.number_input(key="lab_epochs").set_value(1).run()
     at.button(key="lab_retrain").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    table = at.dataframe(key="lab_table").value
+    table = at.dataframe[0].value
     clean = table[table["ε (×1/255)"] == 0].iloc[0]
     body = " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [w.value for w in at.warning])
     low = [m for m in ("standard", "distilled", "fgsm_at", "pgd_at") if clean[m] <= 15.0]
+    assert ("*falls*" in body) <= (clean["standard"] >= 50.0) and "ε = 0/255" not in body
     for m in low:  # every model at chance is named as untrained, with its accuracy
         assert f"({clean[m]:.1f}%)" in " ".join(w.value for w in at.warning), m
     if "distilled" in low:

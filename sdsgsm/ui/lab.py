@@ -218,7 +218,11 @@ def headline_text(h: dict, curve: pd.DataFrame) -> str:
     clean = clean_accuracy(curve)
     if at_chance(clean.get("standard", 1.0)):
         return (f"The standard model is at chance already on clean digits ({clean['standard']:.1%}), so there is no "
-                "ε at which it *falls*; retrain it for more epochs.")
+                "ε at which it falls; retrain it for more epochs.")
+    if clean.get("standard", 1.0) < h["threshold"]:
+        return (f"The standard model is below {h['threshold']:.0%} already on clean digits "
+                f"({clean['standard']:.1%}): too little training for the figure of arXiv:2312.16880, so there is "
+                "no ε at which it falls; retrain it for more epochs.")
     if h.get("eps") is None:
         return f"The standard model stays above {h['threshold']:.0%} over this ε range."
     acc = h["accuracy"]
