@@ -9,8 +9,8 @@ import streamlit as st
 from sdsgsm import ui
 from sdsgsm.render import viz
 from sdsgsm.ui import nav
-from sdsgsm.ui import views as uv
 from sdsgsm.ui import state as links
+from sdsgsm.ui import views as uv
 
 st.set_page_config(page_title="Explorer · SD-SGSM", layout="wide",
                    initial_sidebar_state="collapsed" if ui.presenting() else "auto")

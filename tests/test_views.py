@@ -5,7 +5,6 @@ gets wrong is not reported as a failed attack."""
 from pathlib import Path
 
 import pytest
-
 import torch
 from helpers import page_path, tiny_classifier
 from streamlit.testing.v1 import AppTest

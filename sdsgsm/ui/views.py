@@ -13,7 +13,7 @@ import html
 import numpy as np
 
 from sdsgsm.attacks import METHODS
-from sdsgsm.params import PARAMS, format_budget
+from sdsgsm.params import format_budget
 
 # what raises an attack's strength, per parameter a method reads (the hint after a failed attack)
 STRONGER = {"eps_strong": "a larger ε_strong", "eps": "a larger ε", "steps": "more steps T",
@@ -74,7 +74,8 @@ def reading(summary: dict, input_size: int, shown: set[str]) -> str:
         return text + "."
     p_after = next((r["prob"] for r in after["top5"] if r["index"] == before["index"]), None)
     drop = f" (its confidence went from {before['prob']:.1%} to {p_after:.1%})" if p_after is not None else ""
-    return f"The label stayed **{before['name']}**{drop}. {hint(summary['method'], shown, summary['parameters'])}".strip()
+    tip = hint(summary["method"], shown, summary["parameters"])
+    return f"The label stayed **{before['name']}**{drop}. {tip}".strip()
 
 
 def verdict_html(summary: dict) -> str:
@@ -128,10 +129,3 @@ def run_text(method: str, cfg) -> str:
     steps = cfg.steps if m.multi_step else 1
     return f"{m.label}: {steps} step{'s' if steps != 1 else ''} …"
 
-
-def label_of(name: str) -> str:
-    return METHODS[name].label
-
-
-def param_label(name: str) -> str:
-    return PARAMS[name].label
