@@ -15,7 +15,7 @@ from sdsgsm.params import PARAMS, format_budget
 from sdsgsm.render import learn_viz, viz
 from sdsgsm.ui import learn as lu
 from sdsgsm.ui import nav
-from sdsgsm.ui.widgets import param_widget
+from sdsgsm.ui.widgets import derived_value, param_widget
 
 st.set_page_config(page_title="Learn · SD-SGSM", layout="wide",
                    initial_sidebar_state="collapsed" if ui.presenting() else "auto")
@@ -75,7 +75,8 @@ def widgets(*names: str, box=None) -> None:
         for name in names:
             p = PARAMS[name]
             if p.show_if is None or st.session_state[f"{P}_{p.show_if[0]}"] in p.show_if[1]:
-                param_widget(P, p, side)
+                param_widget(P, p, side, derived_value(name, ui.config(P), (st.session_state.get(
+                    f"{P}_method", "sd-sgsm"),), side) if p.auto and p.widget == "slider" else None)
 
 
 def top5_table(box, title: str, rows: list[dict], short: bool = False) -> None:

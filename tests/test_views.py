@@ -81,8 +81,11 @@ def test_registry_views_follow_the_flags():
 def test_auto_values_say_their_value():
     at = page("Explorer")
     captions = [c.value for c in at.sidebar.caption]
-    assert any("α = auto (" in c and "/255)" in c for c in captions), captions
+    alpha = at.slider(key="ex_alpha")
+    assert alpha.value == 0 and alpha.proto.format == "auto (10/255)"  # 2.5·ε_strong/T = 2.5·8/2
     assert any(c.startswith("Stride s = auto (56 px)") for c in captions), captions
+    at.slider(key="ex_alpha").set_value(2.0).run()
+    assert at.slider(key="ex_alpha").proto.format != "auto (10/255)"
 
 
 def test_figures_and_sweeps_show_only_the_chosen_methods_widgets():

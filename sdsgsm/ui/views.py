@@ -96,7 +96,7 @@ def top5_html(before: list[dict], after: list[dict]) -> str:
     e = html.escape
     rows = "".join(f"<tr><td>{e(b['name'])}</td><td>{b['prob']:.1%}</td><td>{e(a['name'])}</td><td>{a['prob']:.1%}"
                    "</td></tr>" for b, a in zip(before, after))
-    return (f"<div class='sdsgsm-top5'><table><thead><tr><th>Clean top-5</th><th>p</th><th>Adversarial top-5</th>"
+    return (f"<div class='sdsgsm-top5'><table><thead><tr><th>Clean</th><th>p</th><th>Adversarial</th>"
             f"<th>p</th></tr></thead><tbody>{rows}</tbody></table></div>")
 
 

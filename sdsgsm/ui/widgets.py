@@ -37,8 +37,9 @@ def _format(p: Param, input_size: int | None):
     return lambda v: f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def param_widget(prefix: str, p: Param, input_size: int | None = None) -> None:
-    """Draw parameter ``p`` bound to ``st.session_state[prefix_name]`` (shown units)."""
+def param_widget(prefix: str, p: Param, input_size: int | None = None, auto: float | None = None) -> None:
+    """Draw parameter ``p`` bound to ``st.session_state[prefix_name]`` (shown units); a slider left at auto (0)
+    reads 'auto (4/255)' with the derived native value ``auto``."""
     k, label, help_ = key(prefix, p.name), _label(p), _help(p)
     lo = 0 if p.auto else p.shown(p.lo) if p.lo is not None else None
     hi = p.shown(p.hi) if p.hi is not None else None
@@ -48,7 +49,9 @@ def param_widget(prefix: str, p: Param, input_size: int | None = None) -> None:
         stops = sorted({*(p.kind(s) for s in p.stops), st.session_state[k]})
         st.select_slider(label, stops, key=k, help=help_, format_func=_format(p, input_size))
     elif p.widget == "slider":
-        st.slider(label, float(lo), float(hi), step=p.step, key=k, help=help_)
+        at_auto = bool(p.auto) and auto is not None and st.session_state[k] == 0
+        st.slider(label, float(lo), float(hi), step=p.step, key=k, help=help_,
+                  format=auto_text(p.name, auto).replace("%", "%%") if at_auto else None)
     elif p.kind is int:
         st.number_input(label, lo, hi, step=int(p.step or 1), key=k, help=help_)
     else:
@@ -118,6 +121,10 @@ def attack_controls(prefix: str, method: str | Sequence[str] | None = None, inpu
                    help=PRESETS[name].description if name else "Back to the defaults", width="stretch")
     methods = None if method is None else (method,) if isinstance(method, str) else tuple(method)
     notes, autos = {}, {}
+    try:  # the values an auto parameter takes, said on its widget
+        derived = {n: derived_value(n, config(prefix), methods, input_size) for n in ("alpha",)}
+    except ValueError:
+        derived = {}
     for group, title in GROUPS.items():
         shown = [p for p in PARAMS.values() if p.group == group and p.name not in hide
                  and _visible(p, prefix, methods)]
@@ -125,8 +132,8 @@ def attack_controls(prefix: str, method: str | Sequence[str] | None = None, inpu
             continue  # nothing of this group is used by the chosen methods
         with box.expander(title, expanded=group in ("budget", "steps") or group == method):
             for p in shown:
-                param_widget(prefix, p, input_size)
-                if p.auto and p.name in ("alpha", "stride"):
+                param_widget(prefix, p, input_size, derived.get(p.name))
+                if p.auto and p.name == "stride":
                     autos[p.name] = st.empty()
             notes[group] = st.empty()
     if st.session_state[key(prefix, "eps_max")] > FAIR_EPS_MAX * 255 + 1e-9 and \
@@ -159,7 +166,8 @@ PRESENT_CSS = """<style>
 </style>"""
 STYLE_CSS = """<style>
 .sdsgsm-verdict {font-size: 1.5rem; font-weight: 600; margin: .2rem 0 .6rem 0; overflow-wrap: anywhere;}
-.sdsgsm-top5 table {width: 100%; table-layout: fixed;} .sdsgsm-top5 td, .sdsgsm-top5 th {overflow-wrap: anywhere;}
+.sdsgsm-top5 table {width: 100%;} .sdsgsm-top5 td, .sdsgsm-top5 th {overflow-wrap: break-word; padding: .15rem .35rem;}
+.sdsgsm-top5 td:nth-child(2n), .sdsgsm-top5 th:nth-child(2n) {white-space: nowrap; text-align: right;}
 </style>"""
 
 
