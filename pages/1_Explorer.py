@@ -91,8 +91,7 @@ def panels(res: dict, flags: dict, shown: set[str]) -> None:
         st.markdown(uv.reading(s, size, shown))
     figures = ([viz.saliency_figure(res["saliency_map"], region)] if "saliency" in views and "patch" in shown else [])
     if "budget_map" in views:
-        figures.append(viz.budget_figure(res["budget"]) if flags["spatial"] else
-                       viz.budget_figure(res["budget"], "Budget: uniform ε (×1/255)"))
+        figures.append(viz.budget_figure(res["budget"]))
     for col, (i, fig) in zip(st.columns(3), enumerate(figures)):
         col.plotly_chart(fig, key=f"{P}_fig{i}", theme=None)
     st.subheader("Metrics")

@@ -36,7 +36,7 @@ SCAN_PARAMS = ("patch", "stride", "score")  # the zero-out scan's parameters (eq
 VIEWS = {  # what a result view may show; a method's ``views`` names the ones that apply to it
     "saliency": "the zero-out scan's Δ map (eq. 2)",
     "region": "the sensitive region R (red boxes) and the Δ range",
-    "budget_map": "the per-pixel L∞ budget map (E, or a uniform ε)",
+    "budget_map": "the per-pixel L∞ budget map E (a uniform ε needs no map)",
     "tiles": "the largest-perturbation tiles (yellow boxes)",
     "patch_box": "the pasted patch's box (blue) and its size",
     "bound": "'no pixel moved more than ε': the budget bounds the perturbation",
@@ -101,8 +101,9 @@ class Method:
             uses |= {"steps"} | ({"alpha"} if self.bounded and not self.minimum_norm else set())
         if not self.deterministic:
             uses.add("seed")
-        shown = {*self.views, *(("region", "tiles") if self.spatial else ()), *(("steps",) if self.multi_step else ()),
-                 *(("budget_map", "bound") if self.bounded and not self.minimum_norm else ()),
+        shown = {*self.views, *(("region", "tiles", "budget_map") if self.spatial else ()),
+                 *(("steps",) if self.multi_step else ()),
+                 *(("bound",) if self.bounded and not self.minimum_norm else ()),
                  *(("norms",) if self.minimum_norm else ()), *(("saliency",) if uses & set(SCAN_PARAMS) else ()),
                  *(("linf",) if self.bounded or self.minimum_norm else ())}
         object.__setattr__(self, "widgets", tuple(p for p in PARAMS if p in uses))

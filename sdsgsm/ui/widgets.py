@@ -166,8 +166,9 @@ PRESENT_CSS = """<style>
 </style>"""
 STYLE_CSS = """<style>
 .sdsgsm-verdict {font-size: 1.5rem; font-weight: 600; margin: .2rem 0 .6rem 0; overflow-wrap: anywhere;}
-.sdsgsm-top5 table {width: 100%;} .sdsgsm-top5 td, .sdsgsm-top5 th {overflow-wrap: break-word; padding: .15rem .35rem;}
-.sdsgsm-top5 td:nth-child(2n), .sdsgsm-top5 th:nth-child(2n) {white-space: nowrap; text-align: right;}
+.sdsgsm-top5 table {width: 100%; table-layout: fixed; font-size: .9em;}
+.sdsgsm-top5 td, .sdsgsm-top5 th {overflow-wrap: break-word; padding: .15rem .3rem;}
+.sdsgsm-top5 td:nth-child(2n), .sdsgsm-top5 th:nth-child(2n) {width: 4.3em; white-space: nowrap; text-align: right;}
 </style>"""
 
 
