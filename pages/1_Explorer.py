@@ -7,6 +7,7 @@ panels run in one fragment, so moving a slider reruns only what depends on it.
 import streamlit as st
 
 from sdsgsm import ui
+from sdsgsm.params import format_budget
 from sdsgsm.render import viz
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
@@ -71,7 +72,7 @@ def panels(res: dict, flags: dict, shown: set[str]) -> None:
         st.warning(uv.reading(s, size, shown))
         st.button("Attack the prediction instead", key=f"{P}_attack_prediction", on_click=relabel, type="primary",
                   help=f"Use the model's prediction ({before['name']}) as the attacked label")
-    c1, c2, c3, c4 = st.columns([1, 1, 1, 1.25] if present else 4)
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 1.4])
     c1.image(viz.draw_boxes(viz.to_pil(res["original"]), region, viz.RED), width="stretch",
              caption=f"Original: {before['name']} ({before['prob']:.1%})" + (". Red: sensitive region R" if len(region)
                                                                              else ""))
@@ -80,9 +81,10 @@ def panels(res: dict, flags: dict, shown: set[str]) -> None:
              caption=f"Adversarial ({flags['label']}): {after8['name']} ({after8['prob']:.1%}), as the downloaded "
              "8-bit PNG" + (". Blue: the adversarial patch" if len(patch_box) else ""))
     tiles = res["tile_boxes"] if "tiles" in views else ()
-    if present:  # a projector flattens the ×5 view to grey: full-range contrast, with R
+    if present or "norms" in views:  # a projector, or a minimum-norm δ, leaves ×5 flat grey: full-range contrast
         c3.image(viz.draw_boxes(viz.to_pil(uv.auto_contrast(res["delta"])), region, viz.RED), width="stretch",
-                 caption="Perturbation, auto-contrast (grey = 0)" + (". Red: R" if len(region) else ""))
+                 caption=f"Perturbation, auto-contrast (grey = 0, ±{format_budget(m['linf'])} = black/white)"
+                 + (". Red: R" if len(region) else ""))
     else:
         c3.image(viz.draw_boxes(viz.to_pil(res["perturbation_x5"]), tiles, viz.YELLOW), width="stretch",
                  caption="Perturbation × 5 (grey = 0)" + (". Yellow: largest-perturbation tiles" if len(tiles) else ""))
