@@ -64,7 +64,7 @@ def step_buttons() -> None:
 
 def explain(text: str, equation: str) -> None:
     """A station's plain-language explanation with the paper's equation beside it."""
-    left, right = st.columns([5, 4], vertical_alignment="center")
+    left, right = st.columns([4, 5], vertical_alignment="center")  # room for the widest equation (station 6)
     left.markdown(text)
     right.latex(equation)
 

@@ -165,6 +165,7 @@ PRESENT_CSS = """<style>
 .sdsgsm-verdict {font-size: 2.1rem !important;}
 </style>"""
 STYLE_CSS = """<style>
+.katex-display {overflow-x: auto; overflow-y: hidden;}
 .sdsgsm-verdict {font-size: 1.5rem; font-weight: 600; margin: .2rem 0 .6rem 0; overflow-wrap: anywhere;}
 .sdsgsm-top5 table {width: 100%; table-layout: fixed; font-size: .9em;}
 .sdsgsm-top5 td, .sdsgsm-top5 th {overflow-wrap: break-word; padding: .15rem .3rem;}
