@@ -92,12 +92,15 @@ def verdict_html(summary: dict) -> str:
 
 
 def top5_html(before: list[dict], after: list[dict]) -> str:
-    """Clean and adversarial top-5 side by side as a wrapping table (names and percentages never clipped)."""
+    """Clean and adversarial top-5, one small table above the other (names wrap at spaces, percentages are never
+    clipped)."""
     e = html.escape
-    rows = "".join(f"<tr><td>{e(b['name'])}</td><td>{b['prob']:.1%}</td><td>{e(a['name'])}</td><td>{a['prob']:.1%}"
-                   "</td></tr>" for b, a in zip(before, after))
-    return (f"<div class='sdsgsm-top5'><table><thead><tr><th>Clean</th><th>p</th><th>Adversarial</th>"
-            f"<th>p</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+    def table(title: str, rows: list[dict]) -> str:
+        body = "".join(f"<tr><td>{e(r['name'])}</td><td>{r['prob']:.1%}</td></tr>" for r in rows)
+        return f"<table><thead><tr><th>{title}</th><th>p</th></tr></thead><tbody>{body}</tbody></table>"
+
+    return f"<div class='sdsgsm-top5'>{table('Clean top-5', before)}{table('Adversarial top-5', after)}</div>"
 
 
 def auto_contrast(delta: np.ndarray) -> np.ndarray:

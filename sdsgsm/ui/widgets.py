@@ -167,9 +167,9 @@ PRESENT_CSS = """<style>
 STYLE_CSS = """<style>
 .katex-display {overflow-x: auto; overflow-y: hidden;}
 .sdsgsm-verdict {font-size: 1.5rem; font-weight: 600; margin: .2rem 0 .6rem 0; overflow-wrap: anywhere;}
-.sdsgsm-top5 table {width: 100%; table-layout: fixed; font-size: .9em;}
-.sdsgsm-top5 td, .sdsgsm-top5 th {overflow-wrap: break-word; padding: .15rem .3rem;}
-.sdsgsm-top5 td:nth-child(2n), .sdsgsm-top5 th:nth-child(2n) {width: 4.3em; white-space: nowrap; text-align: right;}
+.sdsgsm-top5 table {width: 100%; table-layout: fixed; font-size: .88em; margin-bottom: .4rem;}
+.sdsgsm-top5 td, .sdsgsm-top5 th {overflow-wrap: break-word; padding: .1rem .3rem; line-height: 1.25;}
+.sdsgsm-top5 td:nth-child(2), .sdsgsm-top5 th:nth-child(2) {width: 4.2em; white-space: nowrap; text-align: right;}
 </style>"""
 
 
