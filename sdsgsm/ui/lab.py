@@ -227,13 +227,14 @@ def headline_text(h: dict, curve: pd.DataFrame) -> str:
         return f"The standard model stays above {h['threshold']:.0%} over this ε range."
     acc = h["accuracy"]
     best = max((m for m in acc if m != "standard"), key=acc.get, default=None)
-    kept = ", ".join(f"{MODEL_NAMES.get(m, m)} **{acc[m]:.1%}**" + (" (at chance: untrained)" if at_chance(
-        clean.get(m, 1.0)) else "") for m in acc if m != "standard")
+    kept = ", ".join(("" if m == "distilled" else f"{MODEL_NAMES.get(m, m)} ") + f"**{acc[m]:.1%}**" +
+                     (" (at chance: untrained)" if at_chance(clean.get(m, 1.0)) else "")
+                     for m in sorted(acc, key=lambda m: m != "distilled") if m != "standard")
     verdict = (f" The most robust here is {MODEL_NAMES.get(best, best)}." if best and acc[best] > acc["standard"]
                + 0.1 and not at_chance(clean.get(best, 1.0)) else "")
     return (f"**The figure of arXiv:2312.16880.** The standard model *falls* (accuracy below {h['threshold']:.0%}) "
             f"under {h['method'].upper()} at ε = {h['eps_255']:.0f}/255 ≈ {h['eps']:.3f} (dotted line): "
-            f"{acc['standard']:.1%}. There: {kept}.{verdict}")
+            f"{acc['standard']:.1%}. There the distilled model keeps {kept}.{verdict}")
 
 
 def cw_text(cw: pd.DataFrame, curve: pd.DataFrame) -> str:
