@@ -80,8 +80,8 @@ def test_explorer_link_holds_image_model_method_label_and_every_parameter():
     for part in (f"image={IMAGE.replace('/', '%2F')}", "model=efficientnet_lite0", "method=fgsm", "label=pred",
                  "patch=56", "steps=2", "eps=6", "omega=10", "seed=0"):
         assert part in link, part
-    at.select_slider(key="ex_omega").set_value(2.0).run()
-    assert "omega=2" in _link(at) and at.query_params["omega"] in ("2", ["2"])  # the URL follows the widgets
+    at.slider(key="ex_eps").set_value(4.0).run()  # FGSM reads ε (its sidebar has no ω)
+    assert "eps=4" in _link(at) and at.query_params["eps"] in ("4", ["4"])  # the URL follows the widgets
     bad = _page(page_path("Explorer"), image="nope.jpg", label="x", model="nope", patch="56", steps="2")
     assert not bad.exception and len(bad.warning) == 3 and metrics_shown(bad)
 
