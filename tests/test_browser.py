@@ -27,7 +27,7 @@ def test_explorer_in_chromium_updates_after_a_slider_change(server, browser, sho
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/{page_url('Explorer')}?patch=56&steps=2", timeout=120_000)
     page.get_by_text("Attack success").wait_for(timeout=LONG)
-    caption = page.get_by_text(re.compile(r"^Adversarial \(sd-sgsm\):")).inner_text()
+    caption = page.get_by_text(re.compile(r"^Adversarial \(SD-SGSM\):")).inner_text()
     l2_before = metric(page, "L2")
     page.screenshot(path=str(shots / "explorer.png"), full_page=True)
 
@@ -41,7 +41,7 @@ def test_explorer_in_chromium_updates_after_a_slider_change(server, browser, sho
         " return v && !v.innerText.includes(before); }", arg=[l2_before], timeout=300_000)
     page.wait_for_load_state("networkidle")
     assert metric(page, "L2") != l2_before
-    assert page.get_by_text(re.compile(r"^Adversarial \(sd-sgsm\):")).inner_text().startswith("Adversarial")
+    assert page.get_by_text(re.compile(r"^Adversarial \(SD-SGSM\):")).inner_text().startswith("Adversarial")
     assert caption
     assert_clean_page(page)
     page.close()

@@ -75,15 +75,15 @@ def test_explorer_link_holds_image_model_method_label_and_every_non_default_para
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.selectbox(key="ex_image").value == IMAGE and at.selectbox(key="ex_method").value == "fgsm"
     assert at.selectbox(key="ex_label_mode").value == "clean prediction"
-    assert _metrics(at)["L∞"] == "6.00/255"
+    assert _metrics(at)["L∞"] in ("6/255", "6.0/255")
     link = _link(at)
     for part in (f"image={IMAGE.replace('/', '%2F')}", "model=efficientnet_lite0", "method=fgsm", "label=pred",
                  "patch=56", "steps=2", "eps=6"):
         assert part in link, part
     assert "omega=" not in link and "seed=" not in link  # values at their defaults are left out
     assert link.startswith("http://localhost:8501/Explorer?")  # absolute: a student can open it
-    at.select_slider(key="ex_omega").set_value(2.0).run()
-    assert "omega=2" in _link(at) and at.query_params["omega"] in ("2", ["2"])  # the URL follows the widgets
+    at.slider(key="ex_eps").set_value(4.0).run()  # FGSM reads ε (its sidebar has no ω)
+    assert "eps=4" in _link(at) and at.query_params["eps"] in ("4", ["4"])  # the URL follows the widgets
     bad = _page(page_path("Explorer"), image="nope.jpg", label="x", model="nope", patch="56", steps="2")
     assert not bad.exception and len(bad.warning) == 3 and metrics_shown(bad)
 
@@ -117,9 +117,10 @@ def test_figures_page_builds_a_grid_and_charts_a_results_csv(tiny_cnn, rand_imag
     assert labels == ["grid.pdf", "grid.png", "grid.svg", "grid.json"]
     assert any("1 rows × (2 shared + 1 methods × 2) = 4 panels" in c.value for c in at.caption)
     res = run_benchmark(tiny_cnn, rand_images, None, ["fgsm", "pgd"], build_config({"patch": 8}), criterion="all")
+    at.radio(key="fig_kind").set_value("charts").run()  # radar and bars: no grid pickers
     at.file_uploader(key="fig_results").set_value(("results.csv", res.summary.to_csv(index=False).encode(),
                                                    "text/csv")).run()
-    assert not at.exception and len(at.get("download_button")) == 12
+    assert not at.exception and len(at.get("download_button")) == 8 and not at.sidebar.get("multiselect")
     at.file_uploader(key="fig_results").set_value(("results.csv", b"a,b\n1,2\n", "text/csv")).run()
     assert not at.exception and "not a benchmark results.csv" in at.error[0].value
 

@@ -32,6 +32,20 @@ from sdsgsm.attacks.fgsm_family import FamilySpec, family_core
 from sdsgsm.attacks.jitter import jitter_core, jitter_params
 from sdsgsm.attacks.patch import patch_core
 from sdsgsm.attacks.smoothfool import smoothfool_core, smoothfool_params
+from sdsgsm.params import PARAMS
+
+SCAN_PARAMS = ("patch", "stride", "score")  # the zero-out scan's parameters (eq. 1–2)
+VIEWS = {  # what a result view may show; a method's ``views`` names the ones that apply to it
+    "saliency": "the zero-out scan's Δ map (eq. 2)",
+    "region": "the sensitive region R (red boxes) and the Δ range",
+    "budget_map": "the per-pixel L∞ budget map E (a uniform ε needs no map)",
+    "tiles": "the largest-perturbation tiles (yellow boxes)",
+    "patch_box": "the pasted patch's box (blue) and its size",
+    "bound": "'no pixel moved more than ε': the budget bounds the perturbation",
+    "norms": "the realised L2 / L∞ a minimum-norm attack needed",
+    "linf": "the L∞ metric tile",
+    "steps": "T steps (multi-step methods)",
+}
 
 __all__ = ["Attack", "AttackConfig", "AttackResult", "CALLABLES", "METHODS", "Method", "build_config",
            "config_values", "get_method", "method_label", "run_attack", "run_method",
@@ -55,6 +69,12 @@ class Method:
     ``cfg``), added to the single-image warnings, e.g. SmoothFool's iteration cap.
     ``label``: the display name every chart, table, figure, caption and CLI table shows
     (e.g. "MI-FGSM"); the key (e.g. "mifgsm") stays the name on the command line and in links.
+
+    What a page shows for the method (filled in ``__post_init__``: what the flags imply, plus the
+    entry's own declarations): ``widgets`` the names of the ``sdsgsm.params.PARAMS`` entries the
+    method reads (the only parameter widgets a page shows for it); ``widgets_if`` (name, other
+    parameter, values): widget ``name`` only while parameter ``other`` has one of ``values``;
+    ``views`` the panels and sentences of :data:`VIEWS` that apply to its result.
     """
 
     name: str
@@ -69,6 +89,27 @@ class Method:
     failure: str = ""
     minimum_norm: bool = False
     label: str = ""
+    widgets: tuple[str, ...] = ()
+    widgets_if: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    views: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        uses = set(self.widgets)
+        if self.spatial:  # the zero-out scan, the region R and the budget map E (eq. 1–5)
+            uses |= {*SCAN_PARAMS, "region", "topk", "tau", "rho", "eps_strong", "eps_weak", "eps_max"}
+        elif self.bounded:  # one uniform L∞ budget ε (capped by ε_max)
+            uses |= {"eps", "eps_max"}
+        if self.multi_step:
+            uses |= {"steps"} | ({"alpha"} if self.bounded and not self.minimum_norm else set())
+        if not self.deterministic:
+            uses.add("seed")
+        shown = {*self.views, *(("region", "tiles", "budget_map") if self.spatial else ()),
+                 *(("steps",) if self.multi_step else ()),
+                 *(("bound",) if self.bounded and not self.minimum_norm else ()),
+                 *(("norms",) if self.minimum_norm else ()), *(("saliency",) if uses & set(SCAN_PARAMS) else ()),
+                 *(("linf",) if self.bounded or self.minimum_norm else ())}
+        object.__setattr__(self, "widgets", tuple(p for p in PARAMS if p in uses))
+        object.__setattr__(self, "views", tuple(v for v in VIEWS if v in shown))
 
 
 def _wrapped(name: str, core: Core, minimum_norm: bool = False, bounded: bool = True):
@@ -81,8 +122,10 @@ FAMILY_SPECS: dict[str, FamilySpec] = {}  # FGSM-family method -> its loop switc
 
 def _family(name: str, description: str, **spec) -> Method:
     fs = FAMILY_SPECS[name] = FamilySpec(**spec)
+    widgets = ((("omega", "grad_norm") if fs.direction == "tanh" else ()) + (("decay",) if fs.momentum or fs.nesterov
+               else ()) + (("ti_kernel",) if fs.smooth else ()))
     return Method(name, _wrapped(name, partial(family_core, spec=fs)), description,
-                  spatial=fs.spatial, multi_step=fs.multi_step, deterministic=fs.deterministic)
+                  spatial=fs.spatial, multi_step=fs.multi_step, deterministic=fs.deterministic, widgets=widgets)
 
 
 _ENTRIES = [
@@ -137,12 +180,16 @@ _ENTRIES += [
            "SmoothFool: smooth minimum-L2 perturbation "
            "(Dabouei et al. 2020), DeepFool steps projected along g ∗ w with SmoothClip; unbounded, budget = "
            "realised L∞", bounded=False, params=smoothfool_params, minimum_norm=True,
+           widgets=("sigma_g", "sf_kernel", "sf_size", "sf_clip_eps", "sf_max_iter"),
            failure="SmoothFool did not fool the model within {cfg.sf_max_iter} iterations (raise the cap, or "
                    "lower σ_g / k)."),
     Method("patch", _wrapped("patch", patch_core, bounded=False),
            "Adversarial patch: a square patch (universal 'toaster' or a "
            "pasted crop) at Ω*, the least sensitive window, the centre or at random (Brown et al. 2017); "
            "; not ε-bounded, budget = the patch box", bounded=False,
+           widgets=("patch_size", "placement", "patch_mode", "paste_image", *SCAN_PARAMS, "seed"),
+           widgets_if=(*((p, "placement", ("omega-star", "least-sensitive")) for p in SCAN_PARAMS),
+                       ("seed", "placement", ("random",))), views=("patch_box",),
            params=lambda cfg: {"patch_size": cfg.patch_size, "placement": cfg.placement, "mode": cfg.patch_mode,
                                **({"paste_image": cfg.paste_image} if cfg.patch_mode == "paste" else {})}),
 ]

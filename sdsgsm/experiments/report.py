@@ -101,6 +101,14 @@ def image_summary(model, report_x, result: AttackResult, scan: ScanResult, metri
     }
 
 
+def misclassified_text(summary: dict) -> str:
+    """The outcome sentence for an image the model already gets wrong (the ASR criterion skips it)."""
+    clean, label = summary["clean"], summary["label"]
+    return (f"Already misclassified: the model predicts '{clean['name']}' ({clean['prob']:.1%}) for an image "
+            f"labelled '{label['name']}', so there is nothing to fool; not counted in ASR. Attack the prediction "
+            "instead (the clean prediction as the label) to see the attack move it.")
+
+
 def attack_tensor(model, x: torch.Tensor, cfg: AttackConfig, method: str = "sd-sgsm",
                   label: int | None = None, name: str = "image", scan: ScanResult | None = None) -> ImageReport:
     """Scan (unless ``scan`` is given), attack and measure one image x (1, 3, H, W) in [0, 1].
@@ -117,7 +125,10 @@ def attack_tensor(model, x: torch.Tensor, cfg: AttackConfig, method: str = "sd-s
     metrics = evaluate(x, result)
     summary = image_summary(model, x, result, scan, metrics, name)
     summary["warnings"] = region_warnings(scan.grid, cfg.budget) if get_method(method).spatial else []
-    if get_method(method).failure and not summary["metrics"]["success"]:
+    summary["already_misclassified"] = not summary["metrics"]["evaluated"]
+    if summary["already_misclassified"]:
+        summary["warnings"].append(misclassified_text(summary))
+    elif get_method(method).failure and not summary["metrics"]["success"]:
         summary["warnings"].append(get_method(method).failure.format(cfg=cfg))
     return ImageReport(x, result, scan, metrics, summary)
 

@@ -26,10 +26,19 @@ from sdsgsm.ui.cache import (
     true_label,
 )
 from sdsgsm.ui.state import apply_preset, config, init_state, keep, key, values
-from sdsgsm.ui.widgets import attack_controls, chosen_model, image_picker, method_picker, model_picker
+from sdsgsm.ui.widgets import (
+    attack_controls,
+    chosen_model,
+    image_picker,
+    method_picker,
+    model_picker,
+    present_toggle,
+    presenting,
+    shown_params,
+)
 
 __all__ = ["apply_preset", "attack", "attack_controls", "bench_data", "bench_files", "bench_method", "chosen_model",
            "config",
            "device_label", "files", "gallery_options", "get_model", "image_picker", "init_state", "keep", "key",
            "load_input", "merge_bench", "method_flags", "method_options", "method_picker", "model_facts",
-           "model_options", "model_picker", "true_label", "values"]
+           "model_options", "model_picker", "present_toggle", "presenting", "shown_params", "true_label", "values"]

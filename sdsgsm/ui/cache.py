@@ -76,9 +76,11 @@ def method_options() -> dict[str, str]:
 
 
 def method_flags(name: str) -> dict:
-    """{'spatial', 'multi_step', 'bounded'} of a registry method."""
+    """{'spatial', 'multi_step', 'bounded', 'minimum_norm', 'label', 'views'} of a registry method
+    ('views': the panels and sentences that apply to its result, the registry's ``Method.views``)."""
     m = METHODS[name]
-    return {"spatial": m.spatial, "multi_step": m.multi_step, "bounded": m.bounded}
+    return {"spatial": m.spatial, "multi_step": m.multi_step, "bounded": m.bounded, "minimum_norm": m.minimum_norm,
+            "label": m.label, "views": set(m.views)}
 
 
 def gallery_options(dataset: str | None = None) -> list[dict]:

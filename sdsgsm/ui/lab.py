@@ -182,3 +182,102 @@ def digit_png(img: np.ndarray, scale: int = 12) -> bytes:
 
     a = np.round(np.clip(1 - img, 0, 1) * 255).astype(np.uint8)
     return png_bytes(Image.fromarray(a, "L").resize((8 * scale, 8 * scale), Image.NEAREST))
+
+
+# ----------------------------------------------------------------------------- sentences built from the numbers
+CLASSES = 10  # the digits
+CHANCE_MARGIN = 0.05  # a model whose clean accuracy is within 5 points of 1/CLASSES is called untrained
+MODEL_NAMES = {"standard": "standard", "distilled": "distilled", "fgsm_at": "FGSM-AT", "pgd_at": "PGD-AT"}
+
+
+def clean_accuracy(curve: pd.DataFrame) -> dict[str, float]:
+    """Each model's clean accuracy (the curve at ε = 0, every attack gives the same)."""
+    clean = curve[np.isclose(curve["eps"], 0.0)]
+    return {m: float(rows["accuracy"].mean()) for m, rows in clean.groupby("model", sort=False)}
+
+
+def at_chance(accuracy: float) -> bool:
+    """Whether an accuracy is within :data:`CHANCE_MARGIN` of chance (1/10 on the digits): an untrained model."""
+    return accuracy <= 1 / CLASSES + CHANCE_MARGIN
+
+
+def untrained_text(curve: pd.DataFrame, epochs: int) -> str:
+    """A warning naming every model at chance ('' when none is): its numbers say nothing about its defence."""
+    low = {m: a for m, a in clean_accuracy(curve).items() if at_chance(a)}
+    if not low:
+        return ""
+    names = ", ".join(f"**{MODEL_NAMES.get(m, m)}** ({a:.1%})" for m, a in low.items())
+    one = len(low) == 1
+    return (f"Untrained: {names} {'is' if one else 'are'} at chance on clean digits (1 in {CLASSES} = "
+            f"{1 / CLASSES:.0%}) after {epochs} epoch{'s' if epochs != 1 else ''}; {'its' if one else 'their'} "
+            "numbers below say nothing about the defence. Train for more epochs.")
+
+
+def headline_text(h: dict, curve: pd.DataFrame) -> str:
+    """The headline sentence from the numbers: where the standard model falls and what the others keep there."""
+    clean = clean_accuracy(curve)
+    if at_chance(clean.get("standard", 1.0)):
+        return (f"The standard model is at chance already on clean digits ({clean['standard']:.1%}), so there is no "
+                "ε at which it falls; retrain it for more epochs.")
+    if clean.get("standard", 1.0) < h["threshold"]:
+        return (f"The standard model is below {h['threshold']:.0%} already on clean digits "
+                f"({clean['standard']:.1%}): too little training for the figure of arXiv:2312.16880, so there is "
+                "no ε at which it falls; retrain it for more epochs.")
+    if h.get("eps") is None:
+        return f"The standard model stays above {h['threshold']:.0%} over this ε range."
+    acc = h["accuracy"]
+    best = max((m for m in acc if m != "standard"), key=acc.get, default=None)
+    kept = ", ".join(("" if m == "distilled" else f"{MODEL_NAMES.get(m, m)} ") + f"**{acc[m]:.1%}**" +
+                     (" (at chance: untrained)" if at_chance(clean.get(m, 1.0)) else "")
+                     for m in sorted(acc, key=lambda m: m != "distilled") if m != "standard")
+    verdict = (f" The most robust here is {MODEL_NAMES.get(best, best)}." if best and acc[best] > acc["standard"]
+               + 0.1 and not at_chance(clean.get(best, 1.0)) else "")
+    return (f"**The figure of arXiv:2312.16880.** The standard model *falls* (accuracy below {h['threshold']:.0%}) "
+            f"under {h['method'].upper()} at ε = {h['eps_255']:.0f}/255 ≈ {h['eps']:.3f} (dotted line): "
+            f"{acc['standard']:.1%}. There the distilled model keeps {kept}.{verdict}")
+
+
+def cw_text(cw: pd.DataFrame, curve: pd.DataFrame) -> str:
+    """The CW-L2 sentence from the CW table, its wording chosen by the distilled model's success rate."""
+    d = cw.set_index("model")
+    if "distilled" not in d.index:
+        return ""
+    rate, n = float(d.loc["distilled", "success_rate"]), int(d.loc["distilled", "n_clean_correct"])
+    std = float(d.loc["standard", "success_rate"]) if "standard" in d.index else float("nan")
+    clean = clean_accuracy(curve).get("distilled", 1.0)
+    numbers = (f"CW fools the distilled model on **{rate:.0%}** of its {n} clean-correct digits (standard {std:.0%})"
+               f", mean L2 {float(d.loc['distilled', 'l2_mean']):.2f}")
+    if n == 0:
+        return "The distilled model gets none of these test digits right, so CW has nothing to fool."
+    if at_chance(clean):
+        return (numbers + f". The distilled model is at chance ({clean:.1%} clean), untrained: this says nothing about "
+                "distillation.")
+    if rate >= 0.9:
+        return (numbers + ". CW works on the logits, not on the saturated softmax: distillation masks the gradient; "
+                "it does not remove the vulnerability (Carlini & Wagner 2017).")
+    if rate >= 0.5:
+        return numbers + ": distillation slows CW down here but does not stop it (Carlini & Wagner 2017)."
+    return (numbers + ": at these settings (CW iterations, model) CW fails on most digits, so this run does not show "
+            "that distillation leaves the model vulnerable.")
+
+
+def saturation_text(sat: pd.DataFrame, curve: pd.DataFrame) -> str:
+    """The saturation sentence from the saturation table, its wording chosen by the shares shown."""
+    s = sat.set_index("model")
+    if "distilled" not in s.index:
+        return ""
+    share, zero = float(s.loc["distilled", "share_max_prob_gt_0999"]), float(s.loc["distilled", "share_zero_grad"])
+    std_share = float(s.loc["standard", "share_max_prob_gt_0999"]) if "standard" in s.index else float("nan")
+    std_zero = float(s.loc["standard", "share_zero_grad"]) if "standard" in s.index else float("nan")
+    clean = clean_accuracy(curve).get("distilled", 1.0)
+    numbers = (f"max p > 0.999 on {share:.0%} of the digits (standard {std_share:.0%}); the cross-entropy's input "
+               f"gradient is exactly 0 in float32 on {zero:.0%} (standard {std_zero:.0%})")
+    if at_chance(clean):
+        return f"The distilled model is at chance ({clean:.1%} clean), untrained: {numbers}."
+    if share >= 0.5:
+        lead = "The distilled student's logits are about T times larger, so its softmax at T = 1 saturates: "
+    else:
+        lead = "The distilled student's softmax at T = 1 does not saturate at these settings: "
+    tail = ("; there FGSM's sign step moves nothing." if zero >= 0.2 else
+            "; the gradient survives on most digits, so FGSM's sign step still has a direction.")
+    return lead + numbers + tail

@@ -7,6 +7,7 @@ Streamlit serves each file in pages/ at its name without the number prefix (`/Ex
 import streamlit as st
 
 from sdsgsm import ui
+from sdsgsm.params import format_budget
 from sdsgsm.render import viz
 from sdsgsm.ui import learn as learn_ui
 from sdsgsm.ui import nav
@@ -40,25 +41,22 @@ if hero is not None:  # a real SD-SGSM run on a gallery photo at the defaults (s
     cols[2].image(viz.to_pil(hero["adversarial"]), width="stretch",
                   caption=f"Adversarial: {s['adversarial']['name']} ({s['adversarial']['prob']:.0%})")
     cols[3].image(viz.draw_boxes(viz.to_pil(hero["perturbation_x5"]), hero["tile_boxes"], viz.YELLOW),
-                  width="stretch", caption=f"The change × 5 (at most {s['metrics']['linf'] * 255:.0f}/255 per pixel)")
+                  width="stretch", caption=f"The change × 5 (at most {format_budget(s['metrics']['linf'])} per pixel)")
     st.markdown("**Learn** walks a class through these steps one at a time; the **Explorer** lets you change every "
                 "parameter on any image.")
 
 for col, page in zip([c for _ in range(0, len(nav.PAGES) - 1, 2) for c in st.columns(2)], nav.PAGES[1:]):
     col.page_link(page.path, label=f"**{page.label}**: {page.blurb}", icon=page.icon)
 
-st.graphviz_chart("""
-digraph {
-  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#f3f5f9", fontname="Helvetica", fontsize=13];
-  x [label="image x\\n[0,1]"];
-  scan [label="1. zero-out scan\\nΔ_Ω = ‖f(x) − f(Z_Ω x)‖₂\\n(eq. 1–2)"];
-  region [label="2. sensitive region R\\nargmax / top-k / τ / neighbours"];
-  budget [label="3. budget map E\\nε_strong on R, ε_weak elsewhere\\n(eq. 5, 11)"];
-  steps [label="4. T tanh steps\\nx ← clip(x + clip(α·tanh(ω·ĝ), ±E), 0, 1)\\n(eq. 6–7, 12–15)"];
-  adv [label="adversarial x'\\nnew label?", fillcolor="#fde8e8"];
-  x -> scan -> region -> budget -> steps -> adv;
-}
-""")
+st.subheader("The pipeline")
+STAGES = [("image x", "pixels in [0, 1]"),
+          ("1 · zero-out scan", "Δ_Ω = ‖f(x) − f(Z_Ω x)‖₂ for every window Ω (eq. 1–2)"),
+          ("2 · sensitive region R", "argmax Ω* (eq. 11), top-k, Δ > τ or neighbours"),
+          ("3 · budget map E", "ε_strong on R, ε_weak elsewhere (eq. 5)"),
+          ("4 · T tanh steps", "x ← clip(x + clip(α·tanh(ω·ĝ), ±E), 0, 1) (eq. 6–7, 12–15)"),
+          ("adversarial x′", "a new label?")]
+for col, (title, text) in zip(st.columns(len(STAGES)), STAGES):  # real text: readable at any width, wraps
+    col.container(border=True, height="stretch").markdown(f"**{title}**  \n{text}")
 
 st.divider()
 st.markdown(f"**Device:** {ui.device_label()}  ·  **Default model:** {default['name']} — {default['description']}")

@@ -7,14 +7,18 @@ panels run in one fragment, so moving a slider reruns only what depends on it.
 import streamlit as st
 
 from sdsgsm import ui
+from sdsgsm.params import format_budget
 from sdsgsm.render import viz
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
+from sdsgsm.ui import views as uv
 
-st.set_page_config(page_title="Explorer · SD-SGSM", layout="wide")
+st.set_page_config(page_title="Explorer · SD-SGSM", layout="wide",
+                   initial_sidebar_state="collapsed" if ui.presenting() else "auto")
 nav.sidebar()
 P = "ex"
 links.open_page(P, "method", ("model", "label"))  # parameters, method, image, model and label from a link
+present = ui.present_toggle(P)
 
 st.title("Explorer")
 st.sidebar.header("Image")
@@ -47,65 +51,76 @@ if label_mode == "choose…":
     label = st.sidebar.selectbox("Class", range(len(labels)), format_func=lambda i: f"{i}: {labels[i]}",
                                  key=f"{P}_label")
 st.sidebar.header("Parameters")
-st.caption(f"{caption} · model **{facts['name']}** ({facts['input_size']} px) · device **{ui.device_label()}**")
+if not present:
+    st.caption(f"{caption} · model **{facts['name']}** ({facts['input_size']} px) · device **{ui.device_label()}**")
 
 
-def reading(s: dict) -> str:
-    """One plain-language sentence about the outcome."""
-    m, before, after = s["metrics"], s["clean"], s["adversarial"]
-    if m["success"]:
-        return (f"The label changed from **{before['name']}** to **{after['name']}** while SSIM stayed "
-                f"**{m['ssim']:.3f}** and no pixel moved more than {m['linf'] * 255:.1f}/255.")
-    p_after = next((r["prob"] for r in after["top5"] if r["index"] == before["index"]), None)
-    drop = f" (its confidence went from {before['prob']:.1%} to {p_after:.1%})" if p_after is not None else ""
-    hint = HINTS.get(s["method"], "Try a larger ε_strong, more steps T, or a region with more windows.")
-    return f"The label stayed **{before['name']}**{drop}. {hint}"
+def relabel() -> None:
+    """'Attack the prediction instead': the clean prediction becomes the attacked label (whole page reruns)."""
+    st.session_state[f"{P}_label_mode"] = "clean prediction"
+    st.session_state[f"{P}_relabel"] = True
 
 
-HINTS = {"smoothfool": "Try a smaller σ_g or a higher iteration cap.",
-         "patch": "Try a larger adversarial patch or the omega-star placement."}
-
-
-def panels(res: dict) -> None:
-    """The six panels, the metrics and the downloads of one cached result."""
+def panels(res: dict, flags: dict, shown: set[str]) -> None:
+    """The result first (label change, images, top-5), then the method's analysis panels and metrics."""
     s, m = res["summary"], res["summary"]["metrics"]
+    views, size = flags["views"], facts["input_size"]
     before, after, after8 = s["clean"], s["adversarial"], s.get("adversarial_8bit", s["adversarial"])
-    c1, c2, c3 = st.columns(3)
-    c1.image(viz.draw_boxes(viz.to_pil(res["original"]), res["region_boxes"], viz.RED), width="stretch",
-             caption=f"Original: {before['name']} ({before['prob']:.1%}). Red: sensitive region R")
-    c2.plotly_chart(viz.saliency_figure(res["saliency_map"], res["region_boxes"]), key=f"{P}_sal", theme=None)
-    c3.plotly_chart(viz.budget_figure(res["budget"]), key=f"{P}_budget", theme=None)
-    c4, c5, c6 = st.columns(3)
-    patch_box = viz.mask_box(res["budget"]) if s["method"] == "patch" else ()
-    c4.image(viz.draw_boxes(viz.to_pil(res["adversarial"]), patch_box, viz.CYAN), width="stretch",
-             caption=f"Adversarial ({s['method']}): {after8['name']} ({after8['prob']:.1%}), as the downloaded "
+    region = res["region_boxes"] if "region" in views else ()
+    st.html(uv.verdict_html(s))
+    if s.get("already_misclassified"):
+        st.warning(uv.reading(s, size, shown))
+        st.button("Attack the prediction instead", key=f"{P}_attack_prediction", on_click=relabel, type="primary",
+                  help=f"Use the model's prediction ({before['name']}) as the attacked label")
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 1.4])
+    c1.image(viz.draw_boxes(viz.to_pil(res["original"]), region, viz.RED), width="stretch",
+             caption=f"Original: {before['name']} ({before['prob']:.1%})" + (". Red: sensitive region R" if len(region)
+                                                                             else ""))
+    patch_box = viz.mask_box(res["budget"]) if "patch_box" in views else ()
+    c2.image(viz.draw_boxes(viz.to_pil(res["adversarial"]), patch_box, viz.CYAN), width="stretch",
+             caption=f"Adversarial ({flags['label']}): {after8['name']} ({after8['prob']:.1%}), as the downloaded "
              "8-bit PNG" + (". Blue: the adversarial patch" if len(patch_box) else ""))
-    c5.image(viz.draw_boxes(viz.to_pil(res["perturbation_x5"]), res["tile_boxes"], viz.YELLOW), width="stretch",
-             caption="Perturbation × 5 (grey = 0). Yellow: largest-perturbation tiles")
-    for title, rows in (("Clean top-5", before["top5"]), ("Adversarial top-5", after["top5"])):
-        c6.dataframe({title: [r["name"] for r in rows], "p": [r["prob"] for r in rows]}, hide_index=True,
-                     width="stretch", column_config={"p": st.column_config.ProgressColumn(
-                         "probability", format="percent", min_value=0.0, max_value=1.0)})
+    tiles = res["tile_boxes"] if "tiles" in views else ()
+    if present or "norms" in views:  # a projector, or a minimum-norm δ, leaves ×5 flat grey: full-range contrast
+        c3.image(viz.draw_boxes(viz.to_pil(uv.auto_contrast(res["delta"])), region, viz.RED), width="stretch",
+                 caption=f"Perturbation, auto-contrast (grey = 0, ±{format_budget(m['linf'])} = black/white)"
+                 + (". Red: R" if len(region) else ""))
+    else:
+        c3.image(viz.draw_boxes(viz.to_pil(res["perturbation_x5"]), tiles, viz.YELLOW), width="stretch",
+                 caption="Perturbation × 5 (grey = 0)" + (". Yellow: largest-perturbation tiles" if len(tiles) else ""))
+    c4.html(uv.top5_html(before["top5"], after["top5"]))
+    if not s.get("already_misclassified"):
+        st.markdown(uv.reading(s, size, shown))
+    figures = ([viz.saliency_figure(res["saliency_map"], region)] if "saliency" in views and "patch" in shown else [])
+    if "budget_map" in views:
+        figures.append(viz.budget_figure(res["budget"]))
+    for col, (i, fig) in zip(st.columns(3), enumerate(figures)):
+        col.plotly_chart(fig, key=f"{P}_fig{i}", theme=None)
     st.subheader("Metrics")
-    cols = st.columns(6)
-    cols[0].metric("Attack success", "yes" if m["success"] else "no")
-    cols[1].metric("L2", f"{m['l2']:.3f}")
-    cols[2].metric("L∞", f"{m['linf'] * 255:.2f}/255")
-    cols[3].metric("SSIM", f"{m['ssim']:.4f}")
-    cols[4].metric("Attack time", f"{m['attack_time_s']:.2f} s", help="the attack's steps, without the scan")
-    cols[5].metric("Scan time", f"{res['scan_seconds']:.2f} s",
-                   help="the zero-out scan, computed once per image, model and scan settings, then cached")
+    tiles_row = [("Attack success", "not counted" if s.get("already_misclassified") else
+                  "yes" if m["success"] else "no", None), ("L2", f"{m['l2']:.3f}", None)]
+    norm = uv.linf_tile(s, size)
+    if norm:
+        tiles_row.append((*norm, None))
+    tiles_row += [("SSIM", f"{m['ssim']:.4f}", None),
+                  ("Attack time", f"{m['attack_time_s']:.2f} s", "the attack's steps, without the scan")]
+    if "saliency" in views and "patch" in shown:
+        tiles_row.append(("Scan time", f"{res['scan_seconds']:.2f} s",
+                          "the zero-out scan, computed once per image, model and scan settings, then cached"))
+    for col, (name, value, help_) in zip(st.columns(len(tiles_row)), tiles_row):
+        col.metric(name, value, help=help_)
     if m["roughness_n"] == m["roughness_n"]:  # NaN when nothing moved
         st.caption(f"Roughness of r = x_adv − x (SmoothFool eq. 4, Gaussian h, σ_h = 1): Ω = "
                    f"{m['roughness']:.4g}, Ω_n = Ω/‖r‖₂² = {m['roughness_n']:.3f} "
                    "(lower is smoother).")
-    st.markdown(reading(s))
     st.caption(f"Attacked label: {s['label']['name']} ({s['label']['source']}). {m['criterion']}.")
 
 
 @st.fragment
 def live() -> None:
     """Parameters (sidebar), the cached attack and its panels: reruns alone when a parameter moves."""
+    if st.session_state.pop(f"{P}_relabel", False):
+        st.rerun(scope="app")  # the label picker lives outside the fragment
     ui.keep(P)
     try:
         with st.sidebar:
@@ -118,19 +133,20 @@ def live() -> None:
                           "model": None if ckpt else model_key, "method": method,
                           "label": {"clean prediction": "pred", "choose…": label}.get(label_mode)}, st.container())
     flags = ui.method_flags(method)
-    steps = cfg.steps if flags["multi_step"] else 1
+    shown = ui.shown_params(P, method)
     try:
-        with st.spinner(f"{method}: {steps} step(s) …"):
+        with st.spinner(uv.run_text(method, cfg)):
             res = ui.attack(source, model_key, method, cfg, label, data, ckpt, arch)
     except (ValueError, RuntimeError) as exc:
         st.error(f"The attack could not run: {str(exc).splitlines()[0]}")
         return
-    if flags["spatial"]:
+    if "region" in flags["views"]:
         grid, n = res["saliency_grid"], len(res["region_boxes"])
         notes["budget"].caption(f"Δ ranges {grid.min():.4g} … {grid.max():.4g}; R holds {n} of {grid.size} windows.")
     for warning in res["summary"]["warnings"]:
-        st.warning(warning)
-    panels(res)
+        if not warning.startswith("Already misclassified"):  # said with its button beside the result
+            st.warning(warning)
+    panels(res, flags, shown)
     with st.expander("Downloads (the same files as `python -m sdsgsm attack --out DIR`)"):
         args = (source, model_key, method, cfg, label, data, ckpt, arch)
         cols = st.columns(4)

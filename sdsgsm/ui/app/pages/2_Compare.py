@@ -4,6 +4,7 @@ import streamlit as st
 
 from sdsgsm import ui
 from sdsgsm.metrics import aggregate
+from sdsgsm.params import format_budget
 from sdsgsm.render import viz
 from sdsgsm.render.tables import metric_notes, table_frame
 from sdsgsm.ui import nav
@@ -56,7 +57,7 @@ results: dict[str, list[dict]] = {m: [] for m in chosen}
 bar = st.progress(0.0, text="Starting …")
 total = len(keys) * len(chosen)
 for i, (method, k) in enumerate((m, k) for m in chosen for k in keys):
-    bar.progress(i / total, text=f"{method} on {k} ({i + 1}/{total})")
+    bar.progress(i / total, text=f"{ui.method_flags(method)['label']} on {k} ({i + 1}/{total})")
     try:
         label = ui.true_label(f"gallery:{k}", facts["num_classes"])
         results[method].append(ui.attack(f"gallery:{k}", model_key, method, cfg, label, None, ckpt, arch))
@@ -67,7 +68,7 @@ bar.empty()
 
 rows = [aggregate(method, [r["summary"]["metrics"] for r in runs]) for method, runs in results.items()]
 st.subheader("Metrics (mean ± std over the chosen images)")
-st.dataframe(table_frame(rows), hide_index=True, key=f"{P}_table")
+st.dataframe(table_frame(rows), hide_index=True, key=f"{P}_table", width="stretch")
 st.caption(results[chosen[0]][0]["summary"]["metrics"]["criterion"] + ". " + metric_notes("all") +
            " A cached scan counts at the time it took when first computed.")
 
@@ -84,9 +85,13 @@ for method in chosen:
     r = results[method][idx]
     s = r["summary"]
     c0, c1, c2 = st.columns([1, 2, 2])
-    c0.markdown(f"<span style='color:{viz.method_colour(method)}'>■</span> **{method}**  \n"
-                f"{s['clean']['name']} → **{s['adversarial']['name']}**  \n"
-                f"L2 {s['metrics']['l2']:.3f} · SSIM {s['metrics']['ssim']:.3f}", unsafe_allow_html=True)
+    flags = ui.method_flags(method)
+    tiles = r["tile_boxes"] if "tiles" in flags["views"] else ()
+    outcome = ("already misclassified: not counted in ASR" if s.get("already_misclassified") else
+               f"{s['clean']['name']} → **{s['adversarial']['name']}**")
+    c0.markdown(f"<span style='color:{viz.method_colour(method)}'>■</span> **{flags['label']}**  \n{outcome}  \n"
+                f"L2 {s['metrics']['l2']:.3f} · L∞ {format_budget(s['metrics']['linf'])} · SSIM "
+                f"{s['metrics']['ssim']:.3f}", unsafe_allow_html=True)
     c1.image(viz.to_pil(r["adversarial"]), width=220, caption="adversarial")
-    c2.image(viz.draw_boxes(viz.to_pil(r["perturbation_x5"]), r["tile_boxes"], viz.YELLOW), width=220,
-             caption="perturbation × 5")
+    c2.image(viz.draw_boxes(viz.to_pil(r["perturbation_x5"]), tiles, viz.YELLOW), width=220,
+             caption="perturbation × 5" + (" · yellow: largest-perturbation tiles" if len(tiles) else ""))

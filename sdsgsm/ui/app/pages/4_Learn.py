@@ -11,15 +11,17 @@ import numpy as np
 import streamlit as st
 
 from sdsgsm import ui
-from sdsgsm.params import PARAMS
+from sdsgsm.params import PARAMS, format_budget
 from sdsgsm.render import learn_viz, viz
 from sdsgsm.ui import learn as lu
 from sdsgsm.ui import nav
-from sdsgsm.ui.widgets import param_widget
+from sdsgsm.ui.widgets import derived_value, param_widget
 
-st.set_page_config(page_title="Learn · SD-SGSM", layout="wide")
+st.set_page_config(page_title="Learn · SD-SGSM", layout="wide",
+                   initial_sidebar_state="collapsed" if ui.presenting() else "auto")
 nav.sidebar()
 P = lu.P
+ui.present_toggle(P)
 STATIONS = list(lu.STATIONS)
 
 first = not st.session_state.get(f"{P}_init")
@@ -50,7 +52,7 @@ args = (data, ckpt, arch)
 
 
 def step_buttons() -> None:
-    """Back / Next under every station."""
+    """Back / Next above the station (in the first screen, whatever the station's height)."""
     i = STATIONS.index(st.session_state[f"{P}_station"])
     back, _, nxt = st.columns([1, 4, 1])
     if i > 0:
@@ -62,7 +64,7 @@ def step_buttons() -> None:
 
 def explain(text: str, equation: str) -> None:
     """A station's plain-language explanation with the paper's equation beside it."""
-    left, right = st.columns([5, 4], vertical_alignment="center")
+    left, right = st.columns([4, 5], vertical_alignment="center")  # room for the widest equation (station 6)
     left.markdown(text)
     right.latex(equation)
 
@@ -73,7 +75,8 @@ def widgets(*names: str, box=None) -> None:
         for name in names:
             p = PARAMS[name]
             if p.show_if is None or st.session_state[f"{P}_{p.show_if[0]}"] in p.show_if[1]:
-                param_widget(P, p, side)
+                param_widget(P, p, side, derived_value(name, ui.config(P), (st.session_state.get(
+                    f"{P}_method", "sd-sgsm"),), side) if p.auto and p.widget == "slider" else None)
 
 
 def top5_table(box, title: str, rows: list[dict], short: bool = False) -> None:
@@ -344,12 +347,13 @@ def replay_view(rec: dict) -> None:
     c3.plotly_chart(learn_viz.replay_figure(rec["loss"], rec["p_true"], rec["p_other"], rec["flip"], t, rec["label"]),
                     theme=None, key=f"{P}_replay_chart")
     flip = rec["flip"]
-    when = f"flips at step {flip}" if flip is not None else f"does not flip within {steps} step(s)"
+    when = f"flips at step {flip}" if flip is not None else f"does not flip within {steps} step{'s' * (steps != 1)}"
     st.markdown(f"Step {t}: p(**{rec['label']}**) = {rec['p_true'][t]:.1%}, best other class "
                 f"**{rec['other_names'][t]}** = {rec['p_other'][t]:.1%}, loss {rec['loss'][t]:.2f}. The label {when}; "
-                f"final L∞ {rec['linf'] * 255:.2f}/255.")
-    st.caption(f"Attacked label: {rec['label']} ({rec['label_source']}). Step size α = {rec['alpha'] * 255:.3g}/255"
-               f" ({'auto: ' if rec['alpha_auto'] else ''}{rec['steps']} step(s)).")
+                f"final L∞ {format_budget(rec['linf'])}.")
+    alpha = format_budget(None, auto=rec["alpha"]) if rec["alpha_auto"] else format_budget(rec["alpha"])
+    st.caption(f"Attacked label: {rec['label']} ({rec['label_source']}). Step size α = {alpha}, "
+               f"{rec['steps']} step{'s' if rec['steps'] != 1 else ''}.")
 
 
 def station_try() -> None:
@@ -373,7 +377,6 @@ def station_try() -> None:
 STATION_FNS = [station_prediction, station_window, station_region, station_budget, station_tanh, station_replay,
                station_try]
 current = st.radio("Station", STATIONS, horizontal=True, key=f"{P}_station", label_visibility="collapsed")
+step_buttons()
 st.header(lu.TITLES[STATIONS.index(current)])
 STATION_FNS[STATIONS.index(current)]()
-st.divider()
-step_buttons()

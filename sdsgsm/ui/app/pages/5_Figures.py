@@ -18,10 +18,31 @@ st.title("Figures for papers")
 st.caption("Print-ready figures: PDF (vector text, embedded TrueType fonts), PNG at 300 dpi, SVG, and a .json "
            "caption with every parameter, the model, the random seed and the package versions.")
 
+KINDS = {"grid": "Grid (paper Fig. 5/6)", "charts": "Radar and bars (paper Fig. 3/4)"}
+kind = st.radio("Figure", list(KINDS), format_func=KINDS.get, key=f"{P}_kind", horizontal=True,
+                label_visibility="collapsed")
+if kind == "charts":  # made from a results.csv: none of the grid's pickers or parameters apply
+    st.caption("Upload a benchmark's `results.csv` (from the Benchmark page or `python -m sdsgsm benchmark`). "
+               "Command line: `python -m sdsgsm figure radar|bars --results results.csv --out DIR`.")
+    up = st.file_uploader("results.csv", type=["csv"], key=f"{P}_results")
+    if up is not None:
+        for chart, title in (("radar", "Radar (Fig. 3): per metric the best method scores 1; larger area is better"),
+                             ("bars", "Bars (Fig. 4): mean ± std per metric")):
+            try:
+                files = uf.chart_files(chart, up.getvalue(), up.name)
+            except (ValueError, KeyError) as exc:
+                st.error(str(exc).splitlines()[0] if not isinstance(exc, KeyError) else
+                         f"results.csv lacks the column {exc.args[0]!r}.")
+                break
+            st.subheader(title)
+            st.image(files["preview.png"], width=700 if chart == "bars" else 420)
+            cols = st.columns(4)
+            for col, (name, data) in zip(cols, ((n, d) for n, d in files.items() if n != "preview.png")):
+                col.download_button(name, data, name, key=f"{P}_{chart}_{name}", on_click="ignore", width="stretch")
+    st.stop()
+
 st.sidebar.header("Model")
 model_key, ckpt, arch, facts = ui.chosen_model(P)
-grid_tab, chart_tab = st.tabs(["Grid (paper Fig. 5/6)", "Radar and bars (paper Fig. 3/4)"])
-
 st.sidebar.header("Images, methods, columns")
 collections = ["cifar10"] if facts["input_size"] <= 64 else ["imagenet", "photo"]
 items = {g["key"]: g for c in collections for g in ui.gallery_options(c)}
@@ -49,7 +70,7 @@ columns = st.sidebar.multiselect("Columns", list(COLUMNS), key=f"{P}_columns", f
                                       "the others once per method.")
 st.sidebar.header("Parameters")
 try:
-    cfg, _ = ui.attack_controls(P, None, facts["input_size"])
+    cfg, _ = ui.attack_controls(P, chosen, facts["input_size"])
 except ValueError as exc:
     st.error(str(exc).splitlines()[0])
     st.stop()
@@ -63,52 +84,34 @@ def downloads(files: dict, prefix: str) -> None:
         col.download_button(name, data, name, key=f"{P}_{prefix}_{name}", on_click="ignore", width="stretch")
 
 
-with grid_tab:
-    if not keys or not chosen or not columns:
-        st.info("Choose at least one image, one method and one column in the sidebar.")
+if not keys or not chosen or not columns:
+    st.info("Choose at least one image, one method and one column in the sidebar.")
+else:
+    shared, per, panels = grid_layout(len(keys), len(chosen), columns)
+    st.caption(f"{len(keys)} rows × ({shared} shared + {len(chosen)} methods × {per}) = {panels} panels · "
+               f"model **{facts['name']}** · command line: `python -m sdsgsm figure grid --images "
+               f"{','.join(keys)} --methods {','.join(chosen)} --columns {','.join(columns)} --out DIR`")
+    request = (model_key, tuple(keys), tuple(chosen), tuple(columns), cfg)
+    if st.button("Build grid", type="primary", key=f"{P}_run"):
+        st.session_state[f"{P}_request"] = request
+    if st.session_state.get(f"{P}_request") != request:
+        st.info(f"Press **Build grid** ({len(keys) * len(chosen)} attacks; each image is scanned once and "
+                "cached, as in the Explorer).")
     else:
-        shared, per, panels = grid_layout(len(keys), len(chosen), columns)
-        st.caption(f"{len(keys)} rows × ({shared} shared + {len(chosen)} methods × {per}) = {panels} panels · "
-                   f"model **{facts['name']}** · command line: `python -m sdsgsm figure grid --images "
-                   f"{','.join(keys)} --methods {','.join(chosen)} --columns {','.join(columns)} --out DIR`")
-        request = (model_key, tuple(keys), tuple(chosen), tuple(columns), cfg)
-        if st.button("Build grid", type="primary", key=f"{P}_run"):
-            st.session_state[f"{P}_request"] = request
-        if st.session_state.get(f"{P}_request") != request:
-            st.info(f"Press **Build grid** ({len(keys) * len(chosen)} attacks; each image is scanned once and "
-                    "cached, as in the Explorer).")
-        else:
-            bar = st.progress(0.0, text="Starting …")
-            total = len(keys) * len(chosen)
-            try:
-                for i, (k, m) in enumerate((k, m) for k in keys for m in chosen):
-                    bar.progress(i / total, text=f"{m} on {k} ({i + 1}/{total})")
-                    uf.grid_record(k, model_key, m, cfg, facts["num_classes"], ckpt, arch)
-                bar.progress(1.0, text="Rendering PDF, PNG (300 dpi) and SVG …")
-                files = uf.grid_files(tuple(keys), model_key, tuple(chosen), tuple(columns), cfg,
-                                      facts["num_classes"], ckpt, arch)
-            except (ValueError, RuntimeError) as exc:
-                bar.empty()
-                st.error(f"The grid could not be built: {str(exc).splitlines()[0]}")
-                st.stop()
+        bar = st.progress(0.0, text="Starting …")
+        total = len(keys) * len(chosen)
+        try:
+            for i, (k, m) in enumerate((k, m) for k in keys for m in chosen):
+                bar.progress(i / total, text=f"{m} on {k} ({i + 1}/{total})")
+                uf.grid_record(k, model_key, m, cfg, facts["num_classes"], ckpt, arch)
+            bar.progress(1.0, text="Rendering PDF, PNG (300 dpi) and SVG …")
+            files = uf.grid_files(tuple(keys), model_key, tuple(chosen), tuple(columns), cfg,
+                                  facts["num_classes"], ckpt, arch)
+        except (ValueError, RuntimeError) as exc:
             bar.empty()
-            st.image(files["preview.png"], caption="Preview (screen resolution). Red: sensitive region R; yellow: "
-                     "largest-perturbation tiles; perturbation ×5 around grey.")
-            downloads(files, "grid")
-
-with chart_tab:
-    st.caption("Upload a benchmark's `results.csv` (from the Benchmark page or `python -m sdsgsm benchmark`). "
-               "Command line: `python -m sdsgsm figure radar|bars --results results.csv --out DIR`.")
-    up = st.file_uploader("results.csv", type=["csv"], key=f"{P}_results")
-    if up is not None:
-        for kind, title in (("radar", "Radar (Fig. 3): per metric the best method scores 1; larger area is better"),
-                            ("bars", "Bars (Fig. 4): mean ± std per metric")):
-            try:
-                files = uf.chart_files(kind, up.getvalue(), up.name)
-            except (ValueError, KeyError) as exc:
-                st.error(str(exc).splitlines()[0] if not isinstance(exc, KeyError) else
-                         f"results.csv lacks the column {exc.args[0]!r}.")
-                break
-            st.subheader(title)
-            st.image(files["preview.png"], width=700 if kind == "bars" else 420)
-            downloads(files, kind)
+            st.error(f"The grid could not be built: {str(exc).splitlines()[0]}")
+            st.stop()
+        bar.empty()
+        st.image(files["preview.png"], caption="Preview (screen resolution). Red: sensitive region R; yellow: "
+                 "largest-perturbation tiles; perturbation ×5 around grey.")
+        downloads(files, "grid")

@@ -56,7 +56,7 @@ text2 = st.sidebar.text_input("Values of the second parameter", key=f"{P}_values
                               disabled=name2 == "none", placeholder="e.g. 0:8/255:5")
 st.sidebar.header("Other parameters")
 try:
-    cfg, _ = ui.attack_controls(P, None, facts["input_size"])
+    cfg, _ = ui.attack_controls(P, chosen, facts["input_size"], hide=(name, name2))  # the swept ones: no widget
     axes = [uf.axis(name, text)] + ([uf.axis(name2, text2)] if name2 != "none" else [])
 except ValueError as exc:
     st.error(str(exc).splitlines()[0])

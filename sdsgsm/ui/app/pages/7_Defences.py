@@ -106,7 +106,7 @@ for col, (d, acc) in zip(cols, clean.items()):
     col.metric(f"Clean accuracy · {d}", f"{100 * acc:.0f} %", help=grid.config["defence_text"].get(d) or None)
 st.plotly_chart(ud.heatmaps(grid), key=f"{P}_heat")
 st.caption(f"ASR (%). {grid.config['criterion_text']}. Labels: {grid.config['label_source']}.")
-st.dataframe(ud.table(grid), hide_index=True, key=f"{P}_table")
+st.dataframe(ud.table(grid), hide_index=True, key=f"{P}_table", width="stretch")
 
 st.subheader("One image through a defence")
 c1, c2, c3, c4 = st.columns(4)

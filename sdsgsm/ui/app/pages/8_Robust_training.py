@@ -67,18 +67,12 @@ bar.empty()
 st.info(("Shipped models (assets/lab)" if ev["shipped"] else "Retrained here") +
         f": T = {T:g}, training ε = {teps * 255:g}/255, {epochs} epochs. Evaluation: {ev['eval']}.")
 
+untrained = ul.untrained_text(ev["curve"], epochs)
+if untrained:
+    st.warning(untrained, icon=":material/warning:")
 st.subheader("Accuracy against ε")
 st.plotly_chart(ul.accuracy_chart(ev["curve"], ev["headline"]), key=f"{P}_chart")
-h = ev["headline"]
-if h.get("eps") is not None:
-    acc = h["accuracy"]
-    st.markdown(f"**The figure of arXiv:2312.16880.** The standard model *falls* (accuracy below "
-                f"{h['threshold']:.0%}) under "
-                f"{h['method'].upper()} at ε = {h['eps_255']:.0f}/255 ≈ {h['eps']:.3f} (dotted line). There the "
-                f"distilled model keeps **{acc['distilled']:.1%}**, FGSM-AT {acc['fgsm_at']:.1%}, PGD-AT "
-                f"{acc['pgd_at']:.1%} (standard {acc['standard']:.1%}).")
-else:
-    st.markdown("The standard model stays above 50 % over this ε range.")
+st.markdown(ul.headline_text(ev["headline"], ev["curve"]))
 st.caption("SD-SGSM spends ε only on its most sensitive 2×2 window (ε_strong = ε) and ε/4 elsewhere, so at the same "
            "ε it perturbs far less than FGSM and PGD.")
 st.dataframe(ul.accuracy_table(ev["curve"]), hide_index=True, key=f"{P}_table",
@@ -95,12 +89,7 @@ with left:
                              "success", format="percent"), "l2_mean": st.column_config.NumberColumn(
                              "mean L2", format="%.3f"), "linf_mean": st.column_config.NumberColumn(
                              "mean L∞", format="%.3f"), "seconds": st.column_config.NumberColumn("s", format="%.1f")})
-        d = cw.set_index("model")
-        st.markdown(f"CW works on the logits, not on the saturated softmax: it fools the distilled model on "
-                    f"**{d.loc['distilled', 'success_rate']:.0%}** of its clean-correct digits (standard "
-                    f"{d.loc['standard', 'success_rate']:.0%}) with a mean L2 of {d.loc['distilled', 'l2_mean']:.2f} "
-                    f"(standard {d.loc['standard', 'l2_mean']:.2f}). Distillation masks the gradient; it does not "
-                    "remove the vulnerability (Carlini & Wagner 2017).")
+        st.markdown(ul.cw_text(cw, ev["curve"]))
 with right:
     st.subheader("Saturation at T = 1")
     sat = ev["saturation"]
@@ -110,12 +99,7 @@ with right:
                      "share_max_prob_gt_0999": st.column_config.NumberColumn("max p > 0.999", format="percent"),
                      "median_grad_l2": st.column_config.NumberColumn("median ‖∇ₓJ‖₂", format="%.2e"),
                      "share_zero_grad": st.column_config.NumberColumn("∇ₓJ = 0", format="percent")})
-    s = sat.set_index("model")
-    st.caption(f"The distilled student's logits are about T times larger, so its softmax at T = 1 saturates: max p > "
-               f"0.999 on {s.loc['distilled', 'share_max_prob_gt_0999']:.0%} of the digits (standard "
-               f"{s.loc['standard', 'share_max_prob_gt_0999']:.0%}). Its cross-entropy's input gradient is exactly 0 "
-               f"in float32 on {s.loc['distilled', 'share_zero_grad']:.0%} of them (standard "
-               f"{s.loc['standard', 'share_zero_grad']:.0%}); there FGSM's sign step moves nothing.")
+    st.caption(ul.saturation_text(sat, ev["curve"]))
 
 st.subheader("Examples: clean and adversarial digits")
 c1, c2 = st.columns(2)

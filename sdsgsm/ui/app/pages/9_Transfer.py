@@ -111,7 +111,7 @@ st.plotly_chart(ut.matrix_chart(result), key=f"{P}_chart")
 st.caption(f"{ut.CRITERION}. Diagonal (source = target) = the white-box ASR. Models: "
            + "; ".join(f"{s['label']} = {s['models']}" for s in result.config["sources"]) + ".")
 st.subheader("Perturbation per source")
-st.dataframe(ut.source_table(result), hide_index=True, key=f"{P}_sources_table")
+st.dataframe(ut.source_table(result), hide_index=True, key=f"{P}_sources_table", width="stretch")
 st.caption("L2, L∞ and SSIM of x_adv − x on the 224-px image (metric registry) over every sample the source "
            "attacked (its clean-correct ones); white-box ASR = the source fooling itself.")
 
