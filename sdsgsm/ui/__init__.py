@@ -8,6 +8,7 @@
 Pages import this package only (never torch).
 """
 
+from sdsgsm.metrics import format_metric
 from sdsgsm.ui.cache import (
     attack,
     bench_data,
@@ -38,7 +39,7 @@ from sdsgsm.ui.widgets import (
 )
 
 __all__ = ["apply_preset", "attack", "attack_controls", "bench_data", "bench_files", "bench_method", "chosen_model",
-           "config",
+           "config", "format_metric",
            "device_label", "files", "gallery_options", "get_model", "image_picker", "init_state", "keep", "key",
            "load_input", "merge_bench", "method_flags", "method_options", "method_picker", "model_facts",
            "model_options", "model_picker", "present_toggle", "presenting", "shown_params", "true_label", "values"]

@@ -96,7 +96,8 @@ def heatmaps(grid):
     """The interactive twin of the print figure: ASR (%) non-adaptive | adaptive (``viz.matrix_figure``)."""
     from sdsgsm.render.viz import matrix_figure
 
-    fig = matrix_figure([(m, grid.matrix(m)) for m in MODES], "ASR (%)", digits=0)
+    fig = matrix_figure([(m, grid.matrix(m)) for m in MODES], "ASR (%)", digits=0,
+                        counts=[grid.matrix(m, "n") for m in MODES])
     fig.update_layout(height=250 + 40 * len(grid.matrix(MODES[0])))  # room for the colour bar with few rows
     return fig
 

@@ -155,7 +155,7 @@ def sweep_chart(points: pd.DataFrame, name: str, metric: str):
 
 # ----------------------------------------------------------------------------- Sweeps page helpers
 from sdsgsm.experiments.sweep import SWEEPABLE, VALUE_HELP, grid  # noqa: E402,F401
-from sdsgsm.render.figures import SWEEP_METRICS  # noqa: E402,F401  (re-exported for the Sweeps page)
+from sdsgsm.render.figures import SWEEP_METRICS, default_sweep_metric  # noqa: E402,F401  (for the Sweeps page)
 
 
 def param_label(name: str) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from sdsgsm.attacks import method_label
 from sdsgsm.experiments import lab
 from sdsgsm.experiments.lab import EPS_TOP, LAB_DIR, LAB_METHODS, MODEL_COLOURS, MODEL_TEXT, MODELS  # noqa: F401  (for the page)
 from sdsgsm.params import LAB_PARAMS, LAB_VIEW_PARAMS, parse_query
@@ -233,7 +234,7 @@ def headline_text(h: dict, curve: pd.DataFrame) -> str:
     verdict = (f" The most robust here is {MODEL_NAMES.get(best, best)}." if best and acc[best] > acc["standard"]
                + 0.1 and not at_chance(clean.get(best, 1.0)) else "")
     return (f"**The figure of arXiv:2312.16880.** The standard model *falls* (accuracy below {h['threshold']:.0%}) "
-            f"under {h['method'].upper()} at ε = {h['eps_255']:.0f}/255 ≈ {h['eps']:.3f} (dotted line): "
+            f"under {method_label(h['method'])} at ε = {h['eps_255']:.0f}/255 ≈ {h['eps']:.3f} (dotted line): "
             f"{acc['standard']:.1%}. There the distilled model keeps {kept}.{verdict}")
 
 

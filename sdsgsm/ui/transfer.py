@@ -24,6 +24,7 @@ from sdsgsm.experiments.transfer import (  # noqa: F401
     merge_transfer,
     run_transfer,
     source_cells,
+    transfer_figure,
     transfer_files,
 )
 from sdsgsm.experiments.transfer import figure_files as matrix_files
@@ -108,7 +109,7 @@ def matrix_chart(result: TransferResult):
     from sdsgsm.render.viz import matrix_figure
 
     panels = result.panels()
-    fig = matrix_figure(panels, "ASR (%)", digits=0)
+    fig = matrix_figure(panels, "ASR (%)", digits=0, counts=[result.matrix(m, "n") for m, _ in panels])
     rows = max((len(df) for _, df in panels), default=1)
     fig.update_layout(height=190 + 46 * rows)  # room for the colour bar with a single source row
     return fig
@@ -116,8 +117,7 @@ def matrix_chart(result: TransferResult):
 
 def matrix_preview(result: TransferResult) -> bytes:
     """The print figure at screen resolution (PNG)."""
-    fig = figures.build(figures.matrix_figure, result.panels(), "ASR (%)", digits=0)
-    return figures.render(fig, "png", dpi=PREVIEW_DPI)
+    return figures.render(transfer_figure(result), "png", dpi=PREVIEW_DPI)
 
 
 def source_table(result: TransferResult) -> pd.DataFrame:

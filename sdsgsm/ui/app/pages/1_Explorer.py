@@ -111,8 +111,8 @@ def panels(res: dict, flags: dict, shown: set[str]) -> None:
         col.metric(name, value, help=help_)
     if m["roughness_n"] == m["roughness_n"]:  # NaN when nothing moved
         st.caption(f"Roughness of r = x_adv − x (SmoothFool eq. 4, Gaussian h, σ_h = 1): Ω = "
-                   f"{m['roughness']:.4g}, Ω_n = Ω/‖r‖₂² = {m['roughness_n']:.3f} "
-                   "(lower is smoother).")
+                   f"{ui.format_metric('roughness', m['roughness'])}, Ω_n = Ω/‖r‖₂², shown ×1e3 as in the tables: "
+                   f"{ui.format_metric('roughness_n', m['roughness_n'])} (lower is smoother).")
     st.caption(f"Attacked label: {s['label']['name']} ({s['label']['source']}). {m['criterion']}.")
 
 

@@ -103,7 +103,8 @@ if not parts:
 result = uf.merge_points(parts, names)
 if result.config["lifted"]:
     st.caption("Some points lift ε_max above the paper's 8/255 fairness cap (column `lifted`).")
-metric = st.columns(3)[0].selectbox("Metric", SWEEP_METRICS, key=f"{P}_metric", format_func=uf.metric_header)
+metric = st.columns(3)[0].selectbox("Metric", SWEEP_METRICS, key=f"{P}_metric", format_func=uf.metric_header,
+                                    index=SWEEP_METRICS.index(uf.default_sweep_metric(result.points)))
 if len(names) == 1:
     st.plotly_chart(uf.sweep_chart(result.points, names[0], metric), key=f"{P}_chart")
 files = uf.sweep_download(result, request + (len(parts),), tuple(names), metric)

@@ -1,4 +1,5 @@
-"""Robust training: defensive distillation and adversarial training on sklearn's 8×8 digits (Papernot et al. 2016; Goodfellow et al. 2015; Madry et al. 2018).
+"""Robust training: defensive distillation and adversarial training on sklearn's 8×8 digits
+(Papernot et al. 2016; Goodfellow et al. 2015; Madry et al. 2018).
 
 Same code as `python -m sdsgsm lab train|eval`. The shipped models and their evaluation load from
 assets/lab; other settings retrain the four models (seconds each) with a progress bar."""
