@@ -2,7 +2,7 @@
 
     import sdsgsm
     model = sdsgsm.load_model()                              # the embedded EfficientNet-Lite0
-    x = sdsgsm.load_image("assets/gallery/photos/cat.jpg")   # (1, 3, 224, 224) in [0, 1]
+    x = sdsgsm.load_image("imagenet/imagenet_00_243.jpg")    # a gallery key or a file: (1, 3, 224, 224)
     result = sdsgsm.attack(model, x, method="sd-sgsm", eps_strong=8 / 255, steps=5)
     result.clean_pred, result.adv_pred_8bit                  # labels before / after (8-bit image)
 
@@ -32,7 +32,7 @@ from sdsgsm.attacks import (
     get_method,
     run_attack,
 )
-from sdsgsm.data import GalleryItem, gallery, load_gallery
+from sdsgsm.data import GalleryItem, gallery, gallery_item, load_gallery
 from sdsgsm.data import load_image as _load_image
 from sdsgsm.defences import DEFENCES
 from sdsgsm.experiments.benchmark import BenchmarkResult, preset_config, run_benchmark
@@ -73,8 +73,10 @@ def wrap_model(module: nn.Module, *, mean: Sequence[float] = (0.0, 0.0, 0.0),
 
 
 def load_image(src: str | Path | bytes, size: int = 224) -> torch.Tensor:
-    """An image file, bytes or a gallery key's file as a (1, 3, size, size) tensor in [0, 1]
-    (EXIF orientation applied, centre-cropped and resized)."""
+    """An image file, its bytes, or a gallery key (e.g. "imagenet/imagenet_00_243.jpg", see :func:`gallery`)
+    as a (1, 3, size, size) tensor in [0, 1] (EXIF orientation applied, centre-cropped and resized)."""
+    if isinstance(src, str) and not Path(src).exists() and src in {item.key for item in gallery()}:
+        src = gallery_item(src).path
     return _load_image(src, size).unsqueeze(0)
 
 

@@ -32,12 +32,13 @@ PAGES: tuple[NavPage, ...] = (
     NavPage("pages/1_Explorer.py", "Explorer", ":material/search:", "one image, every stage live"),
     NavPage("pages/4_Learn.py", "Learn", ":material/school:", "the method step by step, for a class"),
     NavPage("pages/2_Compare.py", "Compare", ":material/compare:", "many methods side by side"),
-    NavPage("pages/3_Benchmark.py", "Benchmark", ":material/table_chart:", "paper Tables 1 and 2"),
+    NavPage("pages/3_Benchmark.py", "Benchmark", ":material/table_chart:", "paper Tables 1 and 2, black-box queries"),
     NavPage("pages/5_Figures.py", "Figures", ":material/image:", "paper Fig. 3–6 as PDF, PNG, SVG"),
     NavPage("pages/6_Sweeps.py", "Sweeps", ":material/show_chart:", "a metric against ε, ω, m, T, α"),
-    NavPage("pages/7_Defences.py", "Defences", ":material/security:", "input transforms, non-adaptive vs adaptive"),
+    NavPage("pages/7_Defences.py", "Defences", ":material/security:",
+            "input transforms, detection, randomisation and EOT"),
     NavPage("pages/8_Robust_training.py", "Robust training", ":material/shield:",
-            "distillation and adversarial training on digits"),
+            "distillation, adversarial training and certificates on digits"),
     NavPage("pages/9_Transfer.py", "Transfer", ":material/swap_horiz:", "craft on one model, fool another"),
 )
 
