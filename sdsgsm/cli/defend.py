@@ -22,6 +22,7 @@ from sdsgsm.cli.common import (
     run_context,
     write,
 )
+from sdsgsm.defences import DEFENCES
 from sdsgsm.params import DEFENCE_PARAMS, PRESETS, add_flags, values_from_args
 
 DEFAULT_DEFENCES = "jpeg,median,gaussian,bitdepth"
@@ -33,7 +34,7 @@ def add_parser(sub) -> None:
                                       "defences.csv, per-sample CSV, JSON, ASR figure")
     p.add_argument("--methods", default="fgsm,pgd,sd-sgsm", help="comma-separated registry names")
     p.add_argument("--defences", default=DEFAULT_DEFENCES,
-                   help="comma-separated from none, jpeg, median, gaussian, bitdepth, tvm ('none' is always added; "
+                   help=f"comma-separated from {', '.join(DEFENCES)} ('none' is always added; "
                         f"default {DEFAULT_DEFENCES}; tvm takes seconds per image)")
     p.add_argument("--preset", default=None, choices=tuple(PRESETS), help="paper setting for the attack parameters")
     p.add_argument("--data", default="gallery",
