@@ -79,6 +79,14 @@ class Explorer:
     def __init__(self, browser, url: str, name: str, mode: str):
         self.name, self.mode, self.i = name, mode, 0
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.frames: list[int] = []  # sizes of the websocket messages the server sent (forward messages)
+        self.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: self.frames.append(
+            len(f) if isinstance(f, (bytes, str)) else 0)))
+        self.media: list[int] = []  # sizes of media files (images) fetched over HTTP
+        self.page.on("response", self._media)
+        self.cdp = self.page.context.new_cdp_session(self.page)
+        if self.cdp is not None:  # the browser's own timeline: script, layout and style time per press
+            self.cdp.send("Performance.enable")
         t0 = time.perf_counter()
         self.page.goto(f"{url}/Explorer?{QUERY}", timeout=TIMEOUT_MS)
         self.page.wait_for_function(f"() => {{ const s = ({STATE_JS})(); return s.l2 !== null && !s.running; }}",
@@ -89,22 +97,41 @@ class Explorer:
         self.lo, self.hi = int(self.slider.get_attribute("min")), int(self.slider.get_attribute("max"))
         self.seen = {int(self.slider.input_value())}
 
+    def _media(self, response) -> None:
+        if "/media/" in response.url:
+            try:
+                self.media.append(len(response.body()))
+            except Exception:  # noqa: BLE001 - a page closed mid-transfer
+                pass
+
+    def perf(self) -> dict[str, float]:
+        if self.cdp is None:
+            return {}
+        return {m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]}
+
     def press(self) -> float:
         page, slider = self.page, self.slider
         before = page.evaluate(f"({STATE_JS})()")["l2"]
         key = next_key(int(slider.input_value()), self.lo, self.hi, self.seen, self.mode, self.i)
         slider.focus()
         page.evaluate("() => { window.__sawRunning = false; }")
+        del self.frames[:], self.media[:]
+        perf0 = self.perf()
         t0 = time.perf_counter()
         slider.press(key)
         done = page.wait_for_function(DONE_JS, arg=[before], polling="raf", timeout=TIMEOUT_MS).json_value()
         seconds = time.perf_counter() - t0
+        perf1 = self.perf()
+        busy = " ".join(f"{k[:-8].lower()} {perf1[k] - perf0[k]:.3f}" for k in
+                        ("ScriptDuration", "LayoutDuration", "RecalcStyleDuration", "TaskDuration") if k in perf1)
         new = int(slider.input_value())
         note = ("" if done["changed"] else " (L2 unchanged)") + (" (cached ω)" if new in self.seen else "")
         self.seen.add(new)
         self.i += 1
         print(f"[{self.name}] {self.i:2d}: {key:<10} ω={slider.get_attribute('aria-valuetext'):<8} "
-              f"L2 {before} -> {done['l2']}  {seconds:.3f} s{note}", flush=True)
+              f"L2 {before} -> {done['l2']}  {seconds:.3f} s{note}; {len(self.frames)} messages "
+              f"{sum(self.frames) / 1024:.0f} KiB, {len(self.media)} images {sum(self.media) / 1024:.0f} KiB; browser s: {busy}",
+              flush=True)
         return seconds
 
 

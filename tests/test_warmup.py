@@ -139,3 +139,19 @@ def test_the_first_visitor_of_a_fresh_server_gets_home_example(browser):
         page.close()
     finally:
         stop_server(proc)
+
+
+@pytest.mark.slow
+def test_after_the_warm_up_home_and_the_default_explorer_compute_nothing(attack_calls):
+    """Home's example is the Explorer's default view (image, method, parameters, label), so one warm-up
+    serves both pages' first visitors."""
+    from streamlit.testing.v1 import AppTest
+
+    calls, _ = attack_calls
+    warmup.warm_up(threading.Event())
+    assert len(calls) == 1
+    home = AppTest.from_file(str(APP_DIR / "app.py"), default_timeout=600).run()
+    assert not home.exception and any("walks a class" in m.value for m in home.markdown)  # the example is shown
+    explorer = AppTest.from_file(str(APP_DIR / "pages" / "1_Explorer.py"), default_timeout=600).run()
+    assert not explorer.exception and "L2" in [m.label for m in explorer.metric]
+    assert len(calls) == 1
