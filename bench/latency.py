@@ -150,6 +150,10 @@ def main() -> None:
     ap.add_argument("--url", help="use this running app instead of starting `streamlit run app.py`")
     ap.add_argument("--baseline", metavar="REV", help="also serve git revision REV and interleave its key presses "
                     "with the current tree's (side by side in one run); prints both medians and their ratio")
+    ap.add_argument("--script", choices=["serve.py", "app.py"], help="serve the current tree with this "
+                    "script (default: serve.py where the tree has it)")
+    ap.add_argument("--baseline-script", choices=["serve.py", "app.py"], help="the same for --baseline "
+                    "(--baseline HEAD --baseline-script app.py compares the two entries of one tree)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -157,10 +161,10 @@ def main() -> None:
     try:
         url = args.url.rstrip("/") if args.url else None
         if url is None:
-            servers.append(start_server())
+            servers.append(start_server(script=args.script))
             url = servers[-1][1]
         if base_dir is not None:
-            servers.append(start_server(base_dir))
+            servers.append(start_server(base_dir, script=args.baseline_script))
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             pages = [Explorer(browser, url, "current", args.keys)]

@@ -48,15 +48,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(cwd: Path = ROOT, wait_s: int = 120, warmup: bool = True) -> tuple[subprocess.Popen, str]:
-    """A new `streamlit run serve.py` of checkout ``cwd`` (another checkout serves its own code); returns
-    (process, url). Raises RuntimeError with the server's output if it is not healthy in ``wait_s``."""
+def start_server(cwd: Path = ROOT, wait_s: int = 120, warmup: bool = True,
+                 script: str | None = None) -> tuple[subprocess.Popen, str]:
+    """A new `streamlit run serve.py` (or ``script``, e.g. "app.py") of checkout ``cwd`` (another checkout
+    serves its own code); returns (process, url). Raises RuntimeError with the server's output if it is
+    not healthy in ``wait_s``."""
     port = free_port()
     env = app_env(Path(cwd))
     if not warmup:
         env["SDSGSM_WARMUP"] = "0"
     log = tempfile.TemporaryFile()  # not a pipe: a long soak's log lines must never fill it and block the server
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", entry(Path(cwd)), "--server.port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script or entry(Path(cwd)), "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1"],
                             cwd=app_dir(Path(cwd)), env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
