@@ -1,6 +1,6 @@
 """Explorer latency in a real browser: key press on the ω slider until the new "L2" metric is shown.
 
-Starts `streamlit run app.py` (or uses --url), opens `/Explorer?patch=16&steps=5` (defaults otherwise) in
+Starts `streamlit run serve.py` (--script app.py: without the start-up warm-up; or uses --url), opens `/Explorer?patch=16&steps=5` (defaults otherwise) in
 headless Debian Chromium, waits for the metrics, then N times: focus the ω slider, press a key, and time
 from the key press until the "L2" metric shows a new value AND the app is idle again (script state
 "notRunning", no stale elements). A change of ω reuses the cached zero-out scan, so this is the attack,
@@ -12,7 +12,9 @@ Keys (--keys):
   alternate  ArrowLeft, ArrowRight, ArrowLeft, ...: after the first two presses every value is a cache hit,
              so this measures the cached re-render.
 A press whose run ends with an unchanged L2 text (two ω giving the same 3-digit L2) is timed to the end of
-the run and marked "(L2 unchanged)". Last line: ``omega_change_browser_median_s=<x> n=<N>``.
+the run and marked "(L2 unchanged)". Each press also prints what it cost the browser: the websocket messages
+(Streamlit's forward messages: count and KiB), the images fetched over HTTP, and the Chrome DevTools
+Performance metrics' script, layout, style and task seconds. Last line: ``omega_change_browser_median_s=<x> n=<N>``.
 
     python bench/latency.py [--repeats 10] [--keys fresh|alternate] [--url http://127.0.0.1:8501]
     python bench/latency.py --baseline REV   # the app at git revision REV side by side, presses interleaved
@@ -130,7 +132,8 @@ class Explorer:
         self.i += 1
         print(f"[{self.name}] {self.i:2d}: {key:<10} ω={slider.get_attribute('aria-valuetext'):<8} "
               f"L2 {before} -> {done['l2']}  {seconds:.3f} s{note}; {len(self.frames)} messages "
-              f"{sum(self.frames) / 1024:.0f} KiB, {len(self.media)} images {sum(self.media) / 1024:.0f} KiB; browser s: {busy}",
+              f"{sum(self.frames) / 1024:.0f} KiB, {len(self.media)} images {sum(self.media) / 1024:.0f} KiB; "
+              f"browser s: {busy}",
               flush=True)
         return seconds
 

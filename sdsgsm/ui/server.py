@@ -58,8 +58,8 @@ def start_server(cwd: Path = ROOT, wait_s: int = 120, warmup: bool = True,
     if not warmup:
         env["SDSGSM_WARMUP"] = "0"
     log = tempfile.TemporaryFile()  # not a pipe: a long soak's log lines must never fill it and block the server
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script or entry(Path(cwd)), "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1"],
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script or entry(Path(cwd)),
+                             "--server.port", str(port), "--server.headless", "true", "--server.address", "127.0.0.1"],
                             cwd=app_dir(Path(cwd)), env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(wait_s):
