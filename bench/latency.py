@@ -1,6 +1,6 @@
 """Explorer latency in a real browser: key press on the ω slider until the new "L2" metric is shown.
 
-Starts `streamlit run app.py` (or uses --url), opens `/Explorer?patch=16&steps=5` (defaults otherwise) in
+Starts `streamlit run serve.py` (--script app.py: without the start-up warm-up; or uses --url), opens `/Explorer?patch=16&steps=5` (defaults otherwise) in
 headless Debian Chromium, waits for the metrics, then N times: focus the ω slider, press a key, and time
 from the key press until the "L2" metric shows a new value AND the app is idle again (script state
 "notRunning", no stale elements). A change of ω reuses the cached zero-out scan, so this is the attack,
@@ -12,7 +12,9 @@ Keys (--keys):
   alternate  ArrowLeft, ArrowRight, ArrowLeft, ...: after the first two presses every value is a cache hit,
              so this measures the cached re-render.
 A press whose run ends with an unchanged L2 text (two ω giving the same 3-digit L2) is timed to the end of
-the run and marked "(L2 unchanged)". Last line: ``omega_change_browser_median_s=<x> n=<N>``.
+the run and marked "(L2 unchanged)". Each press also prints what it cost the browser: the websocket messages
+(Streamlit's forward messages: count and KiB), the images fetched over HTTP, and the Chrome DevTools
+Performance metrics' script, layout, style and task seconds. Last line: ``omega_change_browser_median_s=<x> n=<N>``.
 
     python bench/latency.py [--repeats 10] [--keys fresh|alternate] [--url http://127.0.0.1:8501]
     python bench/latency.py --baseline REV   # the app at git revision REV side by side, presses interleaved
@@ -79,6 +81,14 @@ class Explorer:
     def __init__(self, browser, url: str, name: str, mode: str):
         self.name, self.mode, self.i = name, mode, 0
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.frames: list[int] = []  # sizes of the websocket messages the server sent (forward messages)
+        self.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: self.frames.append(
+            len(f) if isinstance(f, (bytes, str)) else 0)))
+        self.media: list[int] = []  # sizes of media files (images) fetched over HTTP
+        self.page.on("response", self._media)
+        self.cdp = self.page.context.new_cdp_session(self.page)
+        if self.cdp is not None:  # the browser's own timeline: script, layout and style time per press
+            self.cdp.send("Performance.enable")
         t0 = time.perf_counter()
         self.page.goto(f"{url}/Explorer?{QUERY}", timeout=TIMEOUT_MS)
         self.page.wait_for_function(f"() => {{ const s = ({STATE_JS})(); return s.l2 !== null && !s.running; }}",
@@ -89,22 +99,42 @@ class Explorer:
         self.lo, self.hi = int(self.slider.get_attribute("min")), int(self.slider.get_attribute("max"))
         self.seen = {int(self.slider.input_value())}
 
+    def _media(self, response) -> None:
+        if "/media/" in response.url:
+            try:
+                self.media.append(len(response.body()))
+            except Exception:  # noqa: BLE001 - a page closed mid-transfer
+                pass
+
+    def perf(self) -> dict[str, float]:
+        if self.cdp is None:
+            return {}
+        return {m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]}
+
     def press(self) -> float:
         page, slider = self.page, self.slider
         before = page.evaluate(f"({STATE_JS})()")["l2"]
         key = next_key(int(slider.input_value()), self.lo, self.hi, self.seen, self.mode, self.i)
         slider.focus()
         page.evaluate("() => { window.__sawRunning = false; }")
+        del self.frames[:], self.media[:]
+        perf0 = self.perf()
         t0 = time.perf_counter()
         slider.press(key)
         done = page.wait_for_function(DONE_JS, arg=[before], polling="raf", timeout=TIMEOUT_MS).json_value()
         seconds = time.perf_counter() - t0
+        perf1 = self.perf()
+        busy = " ".join(f"{k[:-8].lower()} {perf1[k] - perf0[k]:.3f}" for k in
+                        ("ScriptDuration", "LayoutDuration", "RecalcStyleDuration", "TaskDuration") if k in perf1)
         new = int(slider.input_value())
         note = ("" if done["changed"] else " (L2 unchanged)") + (" (cached ω)" if new in self.seen else "")
         self.seen.add(new)
         self.i += 1
         print(f"[{self.name}] {self.i:2d}: {key:<10} ω={slider.get_attribute('aria-valuetext'):<8} "
-              f"L2 {before} -> {done['l2']}  {seconds:.3f} s{note}", flush=True)
+              f"L2 {before} -> {done['l2']}  {seconds:.3f} s{note}; {len(self.frames)} messages "
+              f"{sum(self.frames) / 1024:.0f} KiB, {len(self.media)} images {sum(self.media) / 1024:.0f} KiB; "
+              f"browser s: {busy}",
+              flush=True)
         return seconds
 
 
@@ -123,6 +153,10 @@ def main() -> None:
     ap.add_argument("--url", help="use this running app instead of starting `streamlit run app.py`")
     ap.add_argument("--baseline", metavar="REV", help="also serve git revision REV and interleave its key presses "
                     "with the current tree's (side by side in one run); prints both medians and their ratio")
+    ap.add_argument("--script", choices=["serve.py", "app.py"], help="serve the current tree with this "
+                    "script (default: serve.py where the tree has it)")
+    ap.add_argument("--baseline-script", choices=["serve.py", "app.py"], help="the same for --baseline "
+                    "(--baseline HEAD --baseline-script app.py compares the two entries of one tree)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -130,10 +164,10 @@ def main() -> None:
     try:
         url = args.url.rstrip("/") if args.url else None
         if url is None:
-            servers.append(start_server())
+            servers.append(start_server(script=args.script))
             url = servers[-1][1]
         if base_dir is not None:
-            servers.append(start_server(base_dir))
+            servers.append(start_server(base_dir, script=args.baseline_script))
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             pages = [Explorer(browser, url, "current", args.keys)]

@@ -2,7 +2,9 @@
 
 The app (``sdsgsm/ui/app``: app.py, pages/ and its .streamlit/config.toml) is part of the package, so
 an installed ``sdsgsm`` serves it from anywhere; a clone serves its own code without being installed.
-The server runs headless (no browser is opened): open the printed address. Ctrl+C stops it.
+The server runs headless (no browser is opened): open the printed address. Ctrl+C stops it. It loads
+the default model and computes Home's example in the background as it starts (serve.py), so the first
+visitor does not wait for them; ``SDSGSM_WARMUP=0`` turns that off.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def run(args) -> str:
         raise CliError(f"--port must be 1 … 65535 (got {args.port}).")
     path = os.environ.get("PYTHONPATH", "")
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent) + (os.pathsep + path if path else "")}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(args.port),
+    cmd = [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(args.port),
            "--server.address", args.address, "--server.headless", "true"]
     proc = subprocess.Popen(cmd, cwd=APP_DIR, env=env)
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated `sdsgsm app` stops its server too

@@ -164,10 +164,21 @@ def scan_label(cfg: ScanConfig, label: int | None) -> int | None:
     return label if cfg.score == "confidence_drop" else None
 
 
-@st.cache_data(max_entries=64, ttl=CACHE_TTL, show_spinner=False)
 def attack(source: str, model_key: str, method: str, cfg: AttackConfig, label: int | None,
            _data: bytes | None = None, _checkpoint: bytes | None = None, arch: str = "") -> dict:
-    """Attack one image with the cached scan: :func:`sdsgsm.experiments.report.image_record` plus 'scan_seconds'."""
+    """Attack one image with the cached scan: :func:`sdsgsm.experiments.report.image_record` plus 'scan_seconds'.
+
+    Streamlit keys a cached call by the arguments actually passed, so ``attack(s, m, k, cfg, y)`` and
+    ``attack(s, m, k, cfg, y, None, None, "")`` would be two entries computed twice (Home's example and
+    the Explorer's default view are the same attack); every call is passed on in full to one entry.
+    ``attack.clear()`` empties it."""
+    return _attack(source, model_key, method, cfg, label, _data, _checkpoint, arch)
+
+
+@st.cache_data(max_entries=64, ttl=CACHE_TTL, show_spinner=False)
+def _attack(source: str, model_key: str, method: str, cfg: AttackConfig, label: int | None,
+            _data: bytes | None, _checkpoint: bytes | None, arch: str) -> dict:
+    """:func:`attack`'s cached entry (all arguments always passed)."""
     model = get_model(model_key, _checkpoint, arch)
     x = _input(source, model, _data)
     s = scan(source, model_key, cfg.scan, scan_label(cfg.scan, label), _data, _checkpoint, arch)
@@ -183,11 +194,25 @@ def attack(source: str, model_key: str, method: str, cfg: AttackConfig, label: i
     return {**record, "scan_seconds": s["seconds"]}
 
 
+attack.clear = _attack.clear
+
+
 @st.cache_data(max_entries=16, ttl=CACHE_TTL, show_spinner=False)
 def files(source: str, model_key: str, method: str, cfg: AttackConfig, label: int | None,
           _data: bytes | None = None, _checkpoint: bytes | None = None, arch: str = "") -> dict[str, bytes]:
     """The seven output files of :func:`attack`'s record (the same bytes as the CLI writes)."""
     return image_files(attack(source, model_key, method, cfg, label, _data, _checkpoint, arch))
+
+
+# ----------------------------------------------------------------------------- figures
+@st.cache_resource(max_entries=32, show_spinner=False)
+def heat_figure(kind: str, values: np.ndarray, boxes=()):
+    """The Explorer's saliency (``kind`` 'saliency', red ``boxes``) or budget ('budget') heat map,
+    built once per content: moving ω, α or T keeps the scan and the budget, so a rerun reuses the
+    figure instead of rebuilding it (a shared object: callers must not change it)."""
+    from sdsgsm.render import viz
+
+    return viz.saliency_figure(values, boxes) if kind == "saliency" else viz.budget_figure(values)
 
 
 # ----------------------------------------------------------------------------- benchmark page

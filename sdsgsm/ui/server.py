@@ -1,9 +1,10 @@
 """Start and stop a local Streamlit server of the app for the browser tests and bench scripts (one copy).
 
-Not used by the app itself. The server runs `streamlit run app.py` in the app's folder
-(sdsgsm/ui/app, whose .streamlit/config.toml it reads), binds 127.0.0.1 on a free port, runs
-headless, and only its health endpoint is polled, so the first page request is the caller's (a
-fresh-server deep link stays fresh).
+Not used by the app itself. The server runs `streamlit run serve.py` in the app's folder
+(sdsgsm/ui/app, whose .streamlit/config.toml it reads; serve.py serves app.py and warms the caches up
+in the background, see sdsgsm/ui/warmup.py; older checkouts without it run app.py), binds 127.0.0.1
+on a free port, runs headless, and only its health endpoint is polled, so the first page request is
+the caller's. ``warmup=False`` (or $SDSGSM_WARMUP=0) keeps a fresh server's caches empty until then.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ def app_env(root: Path = ROOT) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(root) + (os.pathsep + path if path else "")}
 
 
+def entry(root: Path = ROOT) -> str:
+    """The script `streamlit run` starts in :func:`app_dir`: serve.py (the app with its start hook)
+    where the checkout has it, else app.py."""
+    return "serve.py" if (app_dir(root) / "serve.py").is_file() else "app.py"
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
@@ -41,14 +48,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(cwd: Path = ROOT, wait_s: int = 120) -> tuple[subprocess.Popen, str]:
-    """A new `streamlit run app.py` of checkout ``cwd`` (another checkout serves its own code); returns
-    (process, url). Raises RuntimeError with the server's output if it is not healthy in ``wait_s``."""
+def start_server(cwd: Path = ROOT, wait_s: int = 120, warmup: bool = True,
+                 script: str | None = None) -> tuple[subprocess.Popen, str]:
+    """A new `streamlit run serve.py` (or ``script``, e.g. "app.py") of checkout ``cwd`` (another checkout
+    serves its own code); returns (process, url). Raises RuntimeError with the server's output if it is
+    not healthy in ``wait_s``."""
     port = free_port()
+    env = app_env(Path(cwd))
+    if not warmup:
+        env["SDSGSM_WARMUP"] = "0"
     log = tempfile.TemporaryFile()  # not a pipe: a long soak's log lines must never fill it and block the server
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1"],
-                            cwd=app_dir(Path(cwd)), env=app_env(Path(cwd)), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script or entry(Path(cwd)),
+                             "--server.port", str(port), "--server.headless", "true", "--server.address", "127.0.0.1"],
+                            cwd=app_dir(Path(cwd)), env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(wait_s):
         try:

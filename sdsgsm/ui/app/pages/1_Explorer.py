@@ -12,6 +12,7 @@ from sdsgsm.render import viz
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
 from sdsgsm.ui import views as uv
+from sdsgsm.ui.cache import heat_figure
 
 st.set_page_config(page_title="Explorer · SD-SGSM", layout="wide",
                    initial_sidebar_state="collapsed" if ui.presenting() else "auto")
@@ -91,9 +92,10 @@ def panels(res: dict, flags: dict, shown: set[str]) -> None:
     c4.html(uv.top5_html(before["top5"], after["top5"]))
     if not s.get("already_misclassified"):
         st.markdown(uv.reading(s, size, shown))
-    figures = ([viz.saliency_figure(res["saliency_map"], region)] if "saliency" in views and "patch" in shown else [])
+    figures = ([heat_figure("saliency", res["saliency_map"], region)] if "saliency" in views and "patch" in shown
+               else [])
     if "budget_map" in views:
-        figures.append(viz.budget_figure(res["budget"]))
+        figures.append(heat_figure("budget", res["budget"]))
     for col, (i, fig) in zip(st.columns(3), enumerate(figures)):
         col.plotly_chart(fig, key=f"{P}_fig{i}", theme=None)
     st.subheader("Metrics")
