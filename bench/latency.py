@@ -1,6 +1,7 @@
 """Explorer latency in a real browser: key press on the ω slider until the new "L2" metric is shown.
 
-Starts `streamlit run serve.py` (--script app.py: without the start-up warm-up; or uses --url), opens `/Explorer?patch=16&steps=5` (defaults otherwise) in
+Starts `streamlit run serve.py` (--script app.py: without the start-up warm-up; or uses --url), opens
+`/Explorer?patch=16&steps=5` (defaults otherwise) in
 headless Debian Chromium, waits for the metrics, then N times: focus the ω slider, press a key, and time
 from the key press until the "L2" metric shows a new value AND the app is idle again (script state
 "notRunning", no stale elements). A change of ω reuses the cached zero-out scan, so this is the attack,

@@ -23,7 +23,6 @@ the same images the attacks start from — a teaching-sized, in-sample estimate,
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -37,7 +36,7 @@ from sdsgsm.attacks.base import join_results
 from sdsgsm.defences import params_text
 from sdsgsm.detection import ADAPTIVE_NAME, DetectionConfig, adaptive_attack, flagged, scores, threshold_at
 from sdsgsm.experiments.defence_grid import attack_batches, grid_labels
-from sdsgsm.experiments.runner import ExperimentResult, package_versions, parse_methods, warm_up
+from sdsgsm.experiments.runner import ExperimentResult, package_versions, parse_methods, result_files, warm_up
 
 BASELINE_NAME = f"{ADAPTIVE_NAME} (λ = 0)"
 CRITERION = ("ASR, detection and evasion rates over the images the model classifies correctly when clean; "
@@ -199,10 +198,7 @@ def detection_files(result: DetectionResult, stem: str = "detection") -> dict[st
     {stem}_roc.pdf/.png/.svg/.json, as {name: bytes} for ``write_files`` and the app's downloads."""
     from sdsgsm.render import figures
 
-    text = json.dumps(result.config, indent=2, ensure_ascii=False, default=str)
-    files = {f"{stem}.csv": result.summary.to_csv(index=False).encode("utf-8"),
-             f"{stem}_per_sample.csv": result.per_sample.to_csv(index=False).encode("utf-8"),
-             f"{stem}.json": text.encode("utf-8")}
+    files = result_files(result, stem)
     info = {k: v for k, v in result.config.items() if k not in ("versions", "keys")}
     return files | figures.figure_files(roc_figure(result), f"{stem}_roc", info, "detection")
 

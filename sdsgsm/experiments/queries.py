@@ -17,7 +17,6 @@ smallest q at which the black-box ASR reaches the white-box one (None: not withi
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -35,6 +34,7 @@ from sdsgsm.experiments.runner import (
     fingerprint_tensor,
     package_versions,
     parse_methods,
+    result_files,
     select,
     warm_up,
 )
@@ -246,10 +246,7 @@ def queries_markdown(result: ExperimentResult) -> str:
 
 def queries_files(result: ExperimentResult) -> dict[str, bytes]:
     """queries.csv, queries_per_sample.csv, queries.md and queries.json as {name: bytes}."""
-    return {"queries.csv": result.summary.to_csv(index=False).encode("utf-8"),
-            "queries_per_sample.csv": result.per_sample.to_csv(index=False).encode("utf-8"),
-            "queries.md": queries_markdown(result).encode("utf-8"),
-            "queries.json": json.dumps(result.config, indent=2, ensure_ascii=False, default=str).encode("utf-8")}
+    return result_files(result, "queries", queries_markdown(result))
 
 
 def figure_files(result: ExperimentResult, stem: str = "queries_asr") -> dict[str, bytes]:

@@ -24,7 +24,6 @@ arguments, so a page can call it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -36,7 +35,7 @@ import torch
 from sdsgsm.attacks import FAMILY_SPECS, AttackConfig, config_values
 from sdsgsm.defences import DefenceConfig, Defended, get_defence, params_text
 from sdsgsm.experiments.defence_grid import attack_batches, grid_labels
-from sdsgsm.experiments.runner import ExperimentResult, package_versions, parse_methods, warm_up
+from sdsgsm.experiments.runner import ExperimentResult, package_versions, parse_methods, result_files, warm_up
 
 MODES = ("non-adaptive", "adaptive, one draw", "EOT")
 CRITERION = ("ASR over the images the bare model classifies correctly when clean, averaged over the evaluation "
@@ -153,9 +152,7 @@ def run_randomisation(model, x: torch.Tensor, y: torch.Tensor | None, methods: S
 
 def randomisation_files(result: RandomisationResult, stem: str = "randomisation") -> dict[str, bytes]:
     """{stem}.csv, {stem}_per_sample.csv and {stem}.json as {name: bytes}."""
-    return {f"{stem}.csv": result.summary.to_csv(index=False).encode("utf-8"),
-            f"{stem}_per_sample.csv": result.per_sample.to_csv(index=False).encode("utf-8"),
-            f"{stem}.json": json.dumps(result.config, indent=2, ensure_ascii=False, default=str).encode("utf-8")}
+    return result_files(result, stem)
 
 
 __all__ = ["CRITERION", "MODES", "RandomisationResult", "randomisation_files", "run_randomisation"]

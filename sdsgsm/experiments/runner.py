@@ -42,6 +42,17 @@ class ExperimentResult:
     stopped: bool = False
 
 
+def result_files(result: ExperimentResult, stem: str, markdown: str | None = None) -> dict[str, bytes]:
+    """An experiment's tables as {name: bytes} for ``write_files`` and the app's downloads: ``<stem>.csv``
+    (summary), ``<stem>_per_sample.csv``, ``<stem>.md`` (when ``markdown`` is given) and ``<stem>.json`` (config)."""
+    files = {f"{stem}.csv": result.summary.to_csv(index=False).encode("utf-8"),
+             f"{stem}_per_sample.csv": result.per_sample.to_csv(index=False).encode("utf-8")}
+    if markdown is not None:
+        files[f"{stem}.md"] = markdown.encode("utf-8")
+    files[f"{stem}.json"] = json.dumps(result.config, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+    return files
+
+
 def parse_methods(methods: str | list[str]) -> list[str]:
     """'a,b,c' or a list -> registry names in order, duplicates dropped; unknown names raise ValueError."""
     names = methods.split(",") if isinstance(methods, str) else list(methods)

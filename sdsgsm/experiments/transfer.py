@@ -22,7 +22,6 @@ source: measured through the metric registry over every sample attacked on that 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ from sdsgsm.experiments.runner import (
     fingerprint_tensor,
     package_versions,
     parse_methods,
+    result_files,
     select,
     warm_up,
 )
@@ -357,10 +357,7 @@ def transfer_markdown(result: TransferResult) -> str:
 
 def transfer_files(result: TransferResult) -> dict[str, bytes]:
     """transfer.csv, transfer_per_sample.csv, transfer.md and transfer.json as {name: bytes}."""
-    return {"transfer.csv": result.summary.to_csv(index=False).encode("utf-8"),
-            "transfer_per_sample.csv": result.per_sample.to_csv(index=False).encode("utf-8"),
-            "transfer.md": transfer_markdown(result).encode("utf-8"),
-            "transfer.json": json.dumps(result.config, indent=2, ensure_ascii=False, default=str).encode("utf-8")}
+    return result_files(result, "transfer", transfer_markdown(result))
 
 
 def transfer_figure(result: TransferResult):
