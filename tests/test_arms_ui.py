@@ -175,7 +175,9 @@ def test_robust_training_sections_render_from_the_shipped_results():
     assert "92.91 %" in text and f"our distilled model keeps {d * 100:.1f} % at ε = 0.3" in text
     assert len(next(d.value for d in at.dataframe if "worst" in d.value.columns)) == len(robust["table"].masking)
     assert "A certificate is a **lower bound**" in text
-    assert len(at.get("plotly_chart")) == 2  # the accuracy curve and the certificates
+    cert = ul.shipped_certify()
+    assert ul.certify_png(cert["curve"], cert["digits"]).startswith(b"\x89PNG")  # the figure beside the sentence
+    assert f"n = {cert['info']['n']} samples, α = {cert['info']['alpha']:g}" in "\n".join(c.value for c in at.caption)
 
 
 def test_lower_bound_sentence_follows_the_numbers():

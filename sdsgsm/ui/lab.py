@@ -340,31 +340,14 @@ def shipped_certify() -> dict:
     return {"curve": curve, "digits": digits, "info": info, "text": lab.certify_text(res)}
 
 
-def certify_chart(curve: pd.DataFrame, digits: pd.DataFrame | None = None):
-    """Certified accuracy (solid steps, exact from the per-digit radii) and the smoothed classifier's empirical
-    accuracy under PGD-L2 (dashed), per σ, against the L2 radius (Plotly twin of
-    :func:`sdsgsm.render.certify.certify_figure`)."""
-    import plotly.graph_objects as go
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def certify_png(curve: pd.DataFrame, digits: pd.DataFrame | None = None) -> bytes:
+    """The certificate figure as PNG bytes (:func:`sdsgsm.render.certify.certify_figure`): certified accuracy per σ
+    (solid steps, exact from the per-digit radii) beside the smoothed classifier's accuracy under PGD-L2 (dashed)."""
+    from sdsgsm.render import figures
+    from sdsgsm.render.certify import certify_figure
 
-    from sdsgsm.render.certify import SIGMA_COLOURS, certified_steps
-
-    fig = go.Figure()
-    r_max = float(curve["radius"].max())
-    for k, (sigma, rows) in enumerate(curve.groupby("sigma", sort=False)):
-        rows, colour = rows.sort_values("radius"), SIGMA_COLOURS[k % len(SIGMA_COLOURS)]
-        if digits is not None and (digits["sigma"] == sigma).any():
-            r, acc = certified_steps(digits[digits["sigma"] == sigma], r_max)
-            fig.add_scatter(x=r, y=acc * 100, mode="lines", line=dict(color=colour, shape="hv"),
-                            name=f"σ = {sigma:g} certified")
-        else:
-            fig.add_scatter(x=rows["radius"], y=rows["certified"] * 100, mode="lines", line=dict(color=colour),
-                            name=f"σ = {sigma:g} certified")
-        fig.add_scatter(x=rows["radius"], y=rows["empirical"] * 100, mode="lines+markers",
-                        line=dict(color=colour, dash="dash"), marker=dict(symbol="circle-open"),
-                        name=f"σ = {sigma:g} PGD-L2 (empirical)")
-    fig.update_layout(xaxis_title="L2 radius r (pixels in [0, 1])", yaxis_title="accuracy (%)", yaxis_range=[0, 101],
-                      height=420, margin=dict(l=10, r=10, t=30, b=10), title="certified (solid) ≤ empirical (dashed)")
-    return fig
+    return figures.render(figures.build(certify_figure, curve, digits), "png")
 
 
 def lower_bound_text(curve: pd.DataFrame, alpha: float | None = None) -> str:

@@ -161,7 +161,7 @@ st.caption("Randomised smoothing (Cohen, Rosenfeld & Kolter, ICML 2019): one mod
            f"samples, α = {cert['info']['alpha']:g}). Beside it, the smoothed classifier's accuracy under a PGD-L2 "
            "attack of the same radius (Salman et al., NeurIPS 2019). Shipped: `python -m sdsgsm lab certify`.")
 left, right = st.columns([3, 2])
-left.plotly_chart(ul.certify_chart(cert["curve"], cert["digits"]), key=f"{P}_certify")
+left.image(ul.certify_png(cert["curve"], cert["digits"]), width="stretch")
 with right:
     st.markdown(ul.lower_bound_text(cert["curve"], cert["info"]["alpha"]))
     with st.expander("Every radius"):
