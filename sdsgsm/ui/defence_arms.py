@@ -83,14 +83,16 @@ def detection(prefix: str, model_key: str, ckpt, arch: str, facts: dict) -> None
         return
     c = res.config
     st.markdown(ud.detection_text(res.summary, c["fpr"]))
+    st.dataframe(ud.detection_table(res), hide_index=True, key=key(p, "table"), width="stretch")
     left, right = st.columns([3, 2])
-    with left:
-        st.dataframe(ud.detection_table(res), hide_index=True, key=key(p, "table"), width="stretch")
+    left.plotly_chart(ud.roc_chart(res), key=key(p, "roc"))
+    with right:
+        st.caption("ROC curves: each clean image is a negative, each successful adversarial image a positive; the dot "
+                   "is the detector's operating point at its threshold. ")
         st.caption(f"Squeezers {', '.join(c['squeezer_text'])}; threshold {c['threshold']:.4f} at FPR ≤ "
                    f"{c['fpr'] * 100:g} % (realised {c['clean_fpr'] * 100:.1f} % on {c['n_total']} clean images, "
                    f"in-sample); adaptive λ = {c['detect_lambda']:g}. {c['criterion_text'][0].upper()}"
                    f"{c['criterion_text'][1:]}. Labels: {c['label_source']}.")
-    right.plotly_chart(ud.roc_chart(res), key=key(p, "roc"))
     st.download_button("detection.csv", res.summary.to_csv(index=False).encode("utf-8"), "detection.csv",
                        key=key(p, "dl"), on_click="ignore")
 

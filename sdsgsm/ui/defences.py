@@ -240,19 +240,23 @@ def roc_chart(res):
 
     from sdsgsm.experiments.detection import roc_curves
 
+    from sdsgsm.attacks import METHODS, method_label
+
     fig = go.Figure()
     for c in roc_curves(res):
+        method, _, mode = c["name"].rpartition(" (")
+        name = f"{method_label(method) if method in METHODS else method} ({mode}"
         line = fig.add_scatter(x=c["fpr"], y=c["tpr"], mode="lines", line_shape="hv",
-                               name=f"{c['name']} · AUC {c['auc']:.3f}")
+                               name=f"{name} · AUC {c['auc']:.3f}")
         colour = line.data[-1].line.color
         fig.add_scatter(x=[c["point"][0]], y=[c["point"][1]], mode="markers", marker=dict(size=9, color=colour),
-                        showlegend=False, hovertemplate=f"{c['name']} at the threshold: FPR %{{x:.2f}}, "
+                        showlegend=False, hovertemplate=f"{name} at the threshold: FPR %{{x:.2f}}, "
                                                          "TPR %{y:.2f}<extra></extra>")
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance")
     fig.update_layout(xaxis_title="false-positive rate (clean images flagged)",
                       yaxis_title="true-positive rate (successful adversarial images flagged)",
-                      xaxis_range=[-0.02, 1.02], yaxis_range=[-0.02, 1.02], height=420,
-                      margin=dict(l=10, r=10, t=30, b=10))
+                      xaxis_range=[-0.02, 1.02], yaxis_range=[-0.02, 1.02], height=480,
+                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2, x=0))
     return fig
 
 
