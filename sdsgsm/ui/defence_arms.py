@@ -123,7 +123,7 @@ def randomisation(prefix: str, model_key: str, ckpt, arch: str, facts: dict) -> 
     st.caption(f"{len(chosen)} attack{'s' * (len(chosen) > 1)} × 3 attackers on {limit} image{'s' * (limit > 1)} · "
                f"model **{facts['name']}** · command line: `python -m sdsgsm defend --eot-table --methods "
                f"{','.join(chosen)} --data gallery --limit {limit} --eps {eps * 255:g}/255 --steps {steps} "
-               f"--eot-samples {eot} --out DIR`")
+               f"--eot-samples {eot} --resize-min {resize_min:g} --out DIR`")
     request = ("randomisation", model_key, arch, tuple(chosen), limit, eps, steps, eot, draws, resize_min)
     stopped = links.run_stop(p, request, "Run", "End the run now (its partial rows are not kept)",
                              "Press **Run**: each attack runs three times (non-adaptive, one draw, EOT). A finished "

@@ -96,12 +96,15 @@ def asr_chart(result):
         part = s[s["method"] == m].sort_values("budget")
         fig.add_scatter(x=part["budget"], y=part["asr"] * 100, mode="lines+markers", name=method_label(m),
                         hovertemplate="%{x} queries: ASR %{y:.1f} %<extra>" + method_label(m) + "</extra>")
-    for _, r in s[s["kind"] == "white-box"].iterrows():
+    for k, (_, r) in enumerate(s[s["kind"] == "white-box"].iterrows()):
         steps = int(r["gradient_steps"])
-        fig.add_scatter(x=[min(budgets), max(budgets)], y=[r["asr"] * 100] * 2, mode="lines", line=dict(dash="dash"),
+        fig.add_scatter(x=[min(budgets), max(budgets)], y=[r["asr"] * 100] * 2, mode="lines",
+                        line=dict(dash=("dash", "dot", "dashdot", "longdash")[k % 4], width=2 + (k == 0)),
                         name=f"{r['label']} (white-box, {steps} gradient step{'s' * (steps != 1)})")
     fig.update_layout(xaxis_type="log", xaxis_title="query budget per image (log scale)", yaxis_title="ASR (%)",
-                      yaxis_range=[-2, 102], height=420, margin=dict(l=10, r=10, t=30, b=10))
+                      yaxis_range=[-2, 104], height=440, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(tickvals=list(budgets), ticktext=[str(b) for b in budgets]),
+                      legend=dict(orientation="h", y=-0.25, x=0))
     return fig
 
 
