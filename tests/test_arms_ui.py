@@ -175,6 +175,8 @@ def test_robust_training_sections_render_from_the_shipped_results():
     assert "92.91 %" in text and f"our distilled model keeps {d * 100:.1f} % at ε = 0.3" in text
     assert len(next(d.value for d in at.dataframe if "worst" in d.value.columns)) == len(robust["table"].masking)
     assert "A certificate is a **lower bound**" in text
+    first = robust["table"].masking.iloc[0]
+    assert f"- {ul.MODEL_NAMES[first['model']]} at ε = {first['eps']:g}: FGSM {first['fgsm'] * 100:.1f} %" in text
     cert = ul.shipped_certify()
     assert ul.certify_png(cert["curve"], cert["digits"]).startswith(b"\x89PNG")  # the figure beside the sentence
     assert f"n = {cert['info']['n']} samples, α = {cert['info']['alpha']:g}" in "\n".join(c.value for c in at.caption)

@@ -323,6 +323,13 @@ def masking_frame(masking: pd.DataFrame) -> pd.DataFrame:
                                "transfer": f"transfer from {src}", "worst": "worst", "eps": "ε"})
 
 
+def masking_lines(masking: pd.DataFrame) -> list[str]:
+    """:func:`sdsgsm.experiments.lab.masking_text`, one line per row, each led by the model's display name."""
+    lines = lab.masking_text(masking).splitlines()
+    return [MODEL_NAMES.get(m, m) + line[len(m):] if line.startswith(m) else line
+            for line, m in zip(lines, masking["model"])]
+
+
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def shipped_certify() -> dict:
     """The shipped certificates (``python -m sdsgsm lab certify``): {'curve', 'digits' DataFrames, 'info' (n,

@@ -151,7 +151,7 @@ if len(masking):
     st.dataframe(mf, hide_index=True, key=f"{P}_masking", width="stretch",
                  column_config={c: st.column_config.NumberColumn(c, format="%.1f %%") for c in mf.columns
                                 if c not in ("model", "ε")})
-    st.markdown("\n".join(f"- {line}" for line in ul.lab.masking_text(masking).splitlines()))
+    st.markdown("\n".join(f"- {line}" for line in ul.masking_lines(masking)))
 
 st.subheader("Certified robustness")
 cert = ul.shipped_certify()
