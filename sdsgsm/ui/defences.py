@@ -238,9 +238,8 @@ def roc_chart(res):
     """The interactive ROC curves per attack with the operating point at the threshold (Plotly)."""
     import plotly.graph_objects as go
 
-    from sdsgsm.experiments.detection import roc_curves
-
     from sdsgsm.attacks import METHODS, method_label
+    from sdsgsm.experiments.detection import roc_curves
 
     fig = go.Figure()
     for c in roc_curves(res):

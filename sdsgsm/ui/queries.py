@@ -21,8 +21,8 @@ from sdsgsm.attacks.blackbox import BLACK_BOX
 from sdsgsm.experiments.queries import DEFAULT_WHITE, parse_budgets, run_queries
 from sdsgsm.metrics import format_metric
 from sdsgsm.params import PARAMS, format_budget
-from sdsgsm.ui.cache import bench_data, get_model, run_store, work_gate
 from sdsgsm.ui import state as links
+from sdsgsm.ui.cache import bench_data, get_model, run_store, work_gate
 from sdsgsm.ui.limits import APP_MAX_ARM_IMAGES, APP_MAX_ARM_STEPS, APP_MAX_QUERIES
 from sdsgsm.ui.state import key
 

@@ -6,8 +6,8 @@ Same code as `python -m sdsgsm defend`; finished cells are kept (Stop keeps them
 import streamlit as st
 
 from sdsgsm import ui
-from sdsgsm.ui import defences as ud
 from sdsgsm.ui import defence_arms as arms
+from sdsgsm.ui import defences as ud
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
 

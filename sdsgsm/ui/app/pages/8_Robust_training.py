@@ -139,7 +139,8 @@ st.caption("Shipped results (`python -m sdsgsm lab table --eps 0.1,0.2,0.3`): th
            f"{robust['record'].get('cw_limit', '')} digits.")
 wide = ul.robust_frame(robust["table"])
 st.dataframe(wide, hide_index=True, key=f"{P}_robust", width="stretch",
-             column_config={c: st.column_config.NumberColumn(c, format="%.1f %%") for c in wide.columns if c != "model"})
+             column_config={c: st.column_config.NumberColumn(c, format="%.1f %%") for c in wide.columns
+                            if c != "model"})
 st.markdown(ul.lab.claim_text(robust["table"], robust["n_test"]))
 masking = robust["table"].masking
 if len(masking):
