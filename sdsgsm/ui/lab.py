@@ -188,7 +188,8 @@ def digit_png(img: np.ndarray, scale: int = 12) -> bytes:
 # ----------------------------------------------------------------------------- sentences built from the numbers
 CLASSES = 10  # the digits
 CHANCE_MARGIN = 0.05  # a model whose clean accuracy is within 5 points of 1/CLASSES is called untrained
-MODEL_NAMES = {"standard": "standard", "distilled": "distilled", "fgsm_at": "FGSM-AT", "pgd_at": "PGD-AT"}
+MODEL_NAMES = {"standard": "standard", "distilled": "distilled", "fgsm_at": "FGSM-AT", "pgd_at": "PGD-AT",
+               "alp": "ALP", "ens_at": "ensemble AT"}
 
 
 def clean_accuracy(curve: pd.DataFrame) -> dict[str, float]:
@@ -282,3 +283,135 @@ def saturation_text(sat: pd.DataFrame, curve: pd.DataFrame) -> str:
     tail = ("; there FGSM's sign step moves nothing." if zero >= 0.2 else
             "; the gradient survives on most digits, so FGSM's sign step still has a direction.")
     return lead + numbers + tail
+
+
+# ----------------------------------------------------------------------------- the six models, masking, certificates
+SMOOTHING_MODEL = "efficientnet_lite0"  # the embedded ImageNet model smoothed on one gallery photo
+SMOOTHING_SIGMA, SMOOTHING_N = 0.25, 32  # noise σ on [0, 1] pixels and PREDICT's samples (a few seconds on a CPU)
+
+
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def shipped_robust() -> dict:
+    """The shipped six-model results (assets/lab, ``python -m sdsgsm lab table``): {'table': RobustTable (FGSM per
+    model and ε, CW-L2, masking check), 'n_test', 'record'} read from lab_robust.csv, lab_robust_cw.csv,
+    lab_masking.csv and lab_robust.json."""
+    import json
+
+    record = json.loads((LAB_DIR / "lab_robust.json").read_text(encoding="utf-8"))
+    table = lab.RobustTable(pd.read_csv(LAB_DIR / "lab_robust.csv"), pd.read_csv(LAB_DIR / "lab_robust_cw.csv"),
+                            pd.read_csv(LAB_DIR / "lab_masking.csv"), record.get("seconds", {}))
+    return {"table": table, "n_test": int(record.get("n_test", 0)) or None, "record": record}
+
+
+def robust_frame(table) -> pd.DataFrame:
+    """One row per model (display names): clean and FGSM accuracy (%) at each ε, CW-L2 accuracy and success (%)."""
+    wide = lab.robust_wide(table)
+    wide["model"] = wide["model"].map(lambda m: MODEL_NAMES.get(m, m))
+    wide.columns.name = None
+    return wide.rename(columns={c: f"FGSM ε = {c.split()[1]}" for c in wide.columns if c.startswith("fgsm ")} |
+                       {"cw accuracy": "CW-L2 accuracy", "cw success": "CW-L2 success"})
+
+
+def masking_frame(masking: pd.DataFrame) -> pd.DataFrame:
+    """The masking check (accuracy % over all test digits): model, ε, FGSM, PGD, PGD with restarts, transfer, worst."""
+    out = masking[["model", "eps", "fgsm", "pgd", "pgd_restarts", "transfer", "worst"]].copy()
+    out["model"] = out["model"].map(lambda m: MODEL_NAMES.get(m, m))
+    for c in ("fgsm", "pgd", "pgd_restarts", "transfer", "worst"):
+        out[c] = out[c] * 100
+    r, src = int(masking["restarts"].iloc[0]), MODEL_NAMES.get(masking["source"].iloc[0], masking["source"].iloc[0])
+    return out.rename(columns={"fgsm": "FGSM", "pgd": "PGD", "pgd_restarts": f"PGD, {r} restarts",
+                               "transfer": f"transfer from {src}", "worst": "worst", "eps": "ε"})
+
+
+def masking_lines(masking: pd.DataFrame) -> list[str]:
+    """:func:`sdsgsm.experiments.lab.masking_text`, one line per row, each led by the model's display name."""
+    lines = lab.masking_text(masking).splitlines()
+    return [MODEL_NAMES.get(m, m) + line[len(m):] if line.startswith(m) else line
+            for line, m in zip(lines, masking["model"])]
+
+
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def shipped_certify() -> dict:
+    """The shipped certificates (``python -m sdsgsm lab certify``): {'curve', 'digits' DataFrames, 'info' (n,
+    α), 'text' (:func:`sdsgsm.experiments.lab.certify_text`)}."""
+    import json
+    import re
+
+    curve = pd.read_csv(LAB_DIR / "lab_certify_curve.csv")
+    digits = pd.read_csv(LAB_DIR / "lab_certify_digits.csv")
+    record = json.loads((LAB_DIR / "lab_certify.json").read_text(encoding="utf-8"))
+    found = {k: re.search(rf"\b{k}=([0-9.e-]+)", record.get("certify", "")) for k in ("n", "alpha")}
+    info = {"n": int(found["n"].group(1)) if found["n"] else None,
+            "alpha": float(found["alpha"].group(1)) if found["alpha"] else None}
+    res = lab.CertifyResult(digits, curve, {}, {}, info)
+    return {"curve": curve, "digits": digits, "info": info, "text": lab.certify_text(res)}
+
+
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def certify_png(curve: pd.DataFrame, digits: pd.DataFrame | None = None) -> bytes:
+    """The certificate figure as PNG bytes (:func:`sdsgsm.render.certify.certify_figure`): certified accuracy per σ
+    (solid steps, exact from the per-digit radii) beside the smoothed classifier's accuracy under PGD-L2 (dashed)."""
+    from sdsgsm.render import figures
+    from sdsgsm.render.certify import certify_figure
+
+    return figures.render(figures.build(certify_figure, curve, digits), "png")
+
+
+def lower_bound_text(curve: pd.DataFrame, alpha: float | None = None) -> str:
+    """The certificate is a lower bound, said with the curve's numbers: per σ the largest radius with a non-zero
+    certified accuracy, its value and the empirical accuracy under PGD-L2 there; how many points lie above."""
+    parts = []
+    for sigma, rows in curve.groupby("sigma", sort=False):
+        pos = rows[rows["certified"] > 0].sort_values("radius")
+        if pos.empty:
+            parts.append(f"at σ = {sigma:g} no digit is certified")
+            continue
+        r = pos.iloc[-1]
+        parts.append(f"at σ = {sigma:g} and r = {r['radius']:g}, {r['certified'] * 100:.1f} % of the digits are "
+                     f"certified and PGD-L2 leaves {r['empirical'] * 100:.1f} %")
+    above = int((curve["certified"] > curve["empirical"] + 1e-12).sum())
+    conf = f" (with probability 1 − α = {1 - alpha:g} per digit)" if alpha else ""
+    tail = (f"; the certified accuracy lies at or below the empirical one at all {len(curve)} points." if not above
+            else f"; {above} of {len(curve)} points lie above the empirical one, within the statistical error.")
+    return ("A certificate is a **lower bound**: no L2 attack of radius r can push the smoothed classifier below the "
+            f"certified accuracy{conf}, and PGD-L2 is only one such attack. Here " + "; ".join(parts) + tail)
+
+
+def smoothing_photos() -> list[str]:
+    """Keys of the gallery's ImageNet photos (the smoothed model's data set)."""
+    from sdsgsm.ui.cache import gallery_options
+
+    return [g["key"] for g in gallery_options("imagenet")]
+
+
+def smoothing(key_: str, sigma: float = SMOOTHING_SIGMA, n: int = SMOOTHING_N) -> dict:
+    """PREDICT of the embedded ImageNet model smoothed with Gaussian noise σ on one gallery photo
+    (:func:`sdsgsm.experiments.lab.imagenet_smoothing`), with class names; kept in the run store."""
+    from sdsgsm.ui.cache import get_model
+
+    k = ("lab-smoothing", key_, float(sigma), int(n))
+    hit = run_store().get(k)
+    if hit is not None:
+        return hit
+    model = get_model(SMOOTHING_MODEL)
+    with work_gate():
+        out = lab.imagenet_smoothing([key_], sigma=float(sigma), n=int(n), model=model)
+    name = lambda i: "abstain" if i < 0 else model.labels[i]  # noqa: E731
+    for r in out["photos"]:
+        r |= {"label_name": name(r["label"]) if r["label"] >= 0 else "unknown",
+              "clean_name": name(r["clean_prediction"]), "smoothed_name": name(r["smoothed_prediction"])}
+    run_store().put(k, out)
+    return out
+
+
+def smoothing_text(out: dict) -> str:
+    """One sentence per photo built from the PREDICT numbers, then why a model not trained with noise certifies
+    little (Cohen, Rosenfeld & Kolter 2019)."""
+    lines = []
+    for r in out["photos"]:
+        verdict = ("the smoothed classifier **abstains**" if r["abstained"] else
+                   f"the smoothed classifier says **{r['smoothed_name']}**")
+        lines.append(f"{r['key']}: clean prediction **{r['clean_name']}**; under noise σ = {out['sigma']:g} the top "
+                     f"class got {r['n_a']} of {r['n']} votes, spread over {r['classes_voted']} classes, so {verdict} "
+                     f"(α = {out['alpha']:g}).")
+    return "\n\n".join(lines + [out["note"]])

@@ -28,3 +28,10 @@ def app_limit_error(cfg, side: int, multi_step: bool = True, spatial: bool = Tru
         return (f"SmoothFool iterations = {cfg.sf_max_iter} is above this app's limit of {APP_MAX_SF_ITER} per run; "
                 f"use the command line (python -m sdsgsm attack --method smoothfool --sf-max-iter {cfg.sf_max_iter}).")
     return None
+
+# The Defences page's Detection and Randomisation tabs and the Benchmark page's Queries tab: bounded work per click
+# (the command line has none of these: `sdsgsm detect`, `sdsgsm defend --eot-table`, `sdsgsm queries`).
+APP_MAX_ARM_IMAGES = 8  # gallery images per Detection / Randomisation / Queries run
+APP_MAX_ARM_STEPS = 20  # T of the attacks there (the adaptive detector attack and EOT multiply its cost)
+APP_MAX_EOT = 20  # EOT samples n (gradients per step) and evaluation draws
+APP_MAX_QUERIES = 1000  # the largest query budget of a Queries run

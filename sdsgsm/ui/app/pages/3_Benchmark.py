@@ -6,6 +6,7 @@ from sdsgsm import ui
 from sdsgsm.params import PRESETS
 from sdsgsm.render import viz
 from sdsgsm.ui import nav
+from sdsgsm.ui import queries as uq
 from sdsgsm.ui import state as links
 
 st.set_page_config(page_title="Benchmark · SD-SGSM", layout="wide")
@@ -18,6 +19,15 @@ for warning in links.bench_query(P, query, PRESETS, LINK_DATA, ui.method_options
 st.title("Benchmark")
 st.caption("Paper-style tables (mean ± std, best in bold) on the gallery or on data you already have. "
            "The same code runs from the command line: `python -m sdsgsm benchmark --preset table1 …`.")
+VIEWS = ("Table", "Queries")
+view = st.radio("View", VIEWS, horizontal=True, key=f"{P}_view", label_visibility="collapsed",
+                help="Table: paper-style tables of the chosen methods. Queries: how many model queries a black-box "
+                     "attacker needs to match a white-box gradient step.")
+if view == VIEWS[1]:
+    st.sidebar.header("Model")
+    q_model, q_ckpt, q_arch, q_facts = ui.chosen_model(P)
+    uq.section(P, q_model, q_ckpt, q_arch, q_facts)
+    st.stop()
 
 st.sidebar.header("Model and data")
 model_key, ckpt, arch, facts = ui.chosen_model(P)

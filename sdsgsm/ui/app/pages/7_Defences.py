@@ -6,6 +6,7 @@ Same code as `python -m sdsgsm defend`; finished cells are kept (Stop keeps them
 import streamlit as st
 
 from sdsgsm import ui
+from sdsgsm.ui import defence_arms as arms
 from sdsgsm.ui import defences as ud
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
@@ -34,6 +35,17 @@ st.caption("Does an attack survive JPEG, smoothing or bit-depth reduction in fro
            "crafted on the bare model, then the defended model classifies it. **Adaptive**: crafted through the "
            "defence (BPDA where it is not differentiable). The lesson of Athalye et al. (ICML 2018): most of what a "
            "transform takes off a non-adaptive attack, an adaptive one wins back.")
+VIEWS = ("Grid", "Detection", "Randomisation and EOT")
+view = st.radio("View", VIEWS, horizontal=True, key=f"{P}_view", label_visibility="collapsed",
+                help="Grid: input transforms against non-adaptive and adaptive attacks. Detection: feature squeezing "
+                     "(Xu, Evans & Qi, NDSS 2018) against the adaptive attack of Carlini & Wagner (AISec 2017). "
+                     "Randomisation and EOT: random resize-and-pad (Xie et al., ICLR 2018) against Expectation over "
+                     "Transformation (Athalye, Carlini & Wagner, ICML 2018).")
+if view != VIEWS[0]:
+    st.sidebar.header("Model")
+    model_key, ckpt, arch, facts = ui.chosen_model(P)
+    (arms.detection if view == VIEWS[1] else arms.randomisation)(P, model_key, ckpt, arch, facts)
+    st.stop()
 
 st.sidebar.header("Model and data")
 model_key, ckpt, arch, facts = ui.chosen_model(P)

@@ -128,3 +128,60 @@ if st.query_params.to_dict() != link:
     st.query_params.from_dict(link)
 st.caption(f"Command line: `python -m sdsgsm lab train --temperature {T:g} --train-eps {teps * 255:g}/255 "
            f"--epochs {epochs} --out DIR` then `python -m sdsgsm lab eval --weights DIR --out DIR2`.")
+
+st.divider()
+st.header("Six models up to ε = 0.3, CW-L2 and the masking check")
+robust = ul.shipped_robust()
+st.caption("Shipped results (`python -m sdsgsm lab table --eps 0.1,0.2,0.3`): the four models above plus ALP "
+           "(adversarial logit pairing, Kannan, Kurakin & Goodfellow, arXiv 2018) and ensemble adversarial training "
+           "(Tramèr et al., ICLR 2018), trained with the shipped settings. FGSM here goes up to ε = 0.3, the lab's own "
+           f"range; accuracy over all {robust['n_test']} test digits (%); CW-L2 on the first "
+           f"{robust['record'].get('cw_limit', '')} digits.")
+wide = ul.robust_frame(robust["table"])
+st.dataframe(wide, hide_index=True, key=f"{P}_robust", width="stretch",
+             column_config={c: st.column_config.NumberColumn(c, format="%.1f %%") for c in wide.columns
+                            if c != "model"})
+st.markdown(ul.lab.claim_text(robust["table"], robust["n_test"]))
+masking = robust["table"].masking
+if len(masking):
+    st.subheader("Gradient masking check")
+    st.caption("Engstrom, Ilyas & Athalye (2018): a model whose accuracy drops when PGD restarts from many points, or "
+               "when the attack is crafted on another model and transferred, was masking its gradient rather than "
+               "being robust. Accuracy (%) over all test digits; 'worst' is the lowest over the attacks.")
+    mf = ul.masking_frame(masking)
+    st.dataframe(mf, hide_index=True, key=f"{P}_masking", width="stretch",
+                 column_config={c: st.column_config.NumberColumn(c, format="%.1f %%") for c in mf.columns
+                                if c not in ("model", "ε")})
+    st.markdown("\n".join(f"- {line}" for line in ul.masking_lines(masking)))
+
+st.subheader("Certified robustness")
+cert = ul.shipped_certify()
+st.caption("Randomised smoothing (Cohen, Rosenfeld & Kolter, ICML 2019): one model per noise σ, trained with "
+           "Gaussian noise; the smoothed classifier predicts the class the noisy copies vote for most, and CERTIFY "
+           f"gives each digit an L2 radius within which that prediction cannot change (n = {cert['info']['n']} "
+           f"samples, α = {cert['info']['alpha']:g}). Beside it, the smoothed classifier's accuracy under a PGD-L2 "
+           "attack of the same radius (Salman et al., NeurIPS 2019). Shipped: `python -m sdsgsm lab certify`.")
+left, right = st.columns([3, 2])
+left.image(ul.certify_png(cert["curve"], cert["digits"]), width="stretch")
+with right:
+    st.markdown(ul.lower_bound_text(cert["curve"], cert["info"]["alpha"]))
+    with st.expander("Every radius"):
+        st.markdown("\n".join(f"- {line}" for line in cert["text"].splitlines()))
+
+st.markdown("**An ImageNet photo, smoothed.** The same smoothing on the app's ImageNet model, which was never "
+            "trained with noise:")
+photos = ul.smoothing_photos()
+c1, c2 = st.columns([2, 3])
+photo = c1.selectbox("Gallery photo", photos, key=f"{P}_smooth_photo")
+if c1.button(f"Smooth it (σ = {ul.SMOOTHING_SIGMA:g}, n = {ul.SMOOTHING_N})", key=f"{P}_smooth"):
+    st.session_state[f"{P}_smoothed"] = photo
+if st.session_state.get(f"{P}_smoothed") == photo and photo:
+    with c2:
+        with st.spinner("Predicting under noise …"):
+            try:
+                out = ul.smoothing(photo)
+            except (ValueError, RuntimeError) as exc:
+                st.error(f"Smoothing could not run: {str(exc).splitlines()[0]}")
+                out = None
+        if out is not None:
+            st.markdown(ul.smoothing_text(out))
