@@ -24,9 +24,10 @@ settings = st.session_state.setdefault(f"{P}_settings", SHIPPED)
 T0, E0, N0 = SHIPPED
 
 st.title("Robust training: distillation and adversarial training")
-st.caption("Four small CNNs on scikit-learn's 1,797 handwritten digits (8×8, pixels scaled to [0, 1]; stratified "
-           "75/25 split, 450 test digits), attacked through the same registry as the rest of the app. Accuracy is "
-           "over **all** test digits, so ε = 0 is the clean accuracy.")
+st.caption("Small CNNs on scikit-learn's 1,797 handwritten digits (8×8, pixels scaled to [0, 1]; stratified "
+           "75/25 split, 450 test digits), attacked through the same registry as the rest of the app: the four "
+           "below can be retrained here; ALP and ensemble adversarial training join them in the tables further down. "
+           "Accuracy is over **all** test digits, so ε = 0 is the clean accuracy.")
 st.markdown("\n".join(f"- **{name}** — {text}" for name, text in ul.MODEL_TEXT.items()) +
             "\n\nSources: Papernot et al. 2016 (distillation); Carlini & Wagner 2017 (distillation is not robust); "
             "Madry et al. 2018 (PGD training); Goodfellow et al. 2015 (FGSM training).")
