@@ -38,7 +38,7 @@ PAGES: tuple[NavPage, ...] = (
     NavPage("pages/7_Defences.py", "Defences", ":material/security:",
             "input transforms, detection, randomisation and EOT"),
     NavPage("pages/8_Robust_training.py", "Robust training", ":material/shield:",
-            "distillation, adversarial training and certificates on digits"),
+            "distillation, adversarial training, certificates"),
     NavPage("pages/9_Transfer.py", "Transfer", ":material/swap_horiz:", "craft on one model, fool another"),
 )
 
