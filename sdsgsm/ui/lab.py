@@ -1,6 +1,6 @@
 """Streamlit helpers of the Robust-training page (pages/8_Robust_training.py); numpy/pandas/Plotly out.
 
-The shipped models (assets/lab) and their saved evaluation are read from disk; other settings
+The shipped models (sdsgsm/assets/lab) and their saved evaluation are read from disk; other settings
 (:data:`RETRAIN`: temperature T, training ε, epochs, widgets and link values from ``LAB_PARAMS``) retrain the
 four models and evaluate them (a shorter ε grid and CW on fewer digits than the CLI's defaults, said on the
 page) in a worker process of their own (:func:`sdsgsm.experiments.lab.run_isolated`), so the app's torch
@@ -136,7 +136,7 @@ def accuracy_chart(curve: pd.DataFrame, headline: dict | None = None):
     from plotly.subplots import make_subplots
 
     methods = list(dict.fromkeys(curve["method"]))
-    fig = make_subplots(rows=1, cols=len(methods), shared_yaxes=True, subplot_titles=methods,
+    fig = make_subplots(rows=1, cols=len(methods), shared_yaxes=True, subplot_titles=[method_label(m) for m in methods],
                         horizontal_spacing=0.04)
     for j, method in enumerate(methods, start=1):
         for k, (model, rows) in enumerate(curve[curve["method"] == method].groupby("model", sort=False)):

@@ -66,7 +66,7 @@ except (ValueError, RuntimeError) as exc:
     st.error(f"The lab could not run: {str(exc).splitlines()[0]}")
     st.stop()
 bar.empty()
-st.info(("Shipped models (assets/lab)" if ev["shipped"] else "Retrained here") +
+st.info(("Shipped models (sdsgsm/assets/lab)" if ev["shipped"] else "Retrained here") +
         f": T = {T:g}, training ε = {teps * 255:g}/255, {epochs} epochs. Evaluation: {ev['eval']}.")
 
 untrained = ul.untrained_text(ev["curve"], epochs)
