@@ -186,8 +186,8 @@ def test_checkpoint_corpus_through_the_explorer_upload(tmp_path):
 
 
 def test_work_limits_of_the_app():
-    at = _explorer(steps="999")
-    assert not at.exception and "limit of 200" in at.error[0].value
+    at = _explorer(steps="999")  # over the app's limit in a link: ignored with one warning, the page shows
+    assert not at.exception and not at.error and any("steps=" in w.value for w in at.warning)
     at = _explorer(patch="1")
     assert not at.exception and "windows to scan" in at.error[0].value
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import APP_DIR, page_path
+from helpers import APP_DIR, nav_page
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -157,13 +157,13 @@ def test_home_hero_and_learn_explorer_share_image_and_parameters():
     text = " ".join(m.value for m in at.markdown)
     assert "**Learn** walks a class" in text
     # Explorer first: its image and ω travel to Learn in the same session …
-    at.switch_page(page_path("Explorer"))
+    at.switch_page(nav_page("Explorer").path)
     for k, v in FAST.items():
         at.query_params[k] = v
     at.run()
     at.selectbox(key="ex_image").select("imagenet/imagenet_01_559.jpg").run()
     at.select_slider(key="ex_omega").set_value(5.0).run()
-    at.switch_page(page_path("Learn")).run()
+    at.switch_page(nav_page("Learn").path).run()
     assert not at.exception
     assert at.selectbox(key="ln_image").value == "imagenet/imagenet_01_559.jpg"
     assert at.session_state["ln_omega"] == 5.0  # its widget is on stations 5 and 6
