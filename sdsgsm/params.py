@@ -541,11 +541,16 @@ PATCH_TRAIN_PARAMS: dict[str, Param] = {p.name: p for p in [
     Param("size", int, 48, "Patch side (px)", "side of the square patch (Brown et al. 2017); --sizes takes a "
           "comma-separated list", "size", "patch_train", lo=1, hi=1024, step=1),
     Param("steps", int, 30, "ART iterations", "iterations of ART's AdversarialPatchPyTorch, each a pass over the "
-          "data", "steps", "patch_train", lo=1, hi=100000, step=1),
+          "training images (each image drawn 'repeats' times)", "steps", "patch_train", lo=1, hi=100000, step=1),
     Param("seed", int, 0, "Seed", "seed of numpy / torch (ART's random placements)", "seed", "patch_train",
           lo=0, hi=2**31 - 1, step=1),
     Param("batch_size", int, 8, "Batch size", "images per optimisation step", "batch_size", "patch_train",
           lo=1, hi=4096, step=1),
     Param("target", int, 859, "Target class", "target class index (859: ImageNet 'toaster')", "target",
           "patch_train", lo=0, hi=99999, step=1),
+    Param("learning_rate", float, 0.03, "Learning rate", "Adam's step on the patch pixels in [0, 1]", "learning_rate",
+          "patch_train", lo=1e-5, hi=10.0, step=0.01),
+    Param("repeats", int, 4, "Draws per image", "copies of each training image per iteration, each with its own "
+          "random position, rotation and scale (more optimisation steps per pass)", "repeats", "patch_train",
+          lo=1, hi=1000, step=1),
 ]}

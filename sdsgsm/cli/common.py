@@ -303,7 +303,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {  # sub-command path -> usage examples (
     "app": ("app", "app --port 8502"),
     "transfer": ("transfer --sources lite0,ens:lite0+lite1 --targets lite1,lite2 --methods fgsm,mifgsm --limit 4 "
                  "--out out/transfer",),
-    "train-patch": ("train-patch --sizes 32,48 --out out/patches",),
+    "train-patch": ("train-patch --sizes 32,48 --out out/patches",
+                    "train-patch --sizes 64 --steps 500 --curve-every 25 --out out/patches"),
+    "patch-eval": ("patch-eval --out out/patch_eval",
+                   "patch-eval --kinds universal --sizes 64 --placements omega-star,random --limit 8 --out out/pe"),
 }
 
 

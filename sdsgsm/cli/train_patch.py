@@ -29,6 +29,11 @@ def add_parser(sub) -> None:
     add_flags(p, spec=FLAGS)
     p.add_argument("--data", default="gallery:photo", help="training images, as benchmark --data (default: the "
                    "gallery photos, which are not in the 20-image ImageNet evaluation gallery)")
+    p.add_argument("--curve-every", type=int, default=0, help="every this many iterations, paste the patch on the "
+                   "--eval-data images at Ω* and at random and record the target-hit rate (the training curve, kept "
+                   "in patches.json; 0: no curve; the patch is the same either way)")
+    p.add_argument("--eval-data", default="gallery:imagenet", help="held-out images of the training curve, as "
+                   "benchmark --data (default: the 20-image ImageNet evaluation gallery)")
     add_threads_flag(p)
     p.add_argument("--fresh", action="store_true", help="retrain sizes an earlier run with the same settings already "
                    "wrote to --out (default: skip them)")
@@ -40,10 +45,20 @@ def add_parser(sub) -> None:
 
 def run(args) -> str:
     """Train one universal patch per size and save them; returns the line to print."""
-    from sdsgsm.experiments.patch_train import PATCH_DIR, PatchTraining, finished, save_patch, train_universal_patch
+    from sdsgsm.experiments.patch_train import (
+        PATCH_DIR,
+        PatchTraining,
+        curve_evaluator,
+        finished,
+        save_patch,
+        train_universal_patch,
+    )
     from sdsgsm.experiments.runner import load_benchmark_data
 
     sizes = parse_sizes(args.sizes)
+    if args.curve_every < 0:
+        raise CliError(f"--curve-every must be 0 (no curve) or a positive number of iterations "
+                       f"(got {args.curve_every})")
     values = values_from_args(args, {n: p.default for n, p in FLAGS.items()}, FLAGS)
     paths = []
     with run_context(args) as ctx:
@@ -51,7 +66,7 @@ def run(args) -> str:
         x, _, _, _ = load_benchmark_data(args.data, model)
         out = args.out or PATCH_DIR
         ctx.say(f"train-patch: {plural(len(sizes), 'size')} ({','.join(map(str, sizes))}), "
-                f"{plural(values['steps'], 'step')} each over {plural(len(x), 'image')} of {args.data}, "
+                f"{plural(values['steps'], 'iteration')} each over {plural(len(x), 'image')} of {args.data}, "
                 f"on {model.name}")
         for i, size in enumerate(sizes):
             if ctx.should_stop():
@@ -63,7 +78,24 @@ def run(args) -> str:
                 ctx.say(f"{done.name}: written by an earlier run with the same settings (--fresh retrains it)")
             else:
                 ctx.progress(f"training the {size}-px patch", i, len(sizes))
-                patch, info = train_universal_patch(model, x, run, verbose=ctx.progress.tty)
+                on_chunk = None
+                if args.curve_every:
+                    xe, ye, _, _ = load_benchmark_data(args.eval_data, model)
+                    evaluate = curve_evaluator(model, xe, ye, size, run.target)
+
+                    def on_chunk(done, patch, size=size, evaluate=evaluate):
+                        point = evaluate(done, patch)
+                        ctx.say(f"{size} px, iteration {done}: target hit {point['hit_omega_star']:.0f} % at Ω*, "
+                                f"{point['hit_random']:.0f} % at random; top-1 {point['acc_omega_star']:.0f} % at Ω*")
+                        return point
+                patch, info = train_universal_patch(model, x, run, verbose=ctx.progress.tty and not args.curve_every,
+                                                    every=args.curve_every or None, on_chunk=on_chunk,
+                                                    should_stop=ctx.should_stop)
+                if info["iterations"] < run.steps:
+                    ctx.say(f"{size} px: stopped after {info['iterations']} of {run.steps} iterations; not saved")
+                    break
+                if args.curve_every:
+                    info["curve_data"] = args.eval_data
                 paths.append(save_patch(patch, info, out, ctx.command))
                 ctx.say(f"{paths[-1].name}: {info['seconds']} s on {info['device']}")
             ctx.progress(f"{size}-px patch done", i + 1, len(sizes))
