@@ -37,11 +37,6 @@ def _common(prefix: str, methods: list[str], default: list[str]) -> tuple[list[s
     return chosen, limit, eps / 255, steps
 
 
-def _progress():
-    bar = st.progress(0.0, text="Starting …")
-    return bar, lambda text, done, total: bar.progress(done / max(total, 1), text=f"{text} ({done}/{total})")
-
-
 def detection(prefix: str, model_key: str, ckpt, arch: str, facts: dict) -> None:
     """Feature squeezing (Xu, Evans & Qi, NDSS 2018) against non-adaptive attacks and the adaptive attack."""
     p = f"{prefix}_det"
@@ -64,20 +59,12 @@ def detection(prefix: str, model_key: str, ckpt, arch: str, facts: dict) -> None
                f"`python -m sdsgsm detect --methods {','.join(chosen)} --data gallery --limit {limit} "
                f"--eps {eps * 255:g}/255 --steps {steps} --fpr {fpr:g} --out DIR`")
     request = ("detection", model_key, arch, tuple(chosen), limit, eps, steps, fpr)
-    stopped = links.run_stop(p, request, "Run", "End the run now (its partial rows are not kept)",
-                             "Press **Run**: each attack is crafted, scored by the detector and compared with the "
-                             "threshold. A finished run is kept, so coming back to it is instant.")
-    if stopped:
-        st.warning("Stopped: press Run to start again.")
+    res = links.run_guarded(p, request, "Press **Run**: each attack is crafted, scored by the detector and compared "
+                            "with the threshold. A finished run is kept, so coming back to it is instant.", "detection",
+                            lambda progress: ud.run_detect(limit, model_key, tuple(chosen), eps, steps, fpr,
+                                                           progress=progress, ckpt=ckpt, arch=arch))
+    if res is None:
         return
-    bar, progress = _progress()
-    try:
-        res = ud.run_detect(limit, model_key, tuple(chosen), eps, steps, fpr, progress=progress, ckpt=ckpt, arch=arch)
-    except (ValueError, RuntimeError) as exc:
-        bar.empty()
-        st.error(f"The detection run could not run: {str(exc).splitlines()[0]}")
-        return
-    bar.empty()
     if res.summary.empty:
         st.warning("No attack finished.")
         return
@@ -125,21 +112,12 @@ def randomisation(prefix: str, model_key: str, ckpt, arch: str, facts: dict) -> 
                f"{','.join(chosen)} --data gallery --limit {limit} --eps {eps * 255:g}/255 --steps {steps} "
                f"--eot-samples {eot} --resize-min {resize_min:g} --out DIR`")
     request = ("randomisation", model_key, arch, tuple(chosen), limit, eps, steps, eot, draws, resize_min)
-    stopped = links.run_stop(p, request, "Run", "End the run now (its partial rows are not kept)",
-                             "Press **Run**: each attack runs three times (non-adaptive, one draw, EOT). A finished "
-                             "run is kept, so coming back to it is instant.")
-    if stopped:
-        st.warning("Stopped: press Run to start again.")
+    res = links.run_guarded(p, request, "Press **Run**: each attack runs three times (non-adaptive, one draw, EOT). A "
+                            "finished run is kept, so coming back to it is instant.", "randomisation",
+                            lambda progress: ud.run_eot(limit, model_key, tuple(chosen), eps, steps, eot, draws,
+                                                        resize_min, progress=progress, ckpt=ckpt, arch=arch))
+    if res is None:
         return
-    bar, progress = _progress()
-    try:
-        res = ud.run_eot(limit, model_key, tuple(chosen), eps, steps, eot, draws, resize_min, progress=progress,
-                         ckpt=ckpt, arch=arch)
-    except (ValueError, RuntimeError) as exc:
-        bar.empty()
-        st.error(f"The randomisation run could not run: {str(exc).splitlines()[0]}")
-        return
-    bar.empty()
     if res.summary.empty:
         st.warning("No attack finished.")
         return

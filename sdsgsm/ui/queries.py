@@ -198,23 +198,12 @@ def section(prefix: str, model_key: str, ckpt, arch: str, facts: dict) -> None:
                f"--methods {','.join([*black, *white])} --data gallery --limit {limit} --eps {eps:g}/255 "
                f"--steps {steps} --budgets {','.join(map(str, budgets))} --out DIR`")
     request = ("queries", model_key, arch, tuple(black), tuple(white), limit, eps, steps, budgets)
-    stopped = links.run_stop(p, request, "Run", "End the run now (its partial rows are not kept)",
-                             "Press **Run**: each black-box method runs once at the largest budget. A finished run "
-                             "is kept, so coming back to it is instant.")
-    if stopped:
-        st.warning("Stopped: press Run to start again.")
+    res = links.run_guarded(p, request, "Press **Run**: each black-box method runs once at the largest budget. A "
+                            "finished run is kept, so coming back to it is instant.", "queries",
+                            lambda progress: run(limit, model_key, tuple(black), tuple(white), eps / 255, steps,
+                                                 budgets, progress=progress, ckpt=ckpt, arch=arch))
+    if res is None:
         return
-    bar = st.progress(0.0, text="Starting …")
-    try:
-        res = run(limit, model_key, tuple(black), tuple(white), eps / 255, steps, budgets,
-                  progress=lambda text, done, total: bar.progress(done / max(total, 1),
-                                                                  text=f"{text}: {done}/{total} image runs"),
-                  ckpt=ckpt, arch=arch)
-    except (ValueError, RuntimeError) as exc:
-        bar.empty()
-        st.error(f"The queries run could not run: {str(exc).splitlines()[0]}")
-        return
-    bar.empty()
     if res.summary.empty or not res.config["n_attacked"]:
         st.warning("No image to attack: the model misclassifies every chosen image when clean.")
         return

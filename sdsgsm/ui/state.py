@@ -340,3 +340,20 @@ def run_stop(prefix: str, request: tuple, run_label: str, stop_help: str, idle_t
         st.info(idle_text)
         st.stop()
     return bool(st.session_state.get(key(prefix, "stopped")))
+
+
+def run_guarded(prefix: str, request: tuple, idle_text: str, what: str, compute):
+    """A long run behind :func:`run_stop`: Run / Stop, a progress bar while ``compute(progress)`` works
+    (``progress(text, done, total)``), and a one-line error naming ``what`` instead of a traceback.
+    Returns compute's result, or None when stopped or failed (the page has said why)."""
+    if run_stop(prefix, request, "Run", "End the run now (its partial rows are not kept)", idle_text):
+        st.warning("Stopped: press Run to start again.")
+        return None
+    bar = st.progress(0.0, text="Starting …")
+    try:
+        return compute(lambda text, done, total: bar.progress(done / max(total, 1), text=f"{text} ({done}/{total})"))
+    except (ValueError, RuntimeError) as exc:
+        st.error(f"The {what} run could not run: {str(exc).splitlines()[0]}")
+        return None
+    finally:
+        bar.empty()
