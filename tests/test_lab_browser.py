@@ -19,7 +19,7 @@ def test_robust_training_deep_link_shows_the_lab(server, browser, shots):
     assert_clean_page(page)
     body = page.locator("body").inner_text()
     assert "Ignored epochs='oops' from the link: not a number." in body and "distilled model keeps" in body
-    assert "pgd, ε = 24/255" in body and "fooled" in body
+    assert "PGD, ε = 24/255" in body and "fooled" in body
     assert page.locator('[data-testid="stImage"] img').count() == 3 * 6 + 1  # digits + certificate
     assert "xmethod=pgd" in page.url and "xeps=24" in page.url
     page.screenshot(path=str(shots / "robust_training.png"), full_page=True)

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from sdsgsm.attacks import AttackConfig
-from sdsgsm.attacks.patch import TARGET, apply_patch, load_universal, paste_crop, placements
+from sdsgsm.attacks.patch import TARGET, apply_patch, load_universal, paste_crop, patch_info, placements
 from sdsgsm.experiments.runner import (
     ExperimentResult,
     UnitStore,
@@ -187,16 +187,25 @@ def patch_eval_markdown(result: ExperimentResult) -> str:
 
 
 def patch_eval_files(result: ExperimentResult, stem: str = "patch_eval") -> dict[str, bytes]:
-    """Tables (CSV, per-sample CSV, Markdown, JSON) and the placement figure ``<stem>_placement.pdf/.png/.svg/.json``
-    (:func:`sdsgsm.render.patches.placement_figure`)."""
+    """Tables (CSV, per-sample CSV, Markdown, JSON), the placement figure ``<stem>_placement.pdf/.png/.svg/.json``
+    (:func:`sdsgsm.render.patches.placement_figure`) and, when the shipped patches recorded one, their training
+    curve ``<stem>_training_curve.*`` (:func:`sdsgsm.render.patches.curve_figure`)."""
     from sdsgsm.render import figures
-    from sdsgsm.render.patches import placement_figure
+    from sdsgsm.render.patches import curve_figure, placement_figure
 
     files = result_files(result, stem, patch_eval_markdown(result))
     if len(result.summary):
         fig = figures.build(placement_figure, result.summary, result.config["clean_accuracy"])
         info = {k: result.config[k] for k in ("spec", "data", "n_images", "model", "clean_accuracy", "target", "scan")}
         files.update(figures.figure_files(fig, f"{stem}_placement", info, "patch_placement"))
+    record = patch_info().get("patches", {})
+    curves = {e["size"]: e["curve"] for e in record.values() if e.get("curve") and e["size"] in result.config["spec"]
+              ["sizes"]}
+    if curves and "universal" in result.config["spec"]["kinds"]:
+        info = {"patches": {name: {k: e.get(k) for k in ("command", "iterations", "seed", "data", "curve_data",
+                                                           "sha256")} for name, e in record.items()}}
+        files.update(figures.figure_files(figures.build(curve_figure, curves), f"{stem}_training_curve", info,
+                                          "patch_training_curve"))
     return files
 
 

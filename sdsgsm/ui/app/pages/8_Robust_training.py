@@ -114,7 +114,8 @@ method, xeps = view["xmethod"], view["xeps"] * 255
 ex = ul.example_digits(T, teps, epochs, method, view["xeps"])
 for row_name in ("clean", "standard", "distilled"):
     cols = st.columns([1.2] + [1] * ul.EXAMPLES)
-    cols[0].markdown(f"**{row_name}**" + ("" if row_name == "clean" else f"<br>{method}, ε = {xeps:g}/255"),
+    attack = "" if row_name == "clean" else f"<br>{ul.method_label(method)}, ε = {xeps:g}/255"
+    cols[0].markdown(f"**{row_name}**" + attack,
                      unsafe_allow_html=True)
     for i in range(ul.EXAMPLES):
         if row_name == "clean":
