@@ -13,12 +13,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from sdsgsm.cli import app, attack, benchmark, defend, detect, figures, lab, queries, train_patch, transfer
+from sdsgsm.cli import app, attack, benchmark, defend, detect, figures, lab, queries, train_patch, transfer, universal
 from sdsgsm.cli.common import PROG, CliError, Parser, finish_help, out_dir
 from sdsgsm.models import first_line
 
 # one module per command group; each registers its sub-command(s) and their ``run``
-COMMANDS = (attack, benchmark, figures, defend, detect, queries, lab, transfer, train_patch, app)
+COMMANDS = (attack, benchmark, figures, defend, detect, queries, lab, transfer, universal, train_patch, app)
 
 
 def build_parser() -> Parser:

@@ -304,6 +304,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {  # sub-command path -> usage examples (
     "transfer": ("transfer --sources lite0,ens:lite0+lite1 --targets lite1,lite2 --methods fgsm,mifgsm --limit 4 "
                  "--out out/transfer",),
     "train-patch": ("train-patch --sizes 32,48 --out out/patches",),
+    "universal": ("universal --inner deepfool,smoothfool --sigmas 1,5,10 --max-passes 3 --out out/universal",
+                  "universal --inner smoothfool --sigmas 5 --limit 6 --max-passes 1 --targets lite1 --out out/uap_small"),
 }
 
 
