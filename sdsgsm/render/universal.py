@@ -34,6 +34,8 @@ def universal_figure(shown: Sequence[tuple[str, torch.Tensor]], means: pd.DataFr
         ax.set_xlabel(f"‖v‖∞ = {float(np.abs(np.asarray(v)).max()) * 255:.1f}/255")
         ax.set_xticks([])
         ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
     top.suptitle("Universal perturbations trained on fold A (auto-contrast: grey = 0)")
     ax1, ax2 = bottom.subplots(1, 2)
     for ax, col, xlabel in ((ax1, "l2", "‖v‖2"), (ax2, "roughness_n", "Ω_n ×1e3 (lower = smoother)")):
