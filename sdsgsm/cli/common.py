@@ -305,7 +305,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {  # sub-command path -> usage examples (
                  "--out out/transfer",),
     "train-patch": ("train-patch --sizes 32,48 --out out/patches",),
     "universal": ("universal --inner deepfool,smoothfool --sigmas 1,5,10 --max-passes 3 --out out/universal",
-                  "universal --inner smoothfool --sigmas 5 --limit 6 --max-passes 1 --targets lite1 --out out/uap_small"),
+                  "universal --inner smoothfool --sigmas 5 --limit 6 --max-passes 1 --targets lite1 "
+                  "--out out/uap_small"),
 }
 
 

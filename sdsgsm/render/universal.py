@@ -38,15 +38,19 @@ def universal_figure(shown: Sequence[tuple[str, torch.Tensor]], means: pd.DataFr
             side.set_visible(False)
     top.suptitle("Universal perturbations trained on fold A (auto-contrast: grey = 0)")
     ax1, ax2 = bottom.subplots(1, 2)
-    for ax, col, xlabel in ((ax1, "l2", "‖v‖2"), (ax2, "roughness_n", "Ω_n ×1e3 (lower = smoother)")):
+    markers = "osD^vP*X"
+    for ax, col, xlabel in ((ax1, "l2", "‖v‖2"), (ax2, "roughness_n", "Ω_n ×1e3 (log scale; lower = smoother)")):
         xs = means[col].to_numpy(float) * (1e3 if col == "roughness_n" else 1.0)
         ys = means["test_fooling"].to_numpy(float)
-        ax.plot(xs, ys, "o", color="tab:blue")
-        for xv, yv, lab in zip(xs, ys, means["label"]):
-            ax.annotate(lab, (xv, yv), textcoords="offset points", xytext=(3, 3), fontsize=5)
+        for k, (xv, yv, lab) in enumerate(zip(xs, ys, means["label"])):
+            ax.plot([xv], [yv], markers[k % len(markers)], color=f"C{k % 10}", label=lab, markersize=5)
+        if col == "roughness_n" and len(xs) and (xs > 0).all():
+            ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("held-out fooling (%)")
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
+    handles, labels = ax1.get_legend_handles_labels()
+    bottom.legend(handles, labels, loc="outside lower center", ncol=max(1, len(labels)), frameon=False)
     bottom.suptitle("Held-out fooling rate (mean of the two folds) against size and roughness of v")
     return fig
