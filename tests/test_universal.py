@@ -193,12 +193,15 @@ def test_transfer_page_universal_view_shows_shipped_perturbations_and_applies_on
     assert not at.exception
     at.radio(key="tr_view").set_value("Universal perturbations").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert len(at.get("imgs")) == len(shipped_names()) + 2  # every v, then the original and original + v
-    table = at.dataframe(key="tr_uap_table").value
+    captions = [i.caption for el in at.main.get("image") for i in el.proto.imgs]
+    labels = [setting_label(n) for n in shipped_names()]
+    assert len(captions) == len(labels) + 2  # every v, then the original and original + v
+    assert all(lab in c for lab, c in zip(labels, captions)) and captions[len(labels)] == "Original"
+    table = at.dataframe[1].value  # the predictions first, then the results table
     assert len(table) == 3 * len(shipped_names()) and "Held-out fooling (%)" in table.columns
     assert any("On held-out images" in m.value and "fooled the most" in m.value for m in at.markdown)
-    preds = at.dataframe(key="tr_uap_pred").value
+    preds = at.dataframe[0].value
     assert list(preds["image"])[0] == "original" and len(preds) == 2
     at.selectbox(key="tr_uap_name").set_value(shipped_names()[-1]).run()
     assert not at.exception and not at.error
-    assert setting_label(shipped_names()[-1]) in at.dataframe(key="tr_uap_pred").value["image"].iloc[1]
+    assert setting_label(shipped_names()[-1]) in at.dataframe[0].value["image"].iloc[1]
