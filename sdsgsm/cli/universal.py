@@ -18,9 +18,12 @@ from sdsgsm.params import parse_number
 
 def _numbers(text: str, what: str) -> list[float]:
     try:
-        return [parse_number(t) for t in text.split(",") if t.strip()]
+        out = [parse_number(t) for t in text.split(",") if t.strip()]
     except ValueError as exc:
         raise ValueError(f"--{what}: {exc}") from None
+    if not out:
+        raise ValueError(f"--{what} needs a number (got {text!r}).")
+    return out
 
 
 def add_parser(sub) -> None:
@@ -80,7 +83,7 @@ def run(args) -> str:
     eps = _numbers(args.sf_clip_eps, "sf-clip-eps")[0]
     base = UniversalConfig(xi=xi, tau=tau, max_passes=args.max_passes, kernel=args.kernel, sf_clip_eps=eps,
                            sf_max_iter=args.sf_max_iter, seed=args.seed)
-    cfgs = settings(inners, _numbers(args.sigmas, "sigmas") or [base.sigma_g], base)
+    cfgs = settings(inners, _numbers(args.sigmas, "sigmas") if "smoothfool" in inners else [], base)
     specs = parse_specs(args.targets, "targets") if args.targets.strip() else []
     for spec in specs:
         check_available(spec)

@@ -105,7 +105,8 @@ def _unit(model, targets: list, x: torch.Tensor, keys: list[str], cfg: Universal
     row = {"setting": cfg.name, "inner": cfg.inner, "sigma_g": cfg.sigma_g if cfg.inner == "smoothfool" else None,
            "fold": fold, "n_train": len(tr), "n_test": len(te), "train_fooling": info["train_fooling_rate"] * 100,
            **perturbation_stats(v), "passes": info["passes"], "seconds": info["seconds"],
-           "reached_tau": info["reached_tau"], "fooling_per_pass": [r * 100 for r in info["fooling_per_pass"]]}
+           "reached_tau": info["reached_tau"],
+           "fooling_per_pass": [round(r * 100, 4) for r in info["fooling_per_pass"]]}
     parts = []
     for label, m in [("source", model), *targets]:
         xt = x[te]
