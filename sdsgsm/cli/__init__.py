@@ -25,12 +25,13 @@ from sdsgsm.cli import (
     queries,
     train_patch,
     transfer,
+    universal,
 )
 from sdsgsm.cli.common import PROG, CliError, Parser, finish_help, out_dir
 from sdsgsm.models import first_line
 
 # one module per command group; each registers its sub-command(s) and their ``run``
-COMMANDS = (attack, benchmark, figures, defend, detect, queries, lab, transfer, train_patch, patch_eval, app)
+COMMANDS = (attack, benchmark, figures, defend, detect, queries, lab, transfer, universal, train_patch, patch_eval, app)
 
 
 def build_parser() -> Parser:

@@ -307,6 +307,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {  # sub-command path -> usage examples (
                     "train-patch --sizes 64 --steps 500 --curve-every 25 --out out/patches"),
     "patch-eval": ("patch-eval --out out/patch_eval",
                    "patch-eval --kinds universal --sizes 64 --placements omega-star,random --limit 8 --out out/pe"),
+    "universal": ("universal --inner deepfool,smoothfool --sigmas 1,5,10 --max-passes 3 --out out/universal",
+                  "universal --inner smoothfool --sigmas 5 --limit 6 --max-passes 1 --targets lite1 "
+                  "--out out/uap_small"),
 }
 
 

@@ -1,7 +1,8 @@
 """Transfer: craft adversarial images on a source model (or an ensemble), classify them with target models.
 
 Same code as `python -m sdsgsm transfer`; each (source, method) run is kept, so Stop, a re-run or an extra
-method is quick. The matrix, the per-source L2 / SSIM table, an example image and the downloads."""
+method is quick. The matrix, the per-source L2 / SSIM table, an example image and the downloads. A second view
+shows the shipped universal perturbations (DeepFool's UAP and smooth UAPs; nothing is trained here)."""
 
 import streamlit as st
 
@@ -9,6 +10,7 @@ from sdsgsm import ui
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
 from sdsgsm.ui import transfer as ut
+from sdsgsm.ui import universal as uu
 
 st.set_page_config(page_title="Transfer · SD-SGSM", layout="wide")
 nav.sidebar()
@@ -33,6 +35,40 @@ st.caption("Craft x_adv on a **source** model, then ask **target** models to cla
            "see a model's gradients (a black box) crafts on a surrogate it owns and hopes the example transfers "
            "(Papernot, McDaniel & Goodfellow 2016). An **ensemble** source (the mean of several models' logits; "
            "Liu et al. 2017) transfers better: keep the target out of it for an honest black-box number.")
+
+VIEWS = ("Transfer matrix", "Universal perturbations")
+view = st.radio("View", VIEWS, horizontal=True, key=f"{P}_view",
+                help="Universal perturbations: one v for every image, shipped with the package (nothing is "
+                     "trained here)")
+if view == VIEWS[1]:
+    st.subheader("Universal perturbations: one v for every image")
+    st.caption("A universal perturbation v (‖v‖∞ ≤ ξ = 10/255) changes the prediction of most images it is added "
+               "to (Moosavi-Dezfooli, Fawzi, Fawzi & Frossard, CVPR 2017, with DeepFool as the inner step). "
+               "Dabouei et al. (WACV 2020) replace DeepFool by SmoothFool and the clipping by SmoothClip, which "
+               "gives smooth universal perturbations (larger σ_g: smoother). These were trained on "
+               f"{uu.recipe()['model']}, {uu.recipe()['train_split']}, with `{uu.recipe()['command']}`; "
+               "loaded here (sha256 checked), never trained.")
+    names = uu.shipped()
+    cols = st.columns(len(names))
+    for col, (name, label) in zip(cols, names.items()):
+        col.image(uu.image(name), caption=f"{label} (auto-contrast, grey = 0)", clamp=True, width="stretch")
+    u1, u2 = st.columns(2)
+    u_name = u1.selectbox("Perturbation", list(names), key=f"{P}_uap_name", format_func=lambda n: names[n])
+    u_key = u2.selectbox("Gallery image", uu.gallery_keys(), key=f"{P}_uap_key",
+                         format_func=lambda k: k.rsplit("/", 1)[-1])
+    got = uu.apply(u_name, u_key)
+    a1, a2, a3 = st.columns([1, 1, 2])
+    a1.image(got["original"], caption="Original", clamp=True, width="stretch")
+    a2.image(got["perturbed"], caption=f"Original + v ({names[u_name]})", clamp=True, width="stretch")
+    a3.dataframe(got["table"], hide_index=True, key=f"{P}_uap_pred")
+    a3.caption("Fooled: the prediction changed." if got["fooled"] else "Not fooled: the prediction is unchanged.")
+    st.subheader("Shipped results: trained on one fold, fooling measured on the other")
+    st.dataframe(uu.results(), hide_index=True, key=f"{P}_uap_table", width="stretch")
+    st.markdown(uu.headline())
+    st.caption(f"Fooling: {uu.FOOLING}. Folds of the 20 ImageNet gallery images: A = even, B = odd indices; "
+               "lite1 / lite2 columns: the same v on the held-out images for EfficientNet-Lite1 / Lite2 (transfer, "
+               "the image resized inside their forward).")
+    st.stop()
 
 st.sidebar.header("Models")
 defaults = {"sources": ["lite0"], "ens": ["lite0", "lite1"], "targets": ["lite0", "lite1", "lite2"]}
