@@ -204,15 +204,31 @@ def files(source: str, model_key: str, method: str, cfg: AttackConfig, label: in
     return image_files(attack(source, model_key, method, cfg, label, _data, _checkpoint, arch))
 
 
-# ----------------------------------------------------------------------------- figures
-@st.cache_resource(max_entries=32, show_spinner=False)
-def heat_figure(kind: str, values: np.ndarray, boxes=()):
-    """The Explorer's saliency (``kind`` 'saliency', red ``boxes``) or budget ('budget') heat map,
-    built once per content: moving ω, α or T keeps the scan and the budget, so a rerun reuses the
-    figure instead of rebuilding it (a shared object: callers must not change it)."""
+# ----------------------------------------------------------------------------- pictures of a result
+@st.cache_resource(max_entries=64, show_spinner=False)
+def heat_png(kind: str, values: np.ndarray, boxes=()) -> bytes:
+    """PNG of the Explorer's saliency (``kind`` 'saliency', red ``boxes``) or budget ('budget') heat map
+    (:func:`sdsgsm.render.viz.saliency_heat_image`, :func:`~sdsgsm.render.viz.budget_heat_image`), drawn once
+    per content: moving ω, α or T keeps the scan and the budget, so a rerun sends the same picture again (the
+    browser already has it) instead of an interactive chart to rebuild."""
     from sdsgsm.render import viz
 
-    return viz.saliency_figure(values, boxes) if kind == "saliency" else viz.budget_figure(values)
+    img = viz.saliency_heat_image(values, boxes) if kind == "saliency" else viz.budget_heat_image(values)
+    return viz.png_bytes(img)
+
+
+@st.cache_resource(max_entries=192, show_spinner=False)
+def picture(img: np.ndarray, boxes=(), colour: tuple[int, int, int] = (230, 25, 25)) -> bytes:
+    """JPEG (quality 100: what ``st.image`` makes of an RGB picture) of an (H, W, 3) array in [0, 1] with
+    ``boxes`` (top, left, h, w) drawn in ``colour``; encoded once per content, so a rerun that shows the same
+    picture neither encodes it nor makes the browser fetch it again. Show it with ``output_format="JPEG"``."""
+    import io
+
+    from sdsgsm.render import viz
+
+    buf = io.BytesIO()
+    viz.draw_boxes(viz.to_pil(img), boxes, colour).save(buf, format="JPEG", quality=100)
+    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- benchmark page
