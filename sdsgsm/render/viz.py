@@ -212,8 +212,8 @@ def heat_image(values: np.ndarray, settings: tuple[str, str, str], boxes=(), zmi
     for top, left, bh, bw in np.asarray(boxes, dtype=int).reshape(-1, 4).tolist():
         draw.rectangle([round(left * sx), round(top * sy), round((left + bw) * sx) - 1, round((top + bh) * sy) - 1],
                        outline=RED, width=line)
-    size = round(side * 0.036)
-    big, small = _font(round(side * 0.045)), _font(size)
+    size = round(side * 0.05)
+    big, small = _font(round(side * 0.058)), _font(size)
     head, bar_w, gap = round(side * 0.1), round(side * 0.035), round(side * 0.03)
     ticks = nice_ticks(lo, hi)
     labels = [f"{x:.4g}" for x in ticks]
