@@ -15,8 +15,10 @@ Keys (--keys):
 A press whose run ends with an unchanged L2 text (two ω giving the same 3-digit L2) is timed to the end of
 the run and marked "(L2 unchanged)". Each press also prints what it cost the browser: the websocket messages
 (Streamlit's forward messages: count and KiB), the images fetched over HTTP, and the Chrome DevTools
-Performance metrics' script, layout, style and task seconds. The messages are counted by kind (an element's
-type for a delta: ``plotlyChart``, ``imgs``, ``metric``, …) and the four largest kinds are listed.
+Performance metrics' script, layout, style and task seconds, and the CPU seconds the server process used
+(user + system, all its threads: unlike wall time, hardly changed by other work on a shared machine). The
+messages are counted by kind (an element's type for a delta: ``plotly_chart``, ``imgs``, ``metric``, …;
+listed as count×KiB) and the four largest kinds are shown.
 Last line: ``omega_change_browser_median_s=<x> n=<N>``.
 
 ``--images N``: then picks N gallery images in the sidebar, one after another, each new to the server (the
@@ -31,6 +33,7 @@ from the pick until its first L2 is on screen; last line ``new_image_browser_med
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -86,8 +89,8 @@ def next_key(index: int, lo: int, hi: int, seen: set[int], mode: str, i: int) ->
 class Explorer:
     """One browser page on one server's Explorer; :meth:`press` times one ω key press."""
 
-    def __init__(self, browser, url: str, name: str, mode: str):
-        self.name, self.mode, self.i = name, mode, 0
+    def __init__(self, browser, url: str, name: str, mode: str, server_pid: int | None = None):
+        self.name, self.mode, self.i, self.server_pid = name, mode, 0, server_pid
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
         self.frames: list[bytes] = []  # the websocket messages the server sent (forward messages)
         self.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: self.frames.append(
@@ -116,9 +119,10 @@ class Explorer:
                 pass
 
     def perf(self) -> dict[str, float]:
+        out = {"server_cpu": self.server_cpu()}
         if self.cdp is None:
-            return {}
-        return {m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]}
+            return out
+        return {**out, **{m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]}}
 
     def press(self) -> float:
         page, slider = self.page, self.slider
@@ -140,17 +144,29 @@ class Explorer:
               f"L2 {before} -> {done['l2']}  {seconds:.3f} s{note}; {self.cost(perf0)}", flush=True)
         return seconds
 
+    def server_cpu(self) -> float:
+        """CPU seconds (user + system, all threads) the app's server process has used so far; 0 if unknown.
+        Unlike wall time it hardly depends on what else the machine runs."""
+        if self.server_pid is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def cost(self, perf0: dict[str, float]) -> str:
         """What the last action cost the browser: messages (count, KiB, the largest element kinds), images
         fetched, DevTools Performance seconds."""
         perf1 = self.perf()
-        busy = " ".join(f"{k[:-8].lower()} {perf1[k] - perf0[k]:.3f}" for k in
+        busy = f"server cpu {self.server_cpu() - perf0.get('server_cpu', 0.0):.3f} " * (self.server_pid is not None)
+        busy += " ".join(f"{k[:-8].lower()} {perf1[k] - perf0[k]:.3f}" for k in
                         ("ScriptDuration", "LayoutDuration", "RecalcStyleDuration", "TaskDuration") if k in perf1)
         kinds = message_kinds(self.frames)
         top = ", ".join(f"{k} {n}×{b / 1024:.1f} KiB" for k, (n, b) in
                         sorted(kinds.items(), key=lambda kv: -kv[1][1])[:4])
         return (f"{len(self.frames)} messages {sum(map(len, self.frames)) / 1024:.1f} KiB ({top}), "
-                f"{len(self.media)} images {sum(self.media) / 1024:.0f} KiB; browser s: {busy}")
+                f"{len(self.media)} images {sum(self.media) / 1024:.0f} KiB; s: {busy}")
 
     def new_image(self, caption: str) -> tuple[float, float]:
         """Pick gallery image ``caption`` in the sidebar; seconds until its first L2 is on screen and until
@@ -241,9 +257,11 @@ def main() -> None:
             servers.append(start_server(base_dir, script=args.baseline_script))
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            pages = [Explorer(browser, url, "current", args.keys)]
+            pages = [Explorer(browser, url, "current", args.keys, servers[0][0].pid if servers and not args.url
+                              else None)]
             if base_dir is not None:
-                pages.insert(0, Explorer(browser, servers[-1][1], f"baseline {args.baseline}", args.keys))
+                pages.insert(0, Explorer(browser, servers[-1][1], f"baseline {args.baseline}", args.keys,
+                                         servers[-1][0].pid))
             times = {e.name: [] for e in pages}
             firsts = {e.name: [] for e in pages}
             for _ in range(args.repeats):  # interleaved: both apps see the same machine load
