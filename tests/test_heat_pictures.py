@@ -66,3 +66,15 @@ def test_omega_change_keeps_the_heat_pictures_and_sends_no_chart():
     assert not at.exception and [m.value for m in at.metric if m.label == "L2"] != l2
     assert after[0] == before[0] and after[3:] == before[3:]  # the original and both maps: the same files
     assert after[1] != before[1]  # the new adversarial image
+
+
+def test_pictures_are_keyed_by_every_value():
+    from sdsgsm.ui import cache
+
+    big = np.full((512, 512, 3), 0.5, dtype=np.float32)  # 786 432 values: more than Streamlit's hash reads
+    other = big.copy()
+    other[511, 511, 2] = 0.9  # one value differs
+    assert cache.digest(big) != cache.digest(other) and cache.digest(big) == cache.digest(big.copy())
+    assert cache.picture(big) != cache.picture(other)
+    assert cache.picture(big, [[0, 0, 8, 8]]) != cache.picture(big)
+    assert cache.heat_png("budget", big[..., 0]) != cache.heat_png("saliency", big[..., 0])
