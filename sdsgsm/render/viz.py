@@ -192,7 +192,7 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
 def heat_image(values: np.ndarray, settings: tuple[str, str, str], boxes=(), zmin: float | None = None,
                zmax: float | None = None, side: int = 600) -> Image.Image:
     """A heat map (H, W) as a picture: ``settings`` = (title, Plotly colour scale, colour-bar title), the
-    map scaled to ``side`` px (nearest: window cells stay sharp), red ``boxes`` (top, left, h, w), a colour
+    map scaled to ``side`` px wide (nearest: window cells stay sharp), red ``boxes`` (top, left, h, w), a colour
     bar with round ticks to the right. The scale runs from ``zmin``/``zmax`` (default the finite min/max);
     non-finite cells are white. The static twin of :func:`saliency_figure` / :func:`budget_figure`."""
     title, colorscale, bar_title = settings
@@ -205,8 +205,9 @@ def heat_image(values: np.ndarray, settings: tuple[str, str, str], boxes=(), zmi
     rgb = lut[np.round(np.where(finite, t, 0) * (len(lut) - 1)).astype(int)]
     rgb[~finite] = 255
     h, w = v.shape
-    sx, sy = side / w, side / h
-    heat = Image.fromarray(rgb, "RGB").resize((side, side), Image.NEAREST)
+    tall = max(1, round(side * h / w))  # the map's height at ``side`` px wide (square for the models' inputs)
+    sx, sy = side / w, tall / h
+    heat = Image.fromarray(rgb, "RGB").resize((side, tall), Image.NEAREST)
     draw = ImageDraw.Draw(heat)
     line = max(2, round(side / 110))
     for top, left, bh, bw in np.asarray(boxes, dtype=int).reshape(-1, 4).tolist():
@@ -218,7 +219,7 @@ def heat_image(values: np.ndarray, settings: tuple[str, str, str], boxes=(), zmi
     ticks = nice_ticks(lo, hi)
     labels = [f"{x:.4g}" for x in ticks]
     label_w = max(small.getbbox(s)[2] for s in labels + [bar_title])
-    out = Image.new("RGB", (side + gap + bar_w + gap // 2 + label_w + gap // 2, head + side), "white")
+    out = Image.new("RGB", (side + gap + bar_w + gap // 2 + label_w + gap // 2, head + max(tall, side)), "white")
     out.paste(heat, (0, head))
     d = ImageDraw.Draw(out)
     d.text((0, head // 2), title, fill=(42, 63, 95), font=big, anchor="lm")
