@@ -241,6 +241,9 @@ def main() -> None:
                     "script (default: serve.py where the tree has it)")
     ap.add_argument("--baseline-script", choices=["serve.py", "app.py"], help="the same for --baseline "
                     "(--baseline HEAD --baseline-script app.py compares the two entries of one tree)")
+    ap.add_argument("--current-env", action="append", default=[], metavar="NAME=VALUE", help="start the current "
+                    "tree's server with this environment variable too (e.g. OMP_WAIT_POLICY=PASSIVE; with "
+                    "--baseline HEAD it compares one setting against the default on the same code)")
     ap.add_argument("--images", type=int, default=0, metavar="N", help="after the key presses, pick N new gallery "
                     "images one after another (never computed in this server) and time each until its first L2 "
                     "is on screen: the first render of a new image with the model loaded")
@@ -251,7 +254,14 @@ def main() -> None:
     try:
         url = args.url.rstrip("/") if args.url else None
         if url is None:
-            servers.append(start_server(script=args.script))
+            extra = dict(kv.split("=", 1) for kv in args.current_env)
+            saved = {k: os.environ.get(k) for k in extra}
+            os.environ.update(extra)
+            try:
+                servers.append(start_server(script=args.script))
+            finally:
+                for k, v in saved.items():
+                    os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
             url = servers[-1][1]
         if base_dir is not None:
             servers.append(start_server(base_dir, script=args.baseline_script))
