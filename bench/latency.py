@@ -15,15 +15,25 @@ Keys (--keys):
 A press whose run ends with an unchanged L2 text (two ω giving the same 3-digit L2) is timed to the end of
 the run and marked "(L2 unchanged)". Each press also prints what it cost the browser: the websocket messages
 (Streamlit's forward messages: count and KiB), the images fetched over HTTP, and the Chrome DevTools
-Performance metrics' script, layout, style and task seconds. Last line: ``omega_change_browser_median_s=<x> n=<N>``.
+Performance metrics' script, layout, style and task seconds, and the CPU seconds the server process used
+(user + system, all its threads: unlike wall time, hardly changed by other work on a shared machine). The
+messages are counted by kind (an element's type for a delta: ``plotly_chart``, ``imgs``, ``metric``, …;
+listed as count×KiB) and the four largest kinds are shown.
+Last line: ``omega_change_browser_median_s=<x> n=<N>``.
+
+``--images N``: then picks N gallery images in the sidebar, one after another, each new to the server (the
+first render of a new image with the model loaded: the zero-out scan, the attack and the whole page), timed
+from the pick until its first L2 is on screen; last line ``new_image_browser_median_s=<x> n=<N>``.
 
     python bench/latency.py [--repeats 10] [--keys fresh|alternate] [--url http://127.0.0.1:8501]
     python bench/latency.py --baseline REV   # the app at git revision REV side by side, presses interleaved
+    python bench/latency.py --repeats 0 --images 5   # only the first render of 5 new gallery images
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -79,12 +89,12 @@ def next_key(index: int, lo: int, hi: int, seen: set[int], mode: str, i: int) ->
 class Explorer:
     """One browser page on one server's Explorer; :meth:`press` times one ω key press."""
 
-    def __init__(self, browser, url: str, name: str, mode: str):
-        self.name, self.mode, self.i = name, mode, 0
+    def __init__(self, browser, url: str, name: str, mode: str, server_pid: int | None = None):
+        self.name, self.mode, self.i, self.server_pid = name, mode, 0, server_pid
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        self.frames: list[int] = []  # sizes of the websocket messages the server sent (forward messages)
+        self.frames: list[bytes] = []  # the websocket messages the server sent (forward messages)
         self.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: self.frames.append(
-            len(f) if isinstance(f, (bytes, str)) else 0)))
+            f if isinstance(f, bytes) else str(f).encode())))
         self.media: list[int] = []  # sizes of media files (images) fetched over HTTP
         self.page.on("response", self._media)
         self.cdp = self.page.context.new_cdp_session(self.page)
@@ -96,6 +106,7 @@ class Explorer:
                                     polling="raf", timeout=TIMEOUT_MS)
         print(f"[{name}] first render (model load, scan, attack): {time.perf_counter() - t0:.2f} s; "
               f"/Explorer?{QUERY}, keys={mode}", flush=True)
+        self.images_done = 0
         self.slider = self.page.get_by_role("slider", name=re.compile("ω"))
         self.lo, self.hi = int(self.slider.get_attribute("min")), int(self.slider.get_attribute("max"))
         self.seen = {int(self.slider.input_value())}
@@ -108,9 +119,10 @@ class Explorer:
                 pass
 
     def perf(self) -> dict[str, float]:
+        out = {"server_cpu": self.server_cpu()}
         if self.cdp is None:
-            return {}
-        return {m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]}
+            return out
+        return {**out, **{m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]}}
 
     def press(self) -> float:
         page, slider = self.page, self.slider
@@ -124,19 +136,90 @@ class Explorer:
         slider.press(key)
         done = page.wait_for_function(DONE_JS, arg=[before], polling="raf", timeout=TIMEOUT_MS).json_value()
         seconds = time.perf_counter() - t0
-        perf1 = self.perf()
-        busy = " ".join(f"{k[:-8].lower()} {perf1[k] - perf0[k]:.3f}" for k in
-                        ("ScriptDuration", "LayoutDuration", "RecalcStyleDuration", "TaskDuration") if k in perf1)
         new = int(slider.input_value())
         note = ("" if done["changed"] else " (L2 unchanged)") + (" (cached ω)" if new in self.seen else "")
         self.seen.add(new)
         self.i += 1
         print(f"[{self.name}] {self.i:2d}: {key:<10} ω={slider.get_attribute('aria-valuetext'):<8} "
-              f"L2 {before} -> {done['l2']}  {seconds:.3f} s{note}; {len(self.frames)} messages "
-              f"{sum(self.frames) / 1024:.0f} KiB, {len(self.media)} images {sum(self.media) / 1024:.0f} KiB; "
-              f"browser s: {busy}",
-              flush=True)
+              f"L2 {before} -> {done['l2']}  {seconds:.3f} s{note}; {self.cost(perf0)}", flush=True)
         return seconds
+
+    def server_cpu(self) -> float:
+        """CPU seconds (user + system, all threads) the app's server process has used so far; 0 if unknown.
+        Unlike wall time it hardly depends on what else the machine runs."""
+        if self.server_pid is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cost(self, perf0: dict[str, float]) -> str:
+        """What the last action cost the browser: messages (count, KiB, the largest element kinds), images
+        fetched, DevTools Performance seconds."""
+        perf1 = self.perf()
+        busy = f"server cpu {self.server_cpu() - perf0.get('server_cpu', 0.0):.3f} " * (self.server_pid is not None)
+        busy += " ".join(f"{k[:-8].lower()} {perf1[k] - perf0[k]:.3f}" for k in
+                        ("ScriptDuration", "LayoutDuration", "RecalcStyleDuration", "TaskDuration") if k in perf1)
+        kinds = message_kinds(self.frames)
+        top = ", ".join(f"{k} {n}×{b / 1024:.1f} KiB" for k, (n, b) in
+                        sorted(kinds.items(), key=lambda kv: -kv[1][1])[:4])
+        return (f"{len(self.frames)} messages {sum(map(len, self.frames)) / 1024:.1f} KiB ({top}), "
+                f"{len(self.media)} images {sum(self.media) / 1024:.0f} KiB; s: {busy}")
+
+    def new_image(self, caption: str) -> tuple[float, float]:
+        """Pick gallery image ``caption`` in the sidebar; seconds until its first L2 is on screen and until
+        the page is idle again."""
+        page = self.page
+        before = page.evaluate(f"({STATE_JS})()")["l2"]
+        box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Gallery image").locator("input")
+        box.click()
+        box.fill(caption)
+        page.evaluate("() => { window.__sawRunning = false; }")
+        del self.frames[:], self.media[:]
+        perf0 = self.perf()
+        t0 = time.perf_counter()
+        box.press("Enter")
+        page.wait_for_function(f"([b]) => {{ const s = ({STATE_JS})(); return s.l2 !== null && s.l2 !== b; }}",
+                               arg=[before], polling="raf", timeout=TIMEOUT_MS)
+        shown = time.perf_counter() - t0
+        page.wait_for_function(f"() => !({STATE_JS})().running", polling="raf", timeout=TIMEOUT_MS)
+        idle = time.perf_counter() - t0
+        self.images_done += 1
+        print(f"[{self.name}] image {self.images_done}: {caption[:30]:<30} L2 {before} -> "
+              f"{page.evaluate(f'({STATE_JS})()')['l2']}  shown {shown:.3f} s, idle {idle:.3f} s; "
+              f"{self.cost(perf0)}", flush=True)
+        return shown, idle
+
+
+def message_kinds(frames: list[bytes]) -> dict[str, tuple[int, int]]:
+    """Streamlit forward messages by kind (an element's type for a delta): {kind: (count, bytes)}."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    out: dict[str, tuple[int, int]] = {}
+    for raw in frames:
+        try:
+            msg = ForwardMsg.FromString(raw)
+        except Exception:  # noqa: BLE001 - not a forward message
+            kind = "other"
+        else:
+            kind = msg.WhichOneof("type") or "other"
+            if kind == "delta":
+                d = msg.delta
+                kind = d.WhichOneof("type") or "delta"
+                if kind == "new_element":
+                    kind = d.new_element.WhichOneof("type") or kind
+        n, b = out.get(kind, (0, 0))
+        out[kind] = (n + 1, b + len(raw))
+    return out
+
+
+def gallery_captions(n: int) -> list[str]:
+    """The Explorer's picker text of the default collection's images 2 … n + 1 (the first is shown at start)."""
+    from sdsgsm.data import gallery
+
+    return [g.caption.split(";")[0][:60] for g in gallery("imagenet")[1:n + 1]]
 
 
 def worktree(rev: str) -> Path:
@@ -158,6 +241,12 @@ def main() -> None:
                     "script (default: serve.py where the tree has it)")
     ap.add_argument("--baseline-script", choices=["serve.py", "app.py"], help="the same for --baseline "
                     "(--baseline HEAD --baseline-script app.py compares the two entries of one tree)")
+    ap.add_argument("--current-env", action="append", default=[], metavar="NAME=VALUE", help="start the current "
+                    "tree's server with this environment variable too (e.g. OMP_WAIT_POLICY=PASSIVE; with "
+                    "--baseline HEAD it compares one setting against the default on the same code)")
+    ap.add_argument("--images", type=int, default=0, metavar="N", help="after the key presses, pick N new gallery "
+                    "images one after another (never computed in this server) and time each until its first L2 "
+                    "is on screen: the first render of a new image with the model loaded")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -165,33 +254,50 @@ def main() -> None:
     try:
         url = args.url.rstrip("/") if args.url else None
         if url is None:
-            servers.append(start_server(script=args.script))
+            extra = dict(kv.split("=", 1) for kv in args.current_env)
+            saved = {k: os.environ.get(k) for k in extra}
+            os.environ.update(extra)
+            try:
+                servers.append(start_server(script=args.script))
+            finally:
+                for k, v in saved.items():
+                    os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
             url = servers[-1][1]
         if base_dir is not None:
             servers.append(start_server(base_dir, script=args.baseline_script))
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            pages = [Explorer(browser, url, "current", args.keys)]
+            pages = [Explorer(browser, url, "current", args.keys, servers[0][0].pid if servers and not args.url
+                              else None)]
             if base_dir is not None:
-                pages.insert(0, Explorer(browser, servers[-1][1], f"baseline {args.baseline}", args.keys))
+                pages.insert(0, Explorer(browser, servers[-1][1], f"baseline {args.baseline}", args.keys,
+                                         servers[-1][0].pid))
             times = {e.name: [] for e in pages}
+            firsts = {e.name: [] for e in pages}
             for _ in range(args.repeats):  # interleaved: both apps see the same machine load
                 for e in pages:
                     times[e.name].append(e.press())
+            for caption in gallery_captions(args.images):
+                for e in pages:
+                    firsts[e.name].append(e.new_image(caption)[0])
             browser.close()
     finally:
         for proc, _ in servers:
             stop_server(proc)
         if base_dir is not None:
             subprocess.run(["git", "worktree", "remove", "--force", str(base_dir)], cwd=ROOT, check=False)
-    for name, ts in times.items():
-        print(f"[{name}] median {statistics.median(ts):.3f} s, min {min(ts):.3f} s, max {max(ts):.3f} s")
-    if base_dir is not None:
-        before, after = (statistics.median(ts) for ts in times.values())
-        print(f"omega_change_browser_median_s={before:.3f}->{after:.3f} ratio={after / before:.2f} "
-              f"n={args.repeats} keys={args.keys}")
-    else:
-        print(f"omega_change_browser_median_s={statistics.median(times['current']):.3f} n={args.repeats}")
+    for what, runs, n, extra in (("omega_change_browser_median_s", times, args.repeats, f" keys={args.keys}"),
+                                 ("new_image_browser_median_s", firsts, args.images, "")):
+        if not n:
+            continue
+        for name, ts in runs.items():
+            print(f"[{name}] {what[:-9]}: median {statistics.median(ts):.3f} s, min {min(ts):.3f} s, "
+                  f"max {max(ts):.3f} s")
+        if base_dir is not None:
+            before, after = (statistics.median(ts) for ts in runs.values())
+            print(f"{what}={before:.3f}->{after:.3f} ratio={after / before:.2f} n={n}{extra}")
+        else:
+            print(f"{what}={statistics.median(runs['current']):.3f} n={n}{extra}")
 
 
 if __name__ == "__main__":

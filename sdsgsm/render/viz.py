@@ -107,6 +107,12 @@ def cells(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return v[np.ix_(r0, c0)], np.r_[c0, v.shape[1]] - 0.5, np.r_[r0, v.shape[0]] - 0.5
 
 
+# the Explorer's two heat maps: title, colour scale (a Plotly name), colour-bar title; one setting for the
+# interactive figure and the static image
+SALIENCY_HEAT = ("Occlusion saliency Δ", "Inferno", "Δ")
+BUDGET_HEAT = ("Budget map E (×1/255)", "Blues", "/255")
+
+
 def _heatmap(values: np.ndarray, colorscale: str, bar_title: str, hover: str, **kwargs):
     import plotly.graph_objects as go
 
@@ -115,27 +121,128 @@ def _heatmap(values: np.ndarray, colorscale: str, bar_title: str, hover: str, **
                       hovertemplate=hover + "<extra></extra>", **kwargs)
 
 
-def saliency_figure(sal_map: np.ndarray, boxes_red, title: str = "Occlusion saliency Δ"):
+def saliency_figure(sal_map: np.ndarray, boxes_red, title: str = SALIENCY_HEAT[0]):
     """Heat map of the per-pixel saliency (H, W) (eq. 2); hover shows the window's Δ; red boxes = R."""
     import plotly.graph_objects as go
 
     z = np.where(np.isfinite(sal_map), sal_map, np.nan)
-    fig = go.Figure(_heatmap(z, "Inferno", "Δ", "x %{x:.0f}, y %{y:.0f}<br>Δ = %{z:.4g}"))
+    fig = go.Figure(_heatmap(z, SALIENCY_HEAT[1], SALIENCY_HEAT[2], "x %{x:.0f}, y %{y:.0f}<br>Δ = %{z:.4g}"))
     fig.update_layout(title=dict(text=title, font=dict(size=14)), shapes=_box_shapes(boxes_red, "red"))
     _image_axes(fig, *z.shape)
     return fig
 
 
-def budget_figure(budget_hw: np.ndarray, title: str = "Budget map E (×1/255)"):
+def budget_figure(budget_hw: np.ndarray, title: str = BUDGET_HEAT[0]):
     """Heat map of the per-pixel L∞ budget E (H, W) (eq. 5), shown in 1/255 units."""
     import plotly.graph_objects as go
 
     z = budget_hw * 255
-    fig = go.Figure(_heatmap(z, "Blues", "/255", "x %{x:.0f}, y %{y:.0f}<br>E = %{z:.2f}/255", zmin=0,
-                             zmax=max(float(np.nanmax(z)), 1e-6)))  # a uniform E still reads from 0
+    fig = go.Figure(_heatmap(z, BUDGET_HEAT[1], BUDGET_HEAT[2], "x %{x:.0f}, y %{y:.0f}<br>E = %{z:.2f}/255",
+                             zmin=0, zmax=budget_top(z)))
     fig.update_layout(title=dict(text=title, font=dict(size=14)))
     _image_axes(fig, *budget_hw.shape)
     return fig
+
+
+def budget_top(z: np.ndarray) -> float:
+    """The top of the budget map's colour scale (its bottom is 0): a uniform E still reads from 0."""
+    return max(float(np.nanmax(z)), 1e-6)
+
+
+# ----------------------------------------------------------------------------- static heat maps (the Explorer)
+def _font(size: int):
+    """DejaVu Sans (shipped with matplotlib; it has Δ, ε, ×) at ``size`` px, else Pillow's own font."""
+    from importlib.util import find_spec
+
+    from PIL import ImageFont
+
+    spec = find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            return ImageFont.truetype(f"{folder}/mpl-data/fonts/ttf/DejaVuSans.ttf", size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size)
+
+
+def colour_lut(colorscale: str, n: int = 256) -> np.ndarray:
+    """(n, 3) uint8 colours of a named Plotly colour scale, interpolated linearly in RGB between its stops
+    (what plotly.js draws for a heat map)."""
+    from plotly.colors import get_colorscale, unlabel_rgb
+
+    scale = get_colorscale(colorscale)
+    at = np.array([float(p) for p, _ in scale])
+    rgb = np.array([unlabel_rgb(c) if c.startswith("rgb") else tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
+                    for _, c in scale], dtype=np.float64)
+    t = np.linspace(0.0, 1.0, n)
+    return np.round(np.stack([np.interp(t, at, rgb[:, k]) for k in range(3)], 1)).astype(np.uint8)
+
+
+def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
+    """Round tick values within [lo, hi] (steps of 1, 2, 2.5 or 5 × 10^k), about ``target`` of them."""
+    if not hi > lo:
+        return [lo]
+    mag = 10.0 ** np.floor(np.log10((hi - lo) / target))
+    steps = [m * mag for m in (1, 2, 2.5, 5, 10, 20)]
+    step = min(steps, key=lambda st: (abs(np.floor(hi / st + 1e-9) - np.ceil(lo / st - 1e-9) + 1 - target), -st))
+    ticks = np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
+    return [float(v) + 0.0 for v in ticks]  # + 0.0: no "-0"
+
+
+def heat_image(values: np.ndarray, settings: tuple[str, str, str], boxes=(), zmin: float | None = None,
+               zmax: float | None = None, side: int = 600) -> Image.Image:
+    """A heat map (H, W) as a picture: ``settings`` = (title, Plotly colour scale, colour-bar title), the
+    map scaled to ``side`` px wide (nearest: window cells stay sharp), red ``boxes`` (top, left, h, w), a colour
+    bar with round ticks to the right. The scale runs from ``zmin``/``zmax`` (default the finite min/max);
+    non-finite cells are white. The static twin of :func:`saliency_figure` / :func:`budget_figure`."""
+    title, colorscale, bar_title = settings
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    lo = float(v[finite].min()) if zmin is None and finite.any() else float(zmin or 0.0)
+    hi = float(v[finite].max()) if zmax is None and finite.any() else float(zmax if zmax is not None else 1.0)
+    lut = colour_lut(colorscale)
+    t = np.clip((v - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(v)
+    rgb = lut[np.round(np.where(finite, t, 0) * (len(lut) - 1)).astype(int)]
+    rgb[~finite] = 255
+    h, w = v.shape
+    tall = max(1, round(side * h / w))  # the map's height at ``side`` px wide (square for the models' inputs)
+    sx, sy = side / w, tall / h
+    heat = Image.fromarray(rgb, "RGB").resize((side, tall), Image.NEAREST)
+    draw = ImageDraw.Draw(heat)
+    line = max(2, round(side / 110))
+    for top, left, bh, bw in np.asarray(boxes, dtype=int).reshape(-1, 4).tolist():
+        draw.rectangle([round(left * sx), round(top * sy), round((left + bw) * sx) - 1, round((top + bh) * sy) - 1],
+                       outline=RED, width=line)
+    size = round(side * 0.05)
+    big, small = _font(round(side * 0.058)), _font(size)
+    head, bar_w, gap = round(side * 0.1), round(side * 0.035), round(side * 0.03)
+    ticks = nice_ticks(lo, hi)
+    labels = [f"{x:.4g}" for x in ticks]
+    label_w = max(small.getbbox(s)[2] for s in labels + [bar_title])
+    out = Image.new("RGB", (side + gap + bar_w + gap // 2 + label_w + gap // 2, head + max(tall, side)), "white")
+    out.paste(heat, (0, head))
+    d = ImageDraw.Draw(out)
+    d.text((0, head // 2), title, fill=(42, 63, 95), font=big, anchor="lm")
+    x0, bar_top, bar_h = side + gap, head + round(side * 0.1), round(side * 0.84)
+    ramp = lut[::-1][np.linspace(0, len(lut) - 1, bar_h).round().astype(int)]
+    out.paste(Image.fromarray(np.repeat(ramp[:, None], bar_w, 1), "RGB"), (x0, bar_top))
+    d.text((x0, bar_top - size), bar_title, fill=(42, 63, 95), font=small, anchor="ls")
+    for tick, text in zip(ticks, labels):
+        y = bar_top + round((1 - ((tick - lo) / (hi - lo) if hi > lo else 0)) * (bar_h - 1))
+        d.line([(x0 + bar_w, y), (x0 + bar_w + gap // 4, y)], fill=(68, 68, 68), width=max(1, line // 2))
+        d.text((x0 + bar_w + gap // 2, y), text, fill=(68, 68, 68), font=small, anchor="lm")
+    return out
+
+
+def saliency_heat_image(sal_map: np.ndarray, boxes_red=()) -> Image.Image:
+    """:func:`saliency_figure` as a picture: Δ (eq. 2) from its min to its max, red boxes = R."""
+    return heat_image(sal_map, SALIENCY_HEAT, boxes_red)
+
+
+def budget_heat_image(budget_hw: np.ndarray) -> Image.Image:
+    """:func:`budget_figure` as a picture: E (eq. 5) in 1/255 units from 0."""
+    z = np.asarray(budget_hw, dtype=np.float64) * 255
+    return heat_image(z, BUDGET_HEAT, zmin=0.0, zmax=budget_top(z))
 
 
 def top5_figure(before: list[dict], after: list[dict]):

@@ -204,15 +204,52 @@ def files(source: str, model_key: str, method: str, cfg: AttackConfig, label: in
     return image_files(attack(source, model_key, method, cfg, label, _data, _checkpoint, arch))
 
 
-# ----------------------------------------------------------------------------- figures
-@st.cache_resource(max_entries=32, show_spinner=False)
-def heat_figure(kind: str, values: np.ndarray, boxes=()):
-    """The Explorer's saliency (``kind`` 'saliency', red ``boxes``) or budget ('budget') heat map,
-    built once per content: moving ω, α or T keeps the scan and the budget, so a rerun reuses the
-    figure instead of rebuilding it (a shared object: callers must not change it)."""
+# ----------------------------------------------------------------------------- pictures of a result
+def digest(*arrays) -> str:
+    """A content key of arrays (every byte, shape and dtype; Streamlit's own hash samples arrays of
+    500 000 values or more, which could give two different pictures one key)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def heat_png(kind: str, values: np.ndarray, boxes=()) -> bytes:
+    """PNG of the Explorer's saliency (``kind`` 'saliency', red ``boxes``) or budget ('budget') heat map
+    (:func:`sdsgsm.render.viz.saliency_heat_image`, :func:`~sdsgsm.render.viz.budget_heat_image`), drawn once
+    per content: moving ω, α or T keeps the scan and the budget, so a rerun sends the same picture again (the
+    browser already has it) instead of an interactive chart to rebuild."""
+    return _heat_png(kind, digest(values, np.asarray(boxes, dtype=np.int64)), values, boxes)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _heat_png(kind: str, key: str, _values: np.ndarray, _boxes) -> bytes:
     from sdsgsm.render import viz
 
-    return viz.saliency_figure(values, boxes) if kind == "saliency" else viz.budget_figure(values)
+    img = viz.saliency_heat_image(_values, _boxes) if kind == "saliency" else viz.budget_heat_image(_values)
+    return viz.png_bytes(img)
+
+
+def picture(img: np.ndarray, boxes=(), colour: tuple[int, int, int] = (230, 25, 25)) -> bytes:
+    """JPEG (quality 100: what ``st.image`` makes of an RGB picture) of an (H, W, 3) array in [0, 1] with
+    ``boxes`` (top, left, h, w) drawn in ``colour``; encoded once per content, so a rerun that shows the same
+    picture neither encodes it nor makes the browser fetch it again. Show it with ``output_format="JPEG"``."""
+    return _picture(digest(img, np.asarray(boxes, dtype=np.int64)), tuple(colour), img, boxes)
+
+
+@st.cache_resource(max_entries=192, show_spinner=False)
+def _picture(key: str, colour: tuple[int, int, int], _img: np.ndarray, _boxes) -> bytes:
+    import io
+
+    from sdsgsm.render import viz
+
+    buf = io.BytesIO()
+    viz.draw_boxes(viz.to_pil(_img), _boxes, colour).save(buf, format="JPEG", quality=100)
+    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- benchmark page

@@ -12,7 +12,7 @@ from sdsgsm.render import viz
 from sdsgsm.ui import nav
 from sdsgsm.ui import state as links
 from sdsgsm.ui import views as uv
-from sdsgsm.ui.cache import heat_figure
+from sdsgsm.ui.cache import heat_png, picture
 
 st.set_page_config(page_title="Explorer · SD-SGSM", layout="wide",
                    initial_sidebar_state="collapsed" if ui.presenting() else "auto")
@@ -74,30 +74,31 @@ def panels(res: dict, flags: dict, shown: set[str]) -> None:
         st.button("Attack the prediction instead", key=f"{P}_attack_prediction", on_click=relabel, type="primary",
                   help=f"Use the model's prediction ({before['name']}) as the attacked label")
     c1, c2, c3, c4 = st.columns([1, 1, 1, 1.4])
-    c1.image(viz.draw_boxes(viz.to_pil(res["original"]), region, viz.RED), width="stretch",
+    c1.image(picture(res["original"], region, viz.RED), width="stretch", output_format="JPEG",
              caption=f"Original: {before['name']} ({before['prob']:.1%})" + (". Red: sensitive region R" if len(region)
                                                                              else ""))
     patch_box = viz.mask_box(res["budget"]) if "patch_box" in views else ()
-    c2.image(viz.draw_boxes(viz.to_pil(res["adversarial"]), patch_box, viz.CYAN), width="stretch",
+    c2.image(picture(res["adversarial"], patch_box, viz.CYAN), width="stretch", output_format="JPEG",
              caption=f"Adversarial ({flags['label']}): {after8['name']} ({after8['prob']:.1%}), as the downloaded "
              "8-bit PNG" + (". Blue: the adversarial patch" if len(patch_box) else ""))
     tiles = res["tile_boxes"] if "tiles" in views else ()
     if present or "norms" in views:  # a projector, or a minimum-norm δ, leaves ×5 flat grey: full-range contrast
-        c3.image(viz.draw_boxes(viz.to_pil(uv.auto_contrast(res["delta"])), region, viz.RED), width="stretch",
+        c3.image(picture(uv.auto_contrast(res["delta"]), region, viz.RED), width="stretch", output_format="JPEG",
                  caption=f"Perturbation, auto-contrast (grey = 0, ±{format_budget(m['linf'])} = black/white)"
                  + (". Red: R" if len(region) else ""))
     else:
-        c3.image(viz.draw_boxes(viz.to_pil(res["perturbation_x5"]), tiles, viz.YELLOW), width="stretch",
+        c3.image(picture(res["perturbation_x5"], tiles, viz.YELLOW), width="stretch", output_format="JPEG",
                  caption="Perturbation × 5 (grey = 0)" + (". Yellow: largest-perturbation tiles" if len(tiles) else ""))
     c4.html(uv.top5_html(before["top5"], after["top5"]))
     if not s.get("already_misclassified"):
         st.markdown(uv.reading(s, size, shown))
-    figures = ([heat_figure("saliency", res["saliency_map"], region)] if "saliency" in views and "patch" in shown
-               else [])
+    # the heat maps as pictures (title, colour scale and bar as the interactive charts had; no hover values):
+    # drawn once per scan / budget, so an ω change sends a few bytes for them and the browser draws nothing new
+    heat = ([heat_png("saliency", res["saliency_map"], region)] if "saliency" in views and "patch" in shown else [])
     if "budget_map" in views:
-        figures.append(heat_figure("budget", res["budget"]))
-    for col, (i, fig) in zip(st.columns(3), enumerate(figures)):
-        col.plotly_chart(fig, key=f"{P}_fig{i}", theme=None)
+        heat.append(heat_png("budget", res["budget"]))
+    for col, png in zip(st.columns(3), heat):
+        col.image(png, width="stretch", output_format="PNG")
     st.subheader("Metrics")
     tiles_row = [("Attack success", "not counted" if s.get("already_misclassified") else
                   "yes" if m["success"] else "no", None), ("L2", f"{m['l2']:.3f}", None)]
