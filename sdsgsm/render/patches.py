@@ -66,8 +66,9 @@ def curve_figure(curves: dict[int, list[dict]]) -> Figure:
         if not points:
             continue
         it = [p["iteration"] for p in points]
-        colour = _GREYS[(j + 1) % len(_GREYS)]
-        ax.plot(it, [p["hit_omega_star"] for p in points], color=colour, linewidth=1.1, label=f"{size} px, at Ω*")
+        colour, marker = _GREYS[j % len(_GREYS)], "os^D"[j % 4]
+        ax.plot(it, [p["hit_omega_star"] for p in points], color=colour, linewidth=1.3, marker=marker, markersize=2.6,
+                label=f"{size} px, at Ω*")
         if "hit_random" in points[0]:
             ax.plot(it, [p["hit_random"] for p in points], color=colour, linewidth=0.9, linestyle="--",
                     label=f"{size} px, random")

@@ -10,6 +10,7 @@ from sdsgsm import ui
 from sdsgsm.params import format_budget
 from sdsgsm.render import viz
 from sdsgsm.ui import nav
+from sdsgsm.ui import patches as up
 from sdsgsm.ui import state as links
 from sdsgsm.ui import views as uv
 from sdsgsm.ui.cache import heat_png, picture
@@ -150,6 +151,8 @@ def live() -> None:
         if not warning.startswith("Already misclassified"):  # said with its button beside the result
             st.warning(warning)
     panels(res, flags, shown)
+    if method == "patch":
+        up.placement_section(cfg.patch_size, cfg.patch_mode)
     with st.expander("Downloads (the same files as `python -m sdsgsm attack --out DIR`)"):
         args = (source, model_key, method, cfg, label, data, ckpt, arch)
         cols = st.columns(4)
