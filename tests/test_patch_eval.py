@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -139,3 +140,24 @@ def test_cli_patch_eval_bad_flags_exit_2_with_one_line(tmp_path, capsys, argv, w
     assert main(["patch-eval", *argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
+
+
+def test_the_explorer_shows_where_a_patch_hurts_with_a_sentence_from_the_shipped_table():
+    """The patch method's Explorer view carries the shipped placement table and the sentence computed from it."""
+    from helpers import page_path
+    from streamlit.testing.v1 import AppTest
+
+    from sdsgsm.ui.patches import shipped_results
+
+    summary, info = shipped_results()
+    root = Path(__file__).resolve().parent.parent
+    at = AppTest.from_file(str(root / page_path("Explorer")), default_timeout=900)
+    for k, v in {"method": "patch", "patch_size": "64", "patch": "56"}.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception and not at.error
+    assert any(e.label.startswith("Where a patch hurts") for e in at.expander)
+    sentence = placement_sentence(summary, "universal", 64)
+    assert sentence and sentence in [m.value for m in at.markdown]
+    shown = at.dataframe[-1].value
+    assert len(shown) == len(summary.groupby(["kind", "size"]))
