@@ -44,11 +44,11 @@ def image(name: str) -> np.ndarray:
     return auto_contrast(_v(name))
 
 
-def gallery_keys() -> list[str]:
-    """The ImageNet gallery keys."""
+def gallery_keys() -> dict[str, str]:
+    """The ImageNet gallery keys and the captions the image pickers show ('ImageNet sample 00: bull mastiff')."""
     from sdsgsm.data import gallery
 
-    return [item.key for item in gallery("imagenet")]
+    return {item.key: item.caption for item in gallery("imagenet")}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -54,8 +54,8 @@ if view == VIEWS[1]:
         col.image(uu.image(name), caption=f"{label} (auto-contrast, grey = 0)", clamp=True, width="stretch")
     u1, u2 = st.columns(2)
     u_name = u1.selectbox("Perturbation", list(names), key=f"{P}_uap_name", format_func=lambda n: names[n])
-    u_key = u2.selectbox("Gallery image", uu.gallery_keys(), key=f"{P}_uap_key",
-                         format_func=lambda k: k.rsplit("/", 1)[-1])
+    captions = uu.gallery_keys()
+    u_key = u2.selectbox("Gallery image", list(captions), key=f"{P}_uap_key", format_func=captions.get)
     got = uu.apply(u_name, u_key)
     a1, a2, a3 = st.columns([1, 1, 2])
     a1.image(got["original"], caption="Original", clamp=True, width="stretch")
