@@ -13,12 +13,24 @@ import sys
 import warnings
 from pathlib import Path
 
-from sdsgsm.cli import app, attack, benchmark, defend, detect, figures, lab, queries, train_patch, transfer
+from sdsgsm.cli import (
+    app,
+    attack,
+    benchmark,
+    defend,
+    detect,
+    figures,
+    lab,
+    queries,
+    sigma_curves,
+    train_patch,
+    transfer,
+)
 from sdsgsm.cli.common import PROG, CliError, Parser, finish_help, out_dir
 from sdsgsm.models import first_line
 
 # one module per command group; each registers its sub-command(s) and their ``run``
-COMMANDS = (attack, benchmark, figures, defend, detect, queries, lab, transfer, train_patch, app)
+COMMANDS = (attack, benchmark, figures, defend, detect, queries, lab, transfer, train_patch, sigma_curves, app)
 
 
 def build_parser() -> Parser:

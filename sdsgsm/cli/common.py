@@ -304,6 +304,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {  # sub-command path -> usage examples (
     "transfer": ("transfer --sources lite0,ens:lite0+lite1 --targets lite1,lite2 --methods fgsm,mifgsm --limit 4 "
                  "--out out/transfer",),
     "train-patch": ("train-patch --sizes 32,48 --out out/patches",),
+    "sigma-curves": ("sigma-curves --data gallery:imagenet --values 1,2,5,10,20,50 --threads 1 --out out/sigma",
+                     "sigma-curves --kernels gaussian,linear --values 2,5 --limit 4 --out out/sigma_small"),
 }
 
 
