@@ -1,6 +1,6 @@
 """SmoothFool's smoothing-factor curves: fooling rate, L2 and Ω_n against σ_g for its three kernels.
 
-Dabouei, Soleymani, Dawson & Nasrabadi, "SmoothFool: An Efficient Framework for Computing Smooth Adversarial
+Dabouei, Soleymani, Taherkhani, Dawson & Nasrabadi, "SmoothFool: An Efficient Framework for Computing Smooth Adversarial
 Perturbations", WACV 2020, Fig. 6 (fooling rate, L2 and roughness against the smoothing factor) and Table 4
 (Gaussian σ = 5 paired with uniform / linear kernels of side k = 25).
 
@@ -153,7 +153,7 @@ def run_sigma_curves(model, x: torch.Tensor, y: torch.Tensor | None, sigmas: Seq
               "n_points": n_total, "n_done": len(rows), "stopped_early": stopped,
               "wall_time_s": time.perf_counter() - t0,
               "model": getattr(model, "name", type(model).__name__),
-              "source": "Dabouei, Soleymani, Dawson & Nasrabadi, SmoothFool, WACV 2020 (Fig. 6, Table 4)"}
+              "source": "Dabouei, Soleymani, Taherkhani, Dawson & Nasrabadi, SmoothFool, WACV 2020 (Fig. 6, Table 4)"}
     if sweeps:
         first = next(iter(sweeps.values())).config
         config.update({k: first[k] for k in ("n_attacked", "n_clean_correct", "label_source", "device", "versions")

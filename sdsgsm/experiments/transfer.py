@@ -21,8 +21,8 @@ source: measured through the metric registry over every sample attacked on that 
 
 Scaling to an L∞ budget (``scale_linf``, :data:`sdsgsm.params.TRANSFER_PARAMS`, default 0 = off): a minimum-norm
 attack (DeepFool, SmoothFool, CW) stops just past the source's decision boundary, so its raw perturbation
-rarely transfers. SmoothFool's transfer study (Dabouei, Soleymani, Dawson & Nasrabadi, WACV 2020, Table 4)
-rescales every perturbation r = x_adv − x to L∞ = 16/255 before handing it to the target models:
+rarely transfers. SmoothFool's transfer study (Dabouei, Soleymani, Taherkhani, Dawson & Nasrabadi, WACV 2020,
+Table 4) rescales every perturbation r = x_adv − x to L∞ = 16/255 before handing it to the target models:
 x_t = clip(x + r·(s / ‖r‖∞), 0, 1) (:func:`scale_to_linf`). With ``scale_linf`` = s > 0 every target (the
 source itself included) classifies x_t, and the L2, L∞ and SSIM columns are those of x_t; the source's white-box
 ASR (``source_asr``) stays that of the attack itself. A sample whose r is zero is left as it is.
@@ -418,6 +418,6 @@ def figure_files(result: TransferResult, stem: str = "transfer_matrix") -> dict[
     return figures.figure_files(fig, stem, info, "transfer")
 
 
-__all__ = ["CRITERION", "DEFAULT_METHODS", "OUTPUT_FILES", "RESIZE_RULE", "SCALE_RULE", "TransferResult", "figure_files",
-           "merge_transfer", "relation", "run_transfer", "scale_to_linf", "source_cells", "transfer_figure", "transfer_files",
-           "transfer_markdown"]
+__all__ = ["CRITERION", "DEFAULT_METHODS", "OUTPUT_FILES", "RESIZE_RULE", "SCALE_RULE", "TransferResult",
+           "figure_files", "merge_transfer", "relation", "run_transfer", "scale_to_linf", "source_cells",
+           "transfer_figure", "transfer_files", "transfer_markdown"]
