@@ -76,12 +76,13 @@ def test_a_stop_keeps_the_finished_points(tiny_cnn, rand_images):
     assert res.stopped and list(res.table["kernel"]) == ["gaussian"] and list(res.table["sigma_g"]) == [1.0]
 
 
+@pytest.mark.slow
 def test_smoothfool_runs_through_transfer_with_and_without_linf_scaling(tiny_cnn, rand_images):
     from sdsgsm.ensemble import ModelSpec
     from sdsgsm.experiments.transfer import run_transfer, transfer_markdown
 
     pair = [(ModelSpec(("tiny",)), tiny_cnn)]
-    cfg = build_config({"sf_max_iter": 3})
+    cfg = build_config({"sf_max_iter": 1})
     x = rand_images[:2]
     raw = run_transfer(pair, pair, x, None, ["smoothfool", "deepfool"], cfg, batch_size=2)
     scale = 16 / 255
@@ -110,11 +111,12 @@ def test_scale_to_linf_scales_each_sample_and_keeps_a_zero_perturbation():
     assert torch.equal(out[1], x[1])
 
 
+@pytest.mark.slow
 def test_smoothfool_runs_through_the_defence_grid(tiny_cnn, rand_images):
     from sdsgsm.experiments.defence_grid import run_defence_grid
 
-    grid = run_defence_grid(tiny_cnn, rand_images[:2], None, "smoothfool,deepfool", "jpeg", build_config(
-        {"sf_max_iter": 3}), batch_size=2)
+    grid = run_defence_grid(tiny_cnn, rand_images[:1], None, "smoothfool,deepfool", "jpeg", build_config(
+        {"sf_max_iter": 1}), batch_size=1)
     cells = grid.cells
     assert set(cells["method"]) == {"smoothfool", "deepfool"} and set(cells["defence"]) == {"none", "jpeg"}
     assert cells["asr"].dropna().between(0, 1).all()
@@ -165,3 +167,37 @@ def test_the_command_rejects_a_bad_kernel_in_one_line(tmp_path, capsys):
     assert main(["sigma-curves", "--kernels", "box", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "gaussian, uniform, linear" in err
+
+
+def _table(kernel: str, sigmas, rate: float):
+    import pandas as pd
+
+    return pd.DataFrame([{"kernel": kernel, "sigma_g": s, "k": kernel_side(s), "fooling_rate": rate, "l2": 0.1 * s,
+                          "roughness_n": 10.0, "n": 2, "seconds": 1.0} for s in sigmas], columns=list(COLUMNS))
+
+
+def test_join_tables_orders_kernels_and_lets_a_later_row_win():
+    import pandas as pd
+
+    from sdsgsm.experiments.sigma_curves import join_tables
+
+    t = join_tables([_table("linear", (2.0, 1.0), 50.0), _table("gaussian", (1.0, 2.0), 100.0),
+                     _table("linear", (2.0,), 0.0)])
+    assert list(zip(t["kernel"], t["sigma_g"])) == [("gaussian", 1.0), ("gaussian", 2.0), ("linear", 1.0),
+                                                     ("linear", 2.0)]
+    assert t.iloc[-1]["fooling_rate"] == 0.0
+    with pytest.raises(ValueError, match="not a sigma_curves.csv"):
+        join_tables([pd.DataFrame({"kernel": ["gaussian"]})])
+
+
+def test_the_command_redraws_joined_tables_without_a_model(tmp_path, capsys):
+    from sdsgsm.cli import main
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    _table("gaussian", SIGMAS, 100.0).to_csv(a, index=False)
+    _table("uniform", SIGMAS, 50.0).to_csv(b, index=False)
+    assert main(["sigma-curves", "--from", f"{a},{b}", "--out", str(tmp_path / "joined")]) == 0
+    names = {p.name for p in (tmp_path / "joined").iterdir()}
+    assert {"sigma_curves.csv", "sigma_curves.md", "sigma_curves_figure.png", "sigma_curves_figure.json"} <= names
+    assert "| uniform | 2 | 11 | 50.0 |" in capsys.readouterr().out
+    assert main(["sigma-curves", "--from", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x")]) == 2

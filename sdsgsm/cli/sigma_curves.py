@@ -5,8 +5,10 @@ and Ω_n against σ_g for the Gaussian, uniform and linear kernels (uniform and 
 per kernel (:mod:`sdsgsm.experiments.sigma_curves`). Writes sigma_curves.csv (one row per kernel and σ_g),
 sigma_curves_per_sample.csv, sigma_curves.md, sigma_curves.json and the figure
 sigma_curves_figure.pdf/.png/.svg/.json (its caption).
-Every other SmoothFool parameter (--sf-clip-eps, --sf-max-iter, …) comes from its spec flag. Ctrl-C (or a
-kill) keeps the finished points: the next run with the same flags and --out resumes them.
+Every other SmoothFool parameter (--sf-clip-eps, --sf-max-iter, …) comes from its spec flag. Ctrl-C keeps the
+finished points (written as partial results), and after a kill the next run with the same flags and --out
+resumes them. ``--from a.csv,b.csv`` joins sigma_curves.csv tables of earlier runs (e.g. one run per kernel) and
+redraws the figure without attacking anything.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def add_parser(sub) -> None:
                         "(default: %(default)s)")
     p.add_argument("--kernels", default=",".join(SF_KERNELS),
                    help=f"comma-separated from {', '.join(SF_KERNELS)} (default: %(default)s)")
+    p.add_argument("--from", dest="from_csv", default=None,
+                   help="comma-separated sigma_curves.csv files of earlier runs: join them (a later file's "
+                        "(kernel, σ_g) rows replace an earlier one's) and redraw the figure; nothing is attacked")
     p.add_argument("--preset", default=None, choices=tuple(PRESETS),
                    help="paper setting whose numbers explicit flags override")
     add_model_flags(p)
@@ -59,6 +64,8 @@ def run(args) -> str:
     from sdsgsm.render.smoothfool import sigma_curves_figure
 
     check_positive(args, "batch_size", "limit", "threads")
+    if args.from_csv:
+        return _from_tables(args)
     kernels, sigmas = parse_kernels(args.kernels), parse_sigmas(args.values)
     values = attack_values(args)
     model = model_from_args(args)
@@ -89,3 +96,21 @@ def run(args) -> str:
         shutil.rmtree(partial, ignore_errors=True)
     note = "stopped early: partial results\n" if res.stopped else ""
     return (f"{markdown(res.table)}{note}wall time {res.config['wall_time_s']:.1f} s; wrote {written} -> {args.out}")
+
+
+def _from_tables(args) -> str:
+    """``--from``: join earlier sigma_curves.csv tables, write the joined table and the figure."""
+    from pathlib import Path
+
+    from sdsgsm.experiments.sigma_curves import join_tables, markdown
+    from sdsgsm.render import figures
+    from sdsgsm.render.smoothfool import sigma_curves_figure
+
+    paths = [Path(t.strip()) for t in args.from_csv.split(",") if t.strip()]
+    table = join_tables(paths)
+    info = {"from": [p.name for p in paths], "command": command_line(args)}
+    fig = figures.build(sigma_curves_figure, table, {"model": args.model})
+    files = {"sigma_curves.csv": table.to_csv(index=False).encode("utf-8"),
+             "sigma_curves.md": markdown(table).encode("utf-8"),
+             **figures.figure_files(fig, "sigma_curves_figure", info, "sigma_curves")}
+    return f"{markdown(table)}wrote {write(files, args.out)} -> {args.out}"

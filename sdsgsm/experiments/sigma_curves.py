@@ -178,6 +178,30 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def join_tables(sources) -> pd.DataFrame:
+    """sigma_curves.csv tables (paths or DataFrames) joined into one, ordered by kernel (gaussian, uniform,
+    linear) and σ_g; a later table's (kernel, σ_g) row replaces an earlier one's. One-line ValueError for a
+    file that cannot be read or is not a sigma_curves.csv."""
+    frames = []
+    for src in sources:
+        if isinstance(src, pd.DataFrame):
+            df = src
+        else:
+            try:
+                df = pd.read_csv(src)
+            except (OSError, ValueError, pd.errors.ParserError):
+                raise ValueError(f"Cannot read {str(src)[-60:]!r} as a sigma_curves.csv.") from None
+        if set(COLUMNS) - set(df.columns):
+            raise ValueError(f"{str(src)[-60:]!r} is not a sigma_curves.csv (columns {', '.join(COLUMNS)}).")
+        frames.append(df[list(COLUMNS)])
+    if not frames:
+        raise ValueError("No sigma_curves.csv given.")
+    df = pd.concat(frames, ignore_index=True).drop_duplicates(["kernel", "sigma_g"], keep="last")
+    order = {k: i for i, k in enumerate(SF_KERNELS)}
+    df = df.assign(_o=df["kernel"].map(order).fillna(len(order))).sort_values(["_o", "sigma_g"], kind="stable")
+    return df.drop(columns="_o").reset_index(drop=True)
+
+
 def sigma_files(result: SigmaCurves) -> dict[str, bytes]:
     """sigma_curves.csv (the tidy table), sigma_curves_per_sample.csv, sigma_curves.md and sigma_curves.json."""
     import json
@@ -191,5 +215,6 @@ def sigma_files(result: SigmaCurves) -> dict[str, bytes]:
             "sigma_curves.json": cfg.encode("utf-8")}
 
 
-__all__ = ["AXIS_LABEL", "COLUMNS", "DEFAULT_SIGMAS", "SigmaCurves", "kernel_axis", "kernel_side", "markdown",
+__all__ = ["AXIS_LABEL", "COLUMNS", "DEFAULT_SIGMAS", "SigmaCurves", "join_tables", "kernel_axis", "kernel_side",
+           "markdown",
            "parse_kernels", "parse_sigmas", "run_sigma_curves", "sigma_files"]
