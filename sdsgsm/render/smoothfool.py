@@ -1,7 +1,7 @@
 """SmoothFool's smoothing-factor curves as a print figure (Dabouei et al., SmoothFool, WACV 2020, Fig. 6).
 
 :func:`sigma_curves_figure` draws three panels against σ_g on a log axis — fooling rate (%), mean L2 and Ω_n
-(×1e3, SmoothFool eq. 4 normalised) — with one line per kernel g (Gaussian σ_g; uniform and linear of side
+(×1e3, SmoothFool eq. 4 normalised; L2 on a log axis when all are positive) — with one line per kernel g (Gaussian σ_g; uniform and linear of side
 k = 5σ_g). Headers and scales come from the metric registry (:data:`sdsgsm.metrics.METRICS`); the Gaussian
 line takes SmoothFool's method colour and the two others fixed contrasting colours (there is no kernel
 registry of colours). Render it with :func:`sdsgsm.render.figures.build` and write it with
@@ -69,7 +69,9 @@ def sigma_curves_figure(table: pd.DataFrame, info: Mapping | None = None) -> Fig
         if col == "fooling_rate":
             ax.set_ylim(-3, 103)
             ax.set_yticks([0, 25, 50, 75, 100])
-        ax.set_title(_header(key))
+        elif col == "l2" and len(df) and (df["l2"] > 0).all():  # L2 spans decades across kernels: log axis
+            ax.set_yscale("log")
+        ax.set_title(_header(key) + (" (log)" if ax.get_yscale() == "log" else ""))
         ax.set_xlabel("σ_g (log scale)")
         ax.grid(linewidth=0.3, alpha=0.5)
     handles, labels = axs[0].get_legend_handles_labels()
