@@ -1,8 +1,9 @@
 """SmoothFool's smoothing-factor curves as a print figure (Dabouei et al., SmoothFool, WACV 2020, Fig. 6).
 
 :func:`sigma_curves_figure` draws three panels against σ_g on a log axis — fooling rate (%), mean L2 and Ω_n
-(×1e3, SmoothFool eq. 4 normalised; L2 on a log axis when all are positive) — with one line per kernel g (Gaussian σ_g; uniform and linear of side
-k = 5σ_g). Headers and scales come from the metric registry (:data:`sdsgsm.metrics.METRICS`); the Gaussian
+(×1e3, SmoothFool eq. 4 normalised; L2 on a log axis when all are positive) — with one line per kernel g
+(Gaussian σ_g; uniform and linear of side k = 5σ_g). Headers and scales come from the metric registry
+(:data:`sdsgsm.metrics.METRICS`); the Gaussian
 line takes SmoothFool's method colour and the two others fixed contrasting colours (there is no kernel
 registry of colours). Render it with :func:`sdsgsm.render.figures.build` and write it with
 :func:`sdsgsm.render.figures.figure_files`.
