@@ -454,6 +454,17 @@ DETECTION_PARAMS: dict[str, Param] = {p.name: p for p in [
 ]}
 
 
+# ----------------------------------------------------------------------------- transfer matrix
+# A spec table of its own: these parameters feed sdsgsm.experiments.transfer.run_transfer only (flags of
+# ``python -m sdsgsm transfer``).
+TRANSFER_PARAMS: dict[str, Param] = {p.name: p for p in [
+    Param("scale_linf", float, 0.0, "Scale to L∞ before transfer", "rescale every perturbation r = x_adv − x to this "
+          "L∞ before the target models classify it, x + r·s/‖r‖∞ clipped to [0, 1] (SmoothFool, Dabouei et al. "
+          "WACV 2020, Table 4: 16/255 for the minimum-norm attacks); 0 = off, the raw x_adv", "scale_linf",
+          "transfer", unit="1/255", lo=0.0, hi=64 / 255, step=0.5),
+]}
+
+
 # ----------------------------------------------------------------------------- robust-training lab
 # A spec table of its own: these parameters feed sdsgsm.experiments.lab.TrainConfig (group 'train', the flags of
 # ``lab train``) and EvalConfig (group 'eval', the flags of ``lab eval``); their defaults, range checks, CLI flags,

@@ -23,6 +23,7 @@ from sdsgsm.cli import (
     lab,
     patch_eval,
     queries,
+    sigma_curves,
     train_patch,
     transfer,
     universal,
@@ -31,7 +32,8 @@ from sdsgsm.cli.common import PROG, CliError, Parser, finish_help, out_dir
 from sdsgsm.models import first_line
 
 # one module per command group; each registers its sub-command(s) and their ``run``
-COMMANDS = (attack, benchmark, figures, defend, detect, queries, lab, transfer, universal, train_patch, patch_eval, app)
+COMMANDS = (attack, benchmark, figures, sigma_curves, defend, detect, queries, lab, transfer, universal, train_patch,
+            patch_eval, app)
 
 
 def build_parser() -> Parser:

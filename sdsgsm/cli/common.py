@@ -310,6 +310,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {  # sub-command path -> usage examples (
     "universal": ("universal --inner deepfool,smoothfool --sigmas 1,5,10 --max-passes 3 --out out/universal",
                   "universal --inner smoothfool --sigmas 5 --limit 6 --max-passes 1 --targets lite1 "
                   "--out out/uap_small"),
+    "sigma-curves": ("sigma-curves --data gallery:imagenet --values 1,2,5,10 --threads 1 --out out/sigma",
+                     "sigma-curves --kernels gaussian,linear --values 2,5 --limit 4 --out out/sigma_small"),
 }
 
 

@@ -20,7 +20,7 @@ from sdsgsm.cli.common import (
 )
 from sdsgsm.ensemble import ALIASES, WORK_SIZE
 from sdsgsm.experiments.transfer import DEFAULT_METHODS
-from sdsgsm.params import PRESETS, add_flags
+from sdsgsm.params import PRESETS, TRANSFER_PARAMS, add_flags, values_from_args
 
 
 def add_parser(sub) -> None:
@@ -44,6 +44,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", required=True, help="output directory")
     add_flags(p, preset_defaults=True)
+    add_flags(p, spec=TRANSFER_PARAMS)
     p.set_defaults(run=run)
 
 
@@ -78,7 +79,8 @@ def run(args) -> str:
         units = ctx.units()
         res = run_transfer(sources, targets, x.to(sources[0][1].device), y, methods, cfg,
                            batch_size=args.batch_size, progress=ctx.progress, should_stop=ctx.should_stop,
-                           keys=keys, data=info["name"], meta=meta, units=units)
+                           keys=keys, data=info["name"], meta=meta, units=units,
+                           **values_from_args(args, spec=TRANSFER_PARAMS))
     write({**transfer_files(res), **figure_files(res)}, args.out)
     if units is not None:
         units.close() if res.stopped else units.clear()

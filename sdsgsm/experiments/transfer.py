@@ -18,6 +18,14 @@ and the target classify correctly when clean; success = the target's prediction 
 from the label (an unknown label, −1, is replaced by the source's clean prediction, as in the benchmark, so
 the target must then agree with the source). L2, L∞, SSIM and time are properties of x_adv, hence of the
 source: measured through the metric registry over every sample attacked on that source (its clean-correct ones).
+
+Scaling to an L∞ budget (``scale_linf``, :data:`sdsgsm.params.TRANSFER_PARAMS`, default 0 = off): a minimum-norm
+attack (DeepFool, SmoothFool, CW) stops just past the source's decision boundary, so its raw perturbation
+rarely transfers. SmoothFool's transfer study (Dabouei, Soleymani, Taherkhani, Dawson & Nasrabadi, WACV 2020,
+Table 4) rescales every perturbation r = x_adv − x to L∞ = 16/255 before handing it to the target models:
+x_t = clip(x + r·(s / ‖r‖∞), 0, 1) (:func:`scale_to_linf`). With ``scale_linf`` = s > 0 every target (the
+source itself included) classifies x_t, and the L2, L∞ and SSIM columns are those of x_t; the source's white-box
+ASR (``source_asr``) stays that of the attack itself. A sample whose r is zero is left as it is.
 """
 
 from __future__ import annotations
@@ -45,8 +53,9 @@ from sdsgsm.experiments.runner import (
     select,
     warm_up,
 )
-from sdsgsm.metrics import evaluate, summarise
+from sdsgsm.metrics import evaluate, l2_norms, linf_norms, ssim_scores, summarise
 from sdsgsm.occlusion import occlusion_scan
+from sdsgsm.params import TRANSFER_PARAMS, check
 
 DEFAULT_METHODS = ("fgsm", "ifgsm", "mifgsm", "nifgsm", "tifgsm", "pgd", "sd-sgsm")
 CRITERION = ("ASR over samples that both the source and the target classify correctly when clean (clean "
@@ -62,6 +71,9 @@ SAMPLE_COLUMNS = ["method", "source", "source_models", "target", "target_models"
 SUMMARY_COLUMNS = ["method", "source", "source_models", "target", "target_models", "relation", "n", "asr",
                    "source_asr", "n_source", "l2_mean", "l2_std", "linf_max", "ssim_mean", "ssim_std", "time_s_mean",
                    "n_total", "steps", "eps", "size", "complete", "criterion"]
+SCALE_RULE = ("every perturbation r = x_adv − x is scaled to L∞ = {s:g}/255 before the targets classify it, "
+              "x_t = clip(x + r·s/‖r‖∞, 0, 1) (SmoothFool, Dabouei et al. WACV 2020, Table 4); L2, L∞ and SSIM are "
+              "those of x_t, the source's white-box ASR that of the attack itself")
 OUTPUT_FILES = ("transfer.csv", "transfer_per_sample.csv", "transfer.md", "transfer.json")
 Model = tuple[ModelSpec, torch.nn.Module]
 
@@ -103,6 +115,16 @@ class TransferResult(ExperimentResult):
         return self.summary[cols].drop_duplicates(["method", "source"]).reset_index(drop=True)
 
 
+def scale_to_linf(x: torch.Tensor, x_adv: torch.Tensor, linf: float) -> torch.Tensor:
+    """x_t = clip(x + r·(linf / ‖r‖∞), 0, 1) per sample, r = x_adv − x (SmoothFool, Dabouei et al. WACV 2020,
+    Table 4: every perturbation scaled to L∞ = 16/255 before transfer); x (N, C, H, W). A zero r is kept.
+    The clip to [0, 1] can leave a pixel's change below ``linf``, never above it."""
+    r = x_adv - x
+    norm = r.flatten(1).abs().amax(1).view(-1, 1, 1, 1)
+    factor = torch.where(norm > 0, linf / norm.clamp_min(1e-12), torch.ones_like(norm))
+    return (x + r * factor).clamp(0.0, 1.0)
+
+
 def _target_clean(targets: list[Model], x: torch.Tensor, batch_size: int) -> dict[str, np.ndarray]:
     """Each target's clean predictions (N,) on x, by label."""
     return {spec.label: clean_logits(model, x, batch_size).argmax(1).cpu().numpy() for spec, model in targets}
@@ -141,10 +163,10 @@ def _source(spec: ModelSpec, model, x: torch.Tensor, y, batch_size: int, keys: l
 
 def _attack_source(src: _Source, x: torch.Tensor, targets: list[Model], clean: dict, method: str,
                    cfg: AttackConfig, batch_size: int, tick: Callable[[int], bool], scans: dict,
-                   adv: list) -> tuple[list, bool]:
+                   adv: list, scale_linf: float = 0.0) -> tuple[list, bool]:
     """Craft with one method on one source in the benchmark's batches; rows for every target; appends
     (indices, x_adv numpy) per batch to ``adv``. ``tick(n)`` reports progress and returns True to stop
-    before the next batch."""
+    before the next batch. ``scale_linf`` > 0: the targets see :func:`scale_to_linf` of x_adv."""
     m, parts = METHODS[method], []
     for b, start in enumerate(range(0, len(src.idx), batch_size)):
         if tick(0):
@@ -155,20 +177,24 @@ def _attack_source(src: _Source, x: torch.Tensor, targets: list[Model], clean: d
             scans[(b, cfg.scan)] = occlusion_scan(src.model, xb, cfg.scan, y=yb)
         result = m.fn(src.model, xb, yb, cfg, scan=scans.get((b, cfg.scan)) if m.spatial else None)
         per = evaluate(xb, result).per_sample
+        x_t = result.x_adv
+        if scale_linf > 0:  # the L2 / L∞ / SSIM of what the targets see
+            x_t = scale_to_linf(xb, result.x_adv, scale_linf)
+            per = per.assign(l2=l2_norms(xb, x_t), linf=linf_norms(xb, x_t), ssim=ssim_scores(xb, x_t))
         i = idx.cpu().numpy()
         rows = pd.DataFrame({"method": method, "source": src.spec.label, "source_models": src.spec.models,
                              "index": i, "key": [src.keys[j] for j in i], "label": result.y.cpu().numpy(),
                              "source_clean_pred": result.clean_pred.cpu().numpy(),
                              "source_adv_pred": result.adv_pred.cpu().numpy(), "source_success": per["success"],
                              **{c: per[c].to_numpy() for c in ("l2", "linf", "ssim", "time_s")}, "batch": b})
-        parts += _target_rows(rows, src.spec, targets, clean, result.x_adv, rows["label"].to_numpy(), i)
-        adv.append((i, result.x_adv.detach().float().cpu().numpy()))
+        parts += _target_rows(rows, src.spec, targets, clean, x_t, rows["label"].to_numpy(), i)
+        adv.append((i, x_t.detach().float().cpu().numpy()))
         tick(len(idx))
     return parts, False
 
 
 def _craft_all(srcs: list[_Source], x, targets, clean, methods, cfg_of, batch_size, tick, state,
-               units: UnitStore | None = None) -> tuple:
+               units: UnitStore | None = None, scale_linf: float = 0.0) -> tuple:
     """Every (source, method) in order: (per-target rows, [(method, source, complete)], x_adv per pair,
     stopped). The zero-out scan of a batch is shared by the source's spatial methods. A (method, source)
     finished by an earlier run is read back from ``units`` (its x_adv is not kept then)."""
@@ -186,7 +212,7 @@ def _craft_all(srcs: list[_Source], x, targets, clean, methods, cfg_of, batch_si
             warm_up(src.model, x[src.idx[:1]], method, k > 0)
             adv = []
             got, stopped = _attack_source(src, x, targets, clean, method, cfg_of[method], batch_size, tick, scans,
-                                          adv)
+                                          adv, scale_linf)
             if units is not None and not stopped and got:
                 got = [pd.concat(got, ignore_index=True)]
                 units.add(key, got)
@@ -204,7 +230,8 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
                  methods: list[str], cfgs: dict[str, AttackConfig] | AttackConfig, batch_size: int = 16,
                  progress: Callable[[str, int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, *, keys: list[str] | None = None,
-                 data: str = "", meta: dict | None = None, units: UnitStore | None = None) -> TransferResult:
+                 data: str = "", meta: dict | None = None, units: UnitStore | None = None,
+                 scale_linf: float = TRANSFER_PARAMS["scale_linf"].default) -> TransferResult:
     """The transfer matrix (source × target ASR per method) and each source's L2 / SSIM (Papernot et al. 2016).
 
     Args:
@@ -216,11 +243,15 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
             all (source, method) pairs; should_stop: polled before every batch (finished batches are kept).
         units: a :class:`~sdsgsm.experiments.runner.UnitStore` recording every finished (method, source); those
             an earlier run with the same configuration finished are read back, not run.
+        scale_linf: 0 (off) or the L∞ every perturbation is scaled to before the targets see it
+            (:func:`scale_to_linf`; SmoothFool's Table 4 uses 16/255).
     Returns a TransferResult. Raises ValueError for bad methods / batch size or a source that gets no
     image right.
     """
     methods = parse_methods(methods)
     cfg_of = cfg_map(methods, cfgs)
+    check("scale_linf", scale_linf, TRANSFER_PARAMS)
+    scale_linf = float(scale_linf)
     if not sources or not targets:
         raise ValueError("Give at least one source and one target.")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -242,13 +273,16 @@ def run_transfer(sources: list[Model], targets: list[Model], x: torch.Tensor, y:
                      "sources": {s.label: fingerprint_model(m) for s, m in sources},
                      "targets": {t.label: fingerprint_model(m) for t, m in targets}, "data": data, "keys": keys,
                      "images": fingerprint_tensor(x), "labels": None if y is None else fingerprint_tensor(y),
-                     "device": str(x.device)},
+                     "device": str(x.device), **({"scale_linf": scale_linf} if scale_linf > 0 else {})},
                     len(methods) * len(srcs))
     parts, done, adversarial, stopped = _craft_all(srcs, x, targets, clean, methods, cfg_of, batch_size, tick, state,
-                                                   units)
+                                                   units, scale_linf)
     per_sample = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*SAMPLE_COLUMNS,
                                                                                           "source_success"])
     config = _config(sources, targets, methods, cfg_of, srcs, x, data, keys, time.perf_counter() - t0, meta)
+    config["scale_linf"] = scale_linf
+    if scale_linf > 0:
+        config["scale_linf_rule"] = SCALE_RULE.format(s=scale_linf * 255)
     summary = _summary(per_sample, cfg_of, done, config)
     return TransferResult(summary, per_sample[SAMPLE_COLUMNS], config, stopped, adversarial)
 
@@ -352,6 +386,8 @@ def transfer_markdown(result: TransferResult) -> str:
               _md(source_cells(result)), "", f"ASR criterion: {CRITERION}.",
               f"Images: {result.config['resize_rule']}.",
               "Models: " + "; ".join(f"{s['label']} = {s['models']}" for s in result.config["sources"]) + "."]
+    if result.config.get("scale_linf_rule"):
+        lines.append(f"Scaling: {result.config['scale_linf_rule']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -382,6 +418,6 @@ def figure_files(result: TransferResult, stem: str = "transfer_matrix") -> dict[
     return figures.figure_files(fig, stem, info, "transfer")
 
 
-__all__ = ["CRITERION", "DEFAULT_METHODS", "OUTPUT_FILES", "RESIZE_RULE", "TransferResult", "figure_files",
-           "merge_transfer", "relation", "run_transfer", "source_cells", "transfer_figure", "transfer_files",
-           "transfer_markdown"]
+__all__ = ["CRITERION", "DEFAULT_METHODS", "OUTPUT_FILES", "RESIZE_RULE", "SCALE_RULE", "TransferResult",
+           "figure_files", "merge_transfer", "relation", "run_transfer", "scale_to_linf", "source_cells",
+           "transfer_figure", "transfer_files", "transfer_markdown"]
