@@ -62,7 +62,8 @@ def test_every_method_shows_only_its_widgets_panels_and_sentences():
         assert ("Scan time" in tiles) == ("saliency" in views and "patch" in shown), name
         assert "255.00" not in " ".join(tiles.values()) and "step(s)" not in body, name
         assert f"Adversarial ({m.label}):" in body, name
-        heat = len(at.main.get("image")) - 3  # the heat maps are pictures after the three photos
+        in_expanders = sum(len(e.get("image")) for e in at.expander)  # e.g. the patch's shipped placement figures
+        heat = len(at.main.get("image")) - 3 - in_expanders  # the heat maps are pictures after the three photos
         assert heat == ("saliency" in views and "patch" in shown) + ("budget_map" in views), name
         reading = [t.value for t in at.markdown if t.value.startswith("The label")]
         if reading and "bound" not in views:
