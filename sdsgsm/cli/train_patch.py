@@ -65,6 +65,7 @@ def run(args) -> str:
         model = model_from_args(args)
         x, _, _, _ = load_benchmark_data(args.data, model)
         out = args.out or PATCH_DIR
+        xe, ye = load_benchmark_data(args.eval_data, model)[:2] if args.curve_every else (None, None)
         ctx.say(f"train-patch: {plural(len(sizes), 'size')} ({','.join(map(str, sizes))}), "
                 f"{plural(values['steps'], 'iteration')} each over {plural(len(x), 'image')} of {args.data}, "
                 f"on {model.name}")
@@ -80,7 +81,6 @@ def run(args) -> str:
                 ctx.progress(f"training the {size}-px patch", i, len(sizes))
                 on_chunk = None
                 if args.curve_every:
-                    xe, ye, _, _ = load_benchmark_data(args.eval_data, model)
                     evaluate = curve_evaluator(model, xe, ye, size, run.target)
 
                     def on_chunk(done, patch, size=size, evaluate=evaluate):

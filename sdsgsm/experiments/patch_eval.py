@@ -43,10 +43,9 @@ from sdsgsm.experiments.runner import (
 )
 from sdsgsm.occlusion import ScanConfig, occlusion_scan
 from sdsgsm.params import PATCH_MODES, PLACEMENTS
-from sdsgsm.render.patches import PLACEMENT_NAMES
+from sdsgsm.render.patches import KIND_NAMES, PLACEMENT_NAMES
 
 SIZES = (32, 48, 64)
-KIND_LABELS = {"paste": "pasted crop of another class", "universal": "universal patch (toaster)"}
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ def patch_eval_markdown(result: ExperimentResult) -> str:
     for kind in dict.fromkeys(s["kind"]):
         part = s[s["kind"] == kind]
         cols = list(dict.fromkeys(part["placement"]))
-        out.append(f"\n{KIND_LABELS[kind]}\n\n| side (px) | " + " | ".join(PLACEMENT_NAMES[c] for c in cols)
+        out.append(f"\n{KIND_NAMES[kind]}\n\n| side (px) | " + " | ".join(PLACEMENT_NAMES[c] for c in cols)
                    + " |\n|---|"
                    + "---|" * len(cols))
         for size in dict.fromkeys(part["size"]):
@@ -198,15 +197,20 @@ def patch_eval_files(result: ExperimentResult, stem: str = "patch_eval") -> dict
         fig = figures.build(placement_figure, result.summary, result.config["clean_accuracy"])
         info = {k: result.config[k] for k in ("spec", "data", "n_images", "model", "clean_accuracy", "target", "scan")}
         files.update(figures.figure_files(fig, f"{stem}_placement", info, "patch_placement"))
-    record = patch_info().get("patches", {})
-    curves = {e["size"]: e["curve"] for e in record.values() if e.get("curve") and e["size"] in result.config["spec"]
-              ["sizes"]}
+    curves = shipped_curves(result.config["spec"]["sizes"])
     if curves and "universal" in result.config["spec"]["kinds"]:
         info = {"patches": {name: {k: e.get(k) for k in ("command", "iterations", "seed", "data", "curve_data",
-                                                           "sha256")} for name, e in record.items()}}
+                                                           "sha256")} for name, e in patch_info()["patches"].items()}}
         files.update(figures.figure_files(figures.build(curve_figure, curves), f"{stem}_training_curve", info,
                                           "patch_training_curve"))
     return files
+
+
+def shipped_curves(sizes=None) -> dict[int, list[dict]]:
+    """{side: training curve} of the shipped universal patches that recorded one (``train-patch --curve-every``),
+    limited to ``sizes`` when given."""
+    return {e["size"]: e["curve"] for e in patch_info().get("patches", {}).values()
+            if e.get("curve") and (sizes is None or e["size"] in sizes)}
 
 
 def placement_sentence(summary: pd.DataFrame, kind: str, size: int) -> str:
@@ -217,7 +221,7 @@ def placement_sentence(summary: pd.DataFrame, kind: str, size: int) -> str:
     worst, best = part["accuracy"].idxmin(), part["accuracy"].idxmax()
     names = {"omega-star": "at Ω* (the most sensitive window)", "least-sensitive": "at the least sensitive window",
              "centre": "at the centre", "random": "at random positions"}
-    text = (f"A {size}-px {KIND_LABELS[kind]} hurts most {names[worst]} (top-1 {part.loc[worst, 'accuracy']:.0f} %) "
+    text = (f"A {size}-px {KIND_NAMES[kind]} hurts most {names[worst]} (top-1 {part.loc[worst, 'accuracy']:.0f} %) "
             f"and least {names[best]} ({part.loc[best, 'accuracy']:.0f} %)")
     if worst == "omega-star":
         text += ": the zero-out scan predicts where a patch does the most harm."

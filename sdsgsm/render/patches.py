@@ -15,7 +15,7 @@ PLACEMENT_LABELS = {"omega-star": "Ω* (most\nsensitive)", "least-sensitive": "l
                     "centre": "centre", "random": "random\n(mean of seeds)"}
 PLACEMENT_NAMES = {"omega-star": "Ω*", "least-sensitive": "least sensitive", "centre": "centre",
                    "random": "random (mean of seeds)"}
-KIND_TITLES = {"paste": "Pasted crop of another class", "universal": "Universal patch (target: toaster)"}
+KIND_NAMES = {"paste": "pasted crop of another class", "universal": "universal patch (toaster)"}  # tables, sentences
 _GREYS = ("#9ecae1", "#4292c6", "#08519c", "#08306b")
 
 
@@ -43,7 +43,8 @@ def placement_figure(summary: pd.DataFrame, clean_accuracy: float) -> Figure:
         ax.axhline(clean_accuracy, color="0.3", linestyle="--", linewidth=0.8, label="no patch")
         ax.set_xticks(np.arange(len(places)), [PLACEMENT_LABELS.get(p, p) for p in places])
         ax.set_ylim(0, 100)
-        ax.set_title(KIND_TITLES.get(kind, kind))
+        name = KIND_NAMES.get(kind, kind)
+        ax.set_title(name[:1].upper() + name[1:])
         ax.grid(axis="y", linewidth=0.3, alpha=0.5)
     axes[0].set_ylabel("top-1 accuracy under the patch (%)")
     handles, labels = [], []
@@ -80,4 +81,4 @@ def curve_figure(curves: dict[int, list[dict]]) -> Figure:
     return fig
 
 
-__all__ = ["KIND_TITLES", "PLACEMENT_LABELS", "PLACEMENT_NAMES", "curve_figure", "placement_figure"]
+__all__ = ["KIND_NAMES", "PLACEMENT_LABELS", "PLACEMENT_NAMES", "curve_figure", "placement_figure"]

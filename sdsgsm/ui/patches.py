@@ -9,10 +9,10 @@ import json
 import pandas as pd
 import streamlit as st
 
-from sdsgsm.attacks.patch import PATCH_DIR, patch_info
-from sdsgsm.experiments.patch_eval import KIND_LABELS, placement_sentence
+from sdsgsm.attacks.patch import PATCH_DIR
+from sdsgsm.experiments.patch_eval import placement_sentence, shipped_curves
 from sdsgsm.render import figures
-from sdsgsm.render.patches import PLACEMENT_NAMES, curve_figure, placement_figure
+from sdsgsm.render.patches import KIND_NAMES, PLACEMENT_NAMES, curve_figure, placement_figure
 from sdsgsm.ui.figures import PREVIEW_DPI
 
 RESULTS = PATCH_DIR / "patch_eval.csv"
@@ -34,8 +34,8 @@ def _placement_png(summary: pd.DataFrame, clean: float) -> bytes:
 
 @st.cache_data(show_spinner=False)
 def _curve_png() -> bytes | None:
-    curves = {e["size"]: e.get("curve", []) for e in patch_info().get("patches", {}).values()}
-    if not any(curves.values()):
+    curves = shipped_curves()
+    if not curves:
         return None
     return figures.render(figures.build(curve_figure, curves), "png", dpi=PREVIEW_DPI)
 
@@ -44,7 +44,7 @@ def table(summary: pd.DataFrame) -> pd.DataFrame:
     """Rows: kind and side; columns: placements; cells 'accuracy % (patch's class %)'."""
     rows = []
     for (kind, size), part in summary.groupby(["kind", "size"], sort=False):
-        row = {"patch": KIND_LABELS[kind], "side (px)": int(size)}
+        row = {"patch": KIND_NAMES[kind], "side (px)": int(size)}
         for _, r in part.iterrows():
             row[PLACEMENT_NAMES[r["placement"]]] = f"{r['accuracy']:.0f} % ({r['target_hit']:.0f} %)"
         rows.append(row)
